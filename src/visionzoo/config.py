@@ -1,0 +1,413 @@
+"""Typed recipe configuration.
+
+One schema (:data:`SCHEMA`) lists every key with its type, default, allowed values and help. Key
+names follow MindCV's ``config.py`` wherever MindCV has the concept, so MindCV's own recipes load
+unchanged. Precedence: schema defaults < YAML file < command line.
+
+YAML files may be flat (MindCV's layout) or grouped one level deep (``system:``, ``optimizer:``,
+...). Files are read with ``yaml.safe_load`` only: a ``!!python/...`` tag is refused.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = ["Key", "SCHEMA", "Config", "load_config", "parse_args", "load_yaml", "DEVICES"]
+
+DEVICES = ("Ascend", "GPU", "CPU")
+_NONE_STRINGS = ("none", "null", "~", "")
+_TRUE = ("true", "1", "yes", "y", "on")
+_FALSE = ("false", "0", "no", "n", "off")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One recipe key: ``kind`` is one of int, float, str, bool, floats (a tuple of floats), ints."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: Optional[Tuple[Any, ...]] = None
+    optional: bool = False  # None is a valid value
+    min: Optional[float] = None
+    length: Optional[int] = None  # exact length for tuples
+    group: str = "system"
+
+
+def _k(group: str, name: str, kind: str, default: Any, help: str, **kw: Any) -> Key:
+    return Key(name=name, kind=kind, default=default, help=help, group=group, **kw)
+
+
+_IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+_IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+
+SCHEMA: Tuple[Key, ...] = (
+    # system
+    _k("system", "mode", "int", 0, "0: graph mode, 1: PyNative mode", choices=(0, 1)),
+    _k("system", "device_target", "str", "CPU", "device to run on", choices=DEVICES),
+    _k("system", "distribute", "bool", False, "data-parallel training over all launched workers (msrun)"),
+    _k("system", "val_while_train", "bool", False, "validate every val_interval epochs"),
+    _k("system", "val_interval", "int", 1, "epochs between validations", min=1),
+    _k("system", "log_interval", "int", 100, "steps between progress log lines", min=1),
+    _k("system", "seed", "int", 42, "random seed for weights, data order and augmentation", min=0),
+    _k("system", "resume", "str", "", "'' (fresh run), 'auto' (latest checkpoint in ckpt_save_dir) or a checkpoint path"),
+    _k("system", "scale_lr", "bool", False, "scale lr linearly with the number of devices (lr * devices / tuned_devices)"),
+    _k("system", "tuned_devices", "int", 1, "number of devices the recipe's lr and batch were tuned for", min=1),
+    # dataset
+    _k("dataset", "dataset", "str", "imagenet", "dataset type",
+       choices=("imagenet", "cifar10", "cifar100", "digits", "synthetic", "mnist")),
+    _k("dataset", "data_dir", "str", "./", "dataset root folder"),
+    _k("dataset", "train_split", "str", "train", "training split (folder name for imagenet)"),
+    _k("dataset", "val_split", "str", "val", "validation split (folder name for imagenet)"),
+    _k("dataset", "dataset_download", "bool", False, "download the dataset when missing (cifar10 only)"),
+    _k("dataset", "num_parallel_workers", "int", 8, "dataset worker threads (capped at the CPU count)", min=1),
+    _k("dataset", "shuffle", "bool", True, "shuffle the training set"),
+    _k("dataset", "num_samples", "int", None, "use only this many training samples", optional=True, min=1),
+    _k("dataset", "batch_size", "int", 128, "per-device batch size", min=1),
+    _k("dataset", "eval_batch_size", "int", None, "per-device evaluation batch size (default: batch_size)", optional=True, min=1),
+    _k("dataset", "drop_remainder", "bool", True, "drop the last incomplete training batch (evaluation never drops)"),
+    # augmentation
+    _k("augmentation", "image_resize", "int", 224, "network input size", min=8),
+    _k("augmentation", "scale", "floats", (0.08, 1.0), "random resized crop area range", length=2),
+    _k("augmentation", "ratio", "floats", (0.75, 1.333), "random resized crop aspect range", length=2),
+    _k("augmentation", "hflip", "float", 0.5, "horizontal flip probability", min=0),
+    _k("augmentation", "vflip", "float", 0.0, "vertical flip probability", min=0),
+    _k("augmentation", "color_jitter", "float", 0.4, "colour jitter strength (0 disables)", optional=True, min=0),
+    _k("augmentation", "interpolation", "str", "bilinear", "resize interpolation",
+       choices=("bilinear", "bicubic", "nearest", "area", "lanczos")),
+    _k("augmentation", "auto_augment", "str", None, "mindcv policy, e.g. 'randaug-m9-mstd0.5' or 'autoaug'", optional=True),
+    _k("augmentation", "aug_splits", "int", 0, "augmentation splits (not supported: must be 0)", choices=(0,)),
+    _k("augmentation", "re_prob", "float", 0.0, "random erasing probability", min=0),
+    _k("augmentation", "re_scale", "floats", (0.02, 0.33), "random erasing area range", length=2),
+    _k("augmentation", "re_ratio", "floats", (0.3, 3.3), "random erasing aspect range", length=2),
+    _k("augmentation", "re_value", "str", "0", "random erasing fill: a number, 'random'"),
+    _k("augmentation", "re_max_attempts", "int", 10, "random erasing attempts", min=1),
+    _k("augmentation", "mean", "floats", None, "normalisation mean in 0-255 units (default: the dataset's)", optional=True, length=3),
+    _k("augmentation", "std", "floats", None, "normalisation std in 0-255 units (default: the dataset's)", optional=True, length=3),
+    _k("augmentation", "crop_pct", "float", 0.875, "eval centre-crop fraction (resize to image_resize / crop_pct)", min=0.01),
+    _k("augmentation", "crop_padding", "int", 4, "CIFAR random-crop padding", min=0),
+    _k("augmentation", "mixup", "float", 0.0, "mixup alpha (0 disables)", min=0),
+    _k("augmentation", "cutmix", "float", 0.0, "cutmix alpha (0 disables)", min=0),
+    _k("augmentation", "cutmix_prob", "float", 1.0, "probability of cutmix when both are on", min=0),
+    _k("augmentation", "aug_repeats", "int", 0, "repeated augmentation (not supported: must be 0)", choices=(0,)),
+    # model
+    _k("model", "model", "str", "googlenet", "registered model name"),
+    _k("model", "num_classes", "int", 1000, "number of classes", min=1),
+    _k("model", "in_channels", "int", 3, "input channels", min=1),
+    _k("model", "drop_rate", "float", None, "classifier dropout (default: the model's)", optional=True, min=0),
+    _k("model", "drop_path_rate", "float", None, "unused by these models; accepted for MindCV recipes", optional=True, min=0),
+    _k("model", "aux_logits", "bool", False, "GoogLeNet auxiliary heads"),
+    _k("model", "pretrained", "bool", False, "start from the registry's pretrained weights"),
+    _k("model", "ckpt_path", "str", "", "weights to start from (fine-tuning); validate.py: the checkpoint to score"),
+    _k("model", "resume_opt", "bool", False, "MindCV compatibility: with ckpt_path, also restore optimizer state (use resume instead)"),
+    _k("model", "keep_checkpoint_max", "int", 10, "checkpoints kept", min=1),
+    _k("model", "ckpt_save_dir", "str", "./ckpt", "checkpoint and log folder"),
+    _k("model", "ckpt_save_interval", "int", 1, "epochs between checkpoints", min=1),
+    _k("model", "ckpt_save_policy", "str", "latest_k", "which checkpoints to keep", choices=("latest_k", "top_k")),
+    _k("model", "epoch_size", "int", 90, "training epochs", min=1),
+    _k("model", "dataset_sink_mode", "bool", True, "dataset sink mode (Ascend/GPU; ignored on CPU)"),
+    _k("model", "ema", "bool", False, "exponential moving average of weights (not supported: must be False)", choices=(False,)),
+    _k("model", "ema_decay", "float", 0.9999, "EMA decay", min=0),
+    _k("model", "clip_grad", "bool", False, "clip gradients by global norm"),
+    _k("model", "clip_value", "float", 15.0, "global-norm clip value", min=0),
+    _k("model", "layer_decay", "float", None, "not supported: must be unset", optional=True, choices=(None,)),
+    _k("model", "gradient_accumulation_steps", "int", 1, "micro-batches per optimizer update", min=1),
+    # optimizer
+    _k("optimizer", "opt", "str", "momentum", "optimizer", choices=("momentum", "sgd", "nesterov", "adamw", "adam")),
+    _k("optimizer", "momentum", "float", 0.9, "momentum", min=0),
+    _k("optimizer", "weight_decay", "float", 1e-6, "weight decay", min=0),
+    _k("optimizer", "use_nesterov", "bool", False, "Nesterov momentum"),
+    _k("optimizer", "weight_decay_filter", "str", "disable",
+       "'disable': decay every parameter; 'norm_and_bias' or 'auto': no decay on BatchNorm parameters and biases",
+       choices=("disable", "auto", "norm_and_bias")),
+    _k("optimizer", "eps", "float", 1e-10, "Adam epsilon", min=0),
+    # scheduler
+    _k("scheduler", "scheduler", "str", "cosine_decay", "learning-rate schedule",
+       choices=("constant", "cosine_decay", "warmup_cosine_decay", "step_decay", "multi_step_decay",
+                "staged_decay", "warmup_poly_decay", "polynomial_decay")),
+    _k("scheduler", "lr", "float", 0.001, "base learning rate", min=0),
+    _k("scheduler", "min_lr", "float", 1e-6, "final learning rate of cosine/polynomial decay", min=0),
+    _k("scheduler", "warmup_epochs", "int", 3, "linear warmup epochs", min=0),
+    _k("scheduler", "warmup_factor", "float", 0.0, "warmup starts at lr * warmup_factor", min=0),
+    _k("scheduler", "decay_epochs", "int", 100, "step_decay period / cosine length after warmup", min=0),
+    _k("scheduler", "decay_rate", "float", 0.9, "multiplier of step and multi-step decay", min=0),
+    _k("scheduler", "multi_step_decay_milestones", "ints", (30, 60, 90), "multi-step milestones (epochs)"),
+    _k("scheduler", "staged_decay_points", "floats", (0.3, 0.6, 0.8), "staged_decay: fractions of training where lr drops x0.1"),
+    _k("scheduler", "lr_power", "float", 2.0, "exponent of polynomial decay", min=0),
+    _k("scheduler", "lr_epoch_stair", "bool", False, "hold the lr constant within an epoch"),
+    _k("scheduler", "num_cycles", "int", 1, "cosine cycles (1 supported)", choices=(1,)),
+    _k("scheduler", "cycle_decay", "float", 1.0, "cosine cycle decay (unused with one cycle)", min=0),
+    # loss
+    _k("loss", "loss", "str", "CE", "loss function", choices=("CE", "ce")),
+    _k("loss", "label_smoothing", "float", 0.0, "label smoothing", min=0),
+    _k("loss", "aux_factor", "float", 0.0, "weight of GoogLeNet's auxiliary losses (needs aux_logits)", min=0),
+    _k("loss", "reduction", "str", "mean", "loss reduction", choices=("mean",)),
+    # amp
+    _k("amp", "amp_level", "str", "O0", "mixed precision level", choices=("O0", "O1", "O2", "O3")),
+    _k("amp", "val_amp_level", "str", "O0", "mixed precision level for validation", choices=("O0", "O1", "O2", "O3")),
+    _k("amp", "amp_cast_list", "str", None, "unused; accepted for MindCV recipes", optional=True),
+    _k("amp", "loss_scale_type", "str", "fixed", "loss scale manager", choices=("fixed", "dynamic", "auto", "none")),
+    _k("amp", "loss_scale", "float", 1.0, "(initial) loss scale", min=0),
+    _k("amp", "drop_overflow_update", "bool", False, "skip steps whose gradients overflow"),
+    _k("amp", "keep_batchnorm_fp32", "bool", True, "keep BatchNorm in float32 under O2"),
+    _k("amp", "eval_shuffle", "bool", False, "shuffle the evaluation set (MindCV compatibility)"),
+)
+
+KEYS: Dict[str, Key] = {k.name: k for k in SCHEMA}
+GROUPS = tuple(dict.fromkeys(k.group for k in SCHEMA))
+
+
+class Config:
+    """Resolved recipe: one attribute per schema key. Build with :func:`load_config`."""
+
+    def __init__(self, **values: Any) -> None:
+        for key in SCHEMA:
+            object.__setattr__(self, key.name, key.default)
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in KEYS:
+            raise ConfigError(_unknown_key_message(name))
+        object.__setattr__(self, name, parse_value(KEYS[name], value))
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = {}
+        for key in SCHEMA:
+            value = getattr(self, key.name)
+            out[key.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def replace(self, **changes: Any) -> "Config":
+        values = self.to_dict()
+        values.update(changes)
+        return Config(**values)
+
+    def dump_yaml(self) -> str:
+        """The resolved config as a grouped YAML document (loads back with :func:`load_config`)."""
+        grouped: Dict[str, Dict[str, Any]] = {g: {} for g in GROUPS}
+        values = self.to_dict()
+        for key in SCHEMA:
+            grouped[key.group][key.name] = values[key.name]
+        return yaml.safe_dump(grouped, sort_keys=False)
+
+    def __repr__(self) -> str:
+        return "Config(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.to_dict() == other.to_dict()
+
+
+def _unknown_key_message(name: str) -> str:
+    close = difflib.get_close_matches(name, list(KEYS), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see docs/training.md for the keys"
+    return f"unknown key {name!r}{hint}"
+
+
+def _parse_scalar(key: Key, kind: str, value: Any) -> Any:
+    where = f"key {key.name!r}"
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if kind == "str":
+        if isinstance(value, (list, dict, tuple)):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    raise AssertionError(kind)
+
+
+def parse_value(key: Key, value: Any) -> Any:
+    """Parse ``value`` (from YAML or a command-line string) by the key's type and check it."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_STRINGS and key.kind != "str"):
+        if key.optional:
+            return None
+        if key.kind == "str" and value is not None:
+            return ""
+        raise ConfigError(f"key {key.name!r} needs a value ({key.help})")
+    if key.kind in ("floats", "ints"):
+        items = value
+        if isinstance(value, str):
+            text = value.strip().strip("[]()")
+            items = [s for s in (p.strip() for p in text.split(",")) if s]
+        if not isinstance(items, (list, tuple)):
+            items = [items]
+        scalar = "float" if key.kind == "floats" else "int"
+        parsed = tuple(_parse_scalar(key, scalar, v) for v in items)
+        if key.length is not None and len(parsed) != key.length:
+            raise ConfigError(f"key {key.name!r} needs {key.length} comma-separated numbers, got {value!r}")
+        result: Any = parsed
+    else:
+        result = _parse_scalar(key, key.kind, value)
+    if key.choices is not None and result not in key.choices:
+        allowed = ", ".join(str(c) for c in key.choices)
+        raise ConfigError(f"key {key.name!r} got {result!r}; allowed values: {allowed}")
+    if key.min is not None:
+        values = result if isinstance(result, tuple) else (result,)
+        if any(v < key.min for v in values):
+            raise ConfigError(f"key {key.name!r} must be >= {key.min:g}, got {value!r}")
+    return result
+
+
+def load_yaml(path: str) -> Dict[str, Any]:
+    """Read a recipe file into a flat ``{key: value}`` dict (groups flattened) with a safe loader."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path!r}; pass an existing recipe, e.g. -c configs/googlenet/googlenet_digits_cpu.yaml")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.constructor.ConstructorError as e:
+        raise ConfigError(f"{path}: refused a YAML tag that could run code or build objects ({e.problem}); recipes hold plain values only") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of keys to values, got {type(data).__name__}")
+    flat: Dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, dict) and name not in KEYS:
+            for sub, subvalue in value.items():
+                flat[str(sub)] = subvalue
+        else:
+            flat[str(name)] = value
+    return flat
+
+
+def _check_cross_fields(cfg: Config) -> None:
+    if cfg.device_target == "CPU":
+        if cfg.loss_scale_type in ("dynamic", "auto"):
+            raise ConfigError(
+                f"loss_scale_type {cfg.loss_scale_type!r} cannot run on CPU (MindSpore's CPU backend has no "
+                "overflow detection); use loss_scale_type fixed with drop_overflow_update False, or none")
+        if cfg.drop_overflow_update and cfg.loss_scale_type == "fixed":
+            raise ConfigError(
+                "drop_overflow_update True cannot run on CPU (no overflow detection there); set drop_overflow_update False")
+    if cfg.warmup_epochs > cfg.epoch_size and cfg.scheduler not in ("constant",):
+        raise ConfigError(
+            f"warmup_epochs ({cfg.warmup_epochs}) is longer than training (epoch_size {cfg.epoch_size}); lower warmup_epochs")
+    if cfg.aux_factor > 0 and not cfg.aux_logits:
+        raise ConfigError("aux_factor > 0 needs aux_logits True (the auxiliary heads are off)")
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        raise ConfigError("mixup/cutmix are not supported by visionzoo yet; set mixup 0 and cutmix 0")
+
+
+def parse_args(argv: Sequence[str], flags: Iterable[str] = ()) -> Tuple[Optional[str], Dict[str, str], Dict[str, Any]]:
+    """Split ``argv`` into (config path, ``{key: raw value}`` overrides, ``{flag: value}``).
+
+    ``flags`` names extra options of the calling script. A name ending in ``?`` is a boolean switch
+    (``--dry_run``); others take one value. Unknown keys are refused with suggestions.
+    """
+    switch = {f[:-1] for f in flags if f.endswith("?")}
+    valued = {f for f in flags if not f.endswith("?")}
+    config_path: Optional[str] = None
+    overrides: Dict[str, str] = {}
+    extra: Dict[str, Any] = {name: False for name in switch}
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-c", "--config"):
+            if i + 1 >= len(args):
+                raise ConfigError(f"{arg} needs a file path")
+            config_path = args[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            config_path = arg.split("=", 1)[1]
+            i += 1
+            continue
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"unexpected argument {arg!r}; options look like --key value (see --help)")
+        name, eq, inline = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        if name in switch:
+            extra[name] = _parse_scalar(Key(name, "bool", False, ""), "bool", inline) if eq else True
+            i += 1
+            continue
+        if name not in KEYS and name not in valued:
+            close = difflib.get_close_matches(name, list(KEYS) + list(valued) + list(switch), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join('--' + c for c in close)}?" if close else "; see --help for the keys"
+            raise ConfigError(f"unknown option '--{name}'{hint}")
+        if eq:
+            value = inline
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"option '--{name}' needs a value")
+            value = args[i + 1]
+            i += 2
+        if name in valued:
+            extra[name] = value
+        else:
+            overrides[name] = value
+    return config_path, overrides, extra
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> Config:
+    """Build a :class:`Config`: schema defaults, then the YAML at ``path``, then ``overrides``."""
+    values: Dict[str, Any] = {}
+    if path:
+        for name, value in load_yaml(path).items():
+            if name not in KEYS:
+                raise ConfigError(f"{path}: {_unknown_key_message(name)}")
+            values[name] = value
+    values.update(overrides or {})
+    cfg = Config()
+    for name, value in values.items():
+        try:
+            setattr(cfg, name, value)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}" if path and name not in (overrides or {}) else str(e)) from None
+    _check_cross_fields(cfg)
+    return cfg
+
+
+def help_text() -> str:
+    """One line per key, grouped, for ``--help``."""
+    lines: List[str] = []
+    for group in GROUPS:
+        lines.append(f"{group}:")
+        for key in SCHEMA:
+            if key.group != group:
+                continue
+            choices = f" {{{', '.join(str(c) for c in key.choices)}}}" if key.choices else ""
+            lines.append(f"  --{key.name} ({key.kind}, default {key.default!r}){choices}: {key.help}")
+    return "\n".join(lines)
