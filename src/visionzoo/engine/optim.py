@@ -40,20 +40,20 @@ def build_optimizer(cfg: Any, network: nn.Cell, lr: np.ndarray) -> nn.Optimizer:
     'norm_and_bias'/'auto' exempt normalisation parameters and biases (see :func:`split_decay_params`).
     """
     params = network.trainable_params()
-    if cfg.weight_decay > 0 and cfg.weight_decay_filter != "disable":
+    # Always pass explicit groups: a plain parameter list makes MindSpore skip decay on any name
+    # containing "beta" or "gamma", which would silently break the 'disable' (decay all) recipes.
+    if cfg.weight_decay_filter != "disable":
         decay, no_decay = split_decay_params(network)
-        _logger.debug("weight decay on %d tensors, none on %d (norm/bias)", len(decay), len(no_decay))
-        groups: List[Dict[str, Any]] = []
-        if decay:
-            groups.append({"params": decay, "weight_decay": cfg.weight_decay})
-        if no_decay:
-            groups.append({"params": no_decay, "weight_decay": 0.0})
-        groups.append({"order_params": params})
-        params_arg: Any = groups
-        weight_decay = 0.0
     else:
-        params_arg = params
-        weight_decay = cfg.weight_decay
+        decay, no_decay = params, []
+    _logger.debug("weight decay %g on %d tensors, none on %d", cfg.weight_decay, len(decay), len(no_decay))
+    params_arg: List[Dict[str, Any]] = []
+    if decay:
+        params_arg.append({"params": decay, "weight_decay": cfg.weight_decay})
+    if no_decay:
+        params_arg.append({"params": no_decay, "weight_decay": 0.0})
+    params_arg.append({"order_params": params})
+    weight_decay = 0.0
     learning_rate = Tensor(np.asarray(lr, dtype=np.float32))
     name = cfg.opt
     if name in ("momentum", "nesterov"):
