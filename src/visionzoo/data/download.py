@@ -16,6 +16,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+from typing import Optional
 
 from ..errors import DataError
 from .cifar import CIFAR10
@@ -73,12 +74,15 @@ def safe_extract(archive: str, dest: str) -> None:
         raise DataError(f"{archive}: not a readable tar.gz archive ({e})") from None
 
 
-def download_cifar10(data_dir: str, url: str = CIFAR10_URL, md5: str = CIFAR10_MD5, timeout: float = 60.0) -> str:
+def download_cifar10(data_dir: str, url: Optional[str] = None, md5: Optional[str] = None,
+                     timeout: float = 60.0) -> str:
     """Fetch CIFAR-10's binary archive into ``data_dir/cifar-10-batches-bin``; returns that folder.
 
-    ``url`` and ``md5`` can be overridden (tests serve a small archive from 127.0.0.1). An existing
-    folder is kept as it is.
+    ``url`` and ``md5`` default to :data:`CIFAR10_URL` and :data:`CIFAR10_MD5` (read at call time);
+    tests override them to serve a small archive from 127.0.0.1. An existing folder is kept as it is.
     """
+    url = url or CIFAR10_URL
+    md5 = md5 or CIFAR10_MD5
     target = os.path.join(data_dir, CIFAR10.folder)
     if os.path.isdir(target):
         return target
