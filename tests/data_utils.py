@@ -110,3 +110,19 @@ def cifar10_archive(path: str, per_file: Sequence[int] = (2, 2, 2, 2, 2), n_test
             data = b"x" * info.size if info.isfile() else None
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     return path
+
+
+def write_cifar10_arrays(data_dir: str, images: np.ndarray, labels: Sequence[int]) -> str:
+    """Write the given uint8 N x 32 x 32 x 3 images as every CIFAR-10 file (train and test alike).
+
+    Returns the folder written (``data_dir/cifar-10-batches-bin``).
+    """
+    folder = os.path.join(data_dir, CIFAR10_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    n = images.shape[0]
+    planes = images.transpose(0, 3, 1, 2).reshape(n, 3072)
+    raw = np.concatenate([np.asarray(labels, np.uint8)[:, None], planes], axis=1).tobytes()
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(raw)
+    return folder

@@ -142,10 +142,14 @@ def _random_erasing(cfg: Any) -> List[Any]:
     if raw == "random":
         value: Any = "random"
     else:
+        # MindSpore's RandomErasing fills with integers (in normalised units, as it runs after Normalize)
         try:
-            value = float(raw)
+            number = float(raw)
         except ValueError:
-            raise DataError(f"re_value must be a number or 'random', got {cfg.re_value!r}") from None
+            number = float("nan")
+        if not (number.is_integer() and 0 <= number <= 255):
+            raise DataError(f"re_value must be an integer in 0-255 or 'random', got {cfg.re_value!r}")
+        value = int(number)
     return [V.RandomErasing(prob=min(float(cfg.re_prob), 1.0), scale=tuple(cfg.re_scale), ratio=tuple(cfg.re_ratio),
                             value=value, max_attempts=int(cfg.re_max_attempts))]
 
