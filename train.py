@@ -27,8 +27,9 @@ def main(argv: Sequence[str]) -> Optional[int]:
             sys.stdout.write(f"{key}: {value}\n")
         sys.stdout.write(json.dumps(plan) + "\n")
         return 0
-    result = Trainer(cfg).fit()
-    if result:
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    if trainer.ctx.is_main:
         sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from typing import Dict, Optional, Sequence
@@ -25,6 +26,10 @@ def run_script(script: str, args: Sequence[str], cwd: Optional[str] = None, time
     return subprocess.run(cmd, cwd=cwd or REPO, env=script_env(env), capture_output=True, text=True, timeout=timeout)
 
 
+_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO) ")
+
+
 def error_lines(proc: subprocess.CompletedProcess) -> list:
-    """The non-empty stderr lines that are not MindSpore's own log noise."""
-    return [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith("[WARNING]")]
+    """The stderr lines that are neither progress logs (INFO) nor MindSpore's own C++ warnings."""
+    return [l for l in proc.stderr.splitlines()
+            if l.strip() and not l.startswith("[WARNING]") and not _LOG_LINE.match(l)]

@@ -20,7 +20,7 @@ from mindspore import ParameterTuple
 
 from ..config import Config
 from ..distributed import RunContext, launched_by_msrun, setup_context
-from ..errors import ConfigError, DataError, TrainingDiverged
+from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .checkpoints import checkpoint_name, latest_checkpoint, prune, read_training_state, save_atomic
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
@@ -86,6 +86,12 @@ class Trainer:
         from ..data import build_dataset
 
         cfg = self.cfg
+        for key in ("ckpt_path",) + (("resume",) if cfg.resume not in ("", "auto") else ()):
+            path = getattr(cfg, key)
+            if path and not os.path.isfile(path):
+                what = "resume checkpoint" if key == "resume" else "ckpt_path checkpoint"
+                raise CheckpointError(f"{what} not found: {path!r}; pass an existing .ckpt file"
+                                      + (" or --resume auto" if key == "resume" else ""))
         self.ctx = self.ctx or setup_context(cfg, init_comm=not self.dry_run or launched_by_msrun())
         ctx = self.ctx
         ms.set_seed(cfg.seed)  # identical initial weights on every rank
@@ -210,9 +216,11 @@ class Trainer:
         if "_vz_model" in params and str(params["_vz_model"]) != self.cfg.model:
             raise ConfigError(f"resume checkpoint {path!r} was trained with model {params['_vz_model']!r}, "
                               f"not {self.cfg.model!r}; resume with the recipe it came from")
-        weights = {k: v for k, v in params.items() if isinstance(v, ms.Parameter) and not k.startswith("_vz_epoch")}
+        # the LR table is recomputed from the recipe (so a run can be extended); global_step positions it
+        weights = {k: v for k, v in params.items()
+                   if isinstance(v, ms.Parameter) and k not in ("_vz_epoch", "learning_rate")}
         not_loaded, _ = ms.load_param_into_net(self.train_step, weights, strict_load=True)
-        missing = [n for n in not_loaded if not n.startswith("_vz_accum")]
+        missing = [n for n in not_loaded if not n.startswith("_vz_accum") and n != "learning_rate"]
         if missing:
             raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                               f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")
