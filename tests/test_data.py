@@ -12,7 +12,7 @@ from visionzoo.config import Config
 from visionzoo.data import DatasetBundle, build_dataset
 from visionzoo.data import transforms as tf
 from visionzoo.data.digits import load_digits_split, split_indices
-from visionzoo.data.loader import ShardSampler
+from visionzoo.data.loader import ShardSampler, choose_workers
 from visionzoo.errors import DataError
 
 import data_utils as du
@@ -276,3 +276,12 @@ def test_num_samples_limits_training_set(tmp_path):
     bundle = build_dataset(cfg, "train")
     assert (bundle.num_samples, bundle.num_batches) == (6, 2)
     assert _collect(bundle)[0].shape == (6, 3, 8, 8)
+
+
+def test_choose_workers_caps_at_cpus_and_uses_one_for_in_memory_on_small_machines(caplog):
+    with caplog.at_level(logging.INFO, logger="visionzoo.data.loader"):
+        assert choose_workers(8, in_memory=False, cpus=2) == 2
+    assert "num_parallel_workers 8 capped at 2 (CPUs here: 2)" in caplog.text
+    assert choose_workers(8, in_memory=True, cpus=2) == 1
+    assert choose_workers(8, in_memory=True, cpus=16) == 8
+    assert choose_workers(1, in_memory=False, cpus=16) == 1

@@ -18,7 +18,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Optional
 
 import mindspore.dataset as ds
 import numpy as np
@@ -35,11 +35,12 @@ __all__ = ["DatasetBundle", "build_dataset", "ShardSampler", "SUPPORTED_DATASETS
 _logger = logging.getLogger(__name__)
 
 SUPPORTED_DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
-#: Output side (pixels) up to which an in-memory pipeline runs its map with one worker. Measured on
-#: 2 cores (benchmarks/bench_pipeline.py, docs/data.md): for 32x32 CIFAR a second worker made the
-#: pipeline several times slower (thread hand-off costs more than the per-image work); at 224x224
-#: the per-image work dominates and a second worker helps.
-SMALL_IMAGE_SIDE = 64
+#: Machines with at most this many CPUs run the map of in-memory sources (CIFAR, digits, synthetic)
+#: on one worker. Measured on 2 cores (benchmarks/bench_pipeline.py, docs/data.md): the Python source
+#: thread, the map workers and the model share the cores, and a second map worker was no faster (CIFAR
+#: 32x32: ~8.8k img/s with 1, ~7.2k with 2; 32->224: ~1.7k vs ~1.5k) while taking a core from the
+#: model. JPEG folders decode in C++ and do gain from a second worker (~265 -> ~400 img/s).
+IN_MEMORY_ONE_WORKER_CPUS = 4
 
 
 @dataclass
@@ -103,14 +104,18 @@ class ShardSampler(ds.Sampler):
         return iter(order.tolist())
 
 
-def choose_workers(requested: int, small_images: bool) -> int:
-    """Map workers: ``requested`` capped at the CPU count, and at 1 for small in-memory images."""
-    cpus = os.cpu_count() or 1
+def choose_workers(requested: int, in_memory: bool, cpus: Optional[int] = None) -> int:
+    """Map workers: ``requested`` capped at the CPU count; 1 for in-memory sources on small machines.
+
+    MindSpore refuses more workers than CPUs (recipes written for Ascend servers ask for 8 or more).
+    """
+    cpus = cpus or os.cpu_count() or 1
     workers = max(1, min(int(requested), cpus))
     if workers < requested:
         _logger.info("num_parallel_workers %d capped at %d (CPUs here: %d)", requested, workers, cpus)
-    if small_images and workers > 1:
-        _logger.debug("num_parallel_workers %d -> 1: small images are faster on one worker", workers)
+    if in_memory and workers > 1 and cpus <= IN_MEMORY_ONE_WORKER_CPUS:
+        _logger.info("num_parallel_workers %d -> 1 for an in-memory dataset on %d CPUs (measured faster; "
+                     "leaves the other cores to the model)", workers, cpus)
         workers = 1
     return workers
 
@@ -131,15 +136,14 @@ class _Source:
     valid: np.ndarray  # usable positions
     class_names: List[str]
     ops: List[Any]  # image ops
-    small_images: bool
+    in_memory: bool
 
 
-def _array_source(images: np.ndarray, labels: np.ndarray, class_names: List[str], ops: List[Any],
-                  small: bool) -> _Source:
+def _array_source(images: np.ndarray, labels: np.ndarray, class_names: List[str], ops: List[Any]) -> _Source:
     def make(sampler: ds.Sampler) -> Any:
         return ds.NumpySlicesDataset((images, labels), column_names=["image", "label"], sampler=sampler)
 
-    return _Source(make, int(labels.size), np.arange(labels.size), class_names, ops, small)
+    return _Source(make, int(labels.size), np.arange(labels.size), class_names, ops, True)
 
 
 def _cifar_source(cfg: Any, split: str, spec) -> _Source:
@@ -151,7 +155,7 @@ def _cifar_source(cfg: Any, split: str, spec) -> _Source:
     images, labels, names = load_cifar(data_dir, spec, split)
     mean, std = tf.resolve_mean_std(cfg, spec.name)
     ops = tf.array_train(cfg, mean, std, 32) if split == "train" else tf.array_eval(cfg, mean, std, 32)
-    return _array_source(images, labels, names, ops, cfg.image_resize <= SMALL_IMAGE_SIDE)
+    return _array_source(images, labels, names, ops)
 
 
 def _digits_source(cfg: Any, split: str) -> _Source:
@@ -161,7 +165,7 @@ def _digits_source(cfg: Any, split: str) -> _Source:
         ops = tf.array_train(cfg, mean, std, 8, crop_after_resize=True, allow_hflip=False)
     else:
         ops = tf.array_eval(cfg, mean, std, 8)
-    return _array_source(images, labels, names, ops, cfg.image_resize <= SMALL_IMAGE_SIDE)
+    return _array_source(images, labels, names, ops)
 
 
 def _synthetic_source(cfg: Any, split: str) -> _Source:
@@ -170,7 +174,7 @@ def _synthetic_source(cfg: Any, split: str) -> _Source:
     images, labels, names = make_synthetic(n, size, int(cfg.num_classes), int(cfg.seed), split)
     mean, std = tf.resolve_mean_std(cfg, "synthetic")
     # images are already network-sized noise: only the normalisation a real pipeline ends with
-    return _array_source(images, labels, names, tf.array_eval(cfg, mean, std, size), size <= SMALL_IMAGE_SIDE)
+    return _array_source(images, labels, names, tf.array_eval(cfg, mean, std, size))
 
 
 def _folder_source(cfg: Any, split: str, workers: int) -> _Source:
@@ -217,7 +221,7 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     _check_split(split, shard_id, num_shards)
     train = split == "train"
     requested_workers = int(cfg.num_parallel_workers)
-    io_workers = choose_workers(requested_workers, small_images=False)
+    io_workers = choose_workers(requested_workers, in_memory=False)
     source = _source(cfg, split, io_workers)
     num_classes = len(source.class_names)
     if num_classes != int(cfg.num_classes):
@@ -237,7 +241,7 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     num_samples = sampler.shard_size()
     # random ops (crop, flip, jitter, erasing) draw from the dataset engine's seed
     ds.config.set_seed(int(cfg.seed))
-    workers = choose_workers(requested_workers, source.small_images)
+    workers = choose_workers(requested_workers, source.in_memory)
     dataset = source.make(sampler)
     dataset = dataset.map(operations=source.ops, input_columns="image", num_parallel_workers=workers)
     dataset = dataset.map(operations=tf.label_transform(), input_columns="label", num_parallel_workers=1)
