@@ -285,3 +285,26 @@ def test_choose_workers_caps_at_cpus_and_uses_one_for_in_memory_on_small_machine
     assert choose_workers(8, in_memory=True, cpus=2) == 1
     assert choose_workers(8, in_memory=True, cpus=16) == 8
     assert choose_workers(1, in_memory=False, cpus=16) == 1
+
+
+def test_train_order_changes_every_epoch_in_the_pipeline(tmp_path):
+    du.write_cifar10(str(tmp_path), per_file=(6, 6, 6, 6, 6))
+    bundle = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, batch_size=30), "train")
+    it = bundle.dataset.create_dict_iterator(output_numpy=True, num_epochs=3)
+    epochs = [np.concatenate([row["label"] for row in it]) for _ in range(3)]
+    assert all(sorted(e.tolist()) == sorted(epochs[0].tolist()) for e in epochs)
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+
+
+def test_folder_train_is_deterministic_with_two_workers(tmp_path):
+    du.write_image_folder(str(tmp_path), "train", ["a", "b", "c"], per_class=8, size=(40, 30), fmt="jpg")
+
+    def run(seed):
+        cfg = _cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=3, batch_size=8, image_resize=16,
+                   num_parallel_workers=2, color_jitter=0.4, seed=seed)
+        return _collect(build_dataset(cfg, "train"))
+
+    (a, la), (b, lb), (c, lc) = run(5), run(5), run(6)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+    assert not np.array_equal(la, lc)

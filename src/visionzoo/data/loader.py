@@ -36,10 +36,12 @@ _logger = logging.getLogger(__name__)
 
 SUPPORTED_DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
 #: Machines with at most this many CPUs run the map of in-memory sources (CIFAR, digits, synthetic)
-#: on one worker. Measured on 2 cores (benchmarks/bench_pipeline.py, docs/data.md): the Python source
-#: thread, the map workers and the model share the cores, and a second map worker was no faster (CIFAR
-#: 32x32: ~8.8k img/s with 1, ~7.2k with 2; 32->224: ~1.7k vs ~1.5k) while taking a core from the
-#: model. JPEG folders decode in C++ and do gain from a second worker (~265 -> ~400 img/s).
+#: on one worker. Measured on 2 shared cores (benchmarks/bench_pipeline.py, medians in docs/data.md):
+#: a second map worker gained at most ~20%, within the run-to-run spread (CIFAR 32x32: 8.2k vs 9.7k
+#: img/s; 32->224: 1.4k vs 1.5k), and an earlier measurement on this machine saw 2 workers 8x slower
+#: (2.2k vs 18k img/s). One worker already feeds far more images than a model trains on a few CPU
+#: cores, so the second core is left to the model. JPEG folders decode in C++ and do gain from more
+#: workers (train: 473 -> 719 img/s), so they get min(num_parallel_workers, CPUs).
 IN_MEMORY_ONE_WORKER_CPUS = 4
 
 
