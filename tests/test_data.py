@@ -55,6 +55,9 @@ def test_cifar10_any_record_count_both_data_dir_forms(tmp_path, nested):
 
     train = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, drop_remainder=False), "train")
     assert (train.num_samples, train.num_batches) == (12, 3)
+    dropped = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, batch_size=5), "train")
+    assert (dropped.num_samples, dropped.num_batches, dropped.dataset.get_dataset_size()) == (12, 2, 2)
+    assert _collect(dropped)[1].size == 10  # drop_remainder True drops the last 2
     _, train_labels = _collect(train)
     assert sorted(train_labels.tolist()) == sorted(data["train_labels"].tolist())
 
@@ -230,6 +233,7 @@ def test_val_shards_cover_every_sample_exactly_once(tmp_path):
         bundle = build_dataset(cfg, "val", shard_id=k, num_shards=3)
         _, labels = _collect(bundle)
         assert bundle.num_samples == labels.size and bundle.num_batches == -(-labels.size // 3)
+        assert bundle.dataset.get_dataset_size() == bundle.num_batches
         sizes.append(labels.size)
         seen += labels.tolist()
     assert sizes == [4, 3, 3] and sorted(seen) == list(range(10))  # no padding, nothing dropped
@@ -245,7 +249,7 @@ def test_train_shards_are_even_and_cover_every_sample(tmp_path):
     labels = []
     for k in range(3):
         bundle = build_dataset(cfg, "train", shard_id=k, num_shards=3)
-        assert (bundle.num_samples, bundle.num_batches) == (4, 2)
+        assert (bundle.num_samples, bundle.num_batches) == (4, 2) == (4, bundle.dataset.get_dataset_size())
         labels += _collect(bundle)[1].tolist()
     assert len(labels) == 12 and set(labels) == set(du.write_cifar10(str(tmp_path / "x"), (2,) * 5)["train_labels"])
 

@@ -133,19 +133,19 @@ def _check_split(split: str, shard_id: int, num_shards: int) -> None:
 class _Source:
     """What a dataset family hands the common code."""
 
-    make: Callable[[ds.Sampler], Any]  # sampler -> mappable dataset with columns image, label
-    size: int  # positions in the source
-    valid: np.ndarray  # usable positions
+    make: Callable[[ds.Sampler, int], Any]  # (sampler, reader workers) -> dataset with columns image, label
+    valid: np.ndarray  # usable positions in the source
     class_names: List[str]
     ops: List[Any]  # image ops
     in_memory: bool
 
 
 def _array_source(images: np.ndarray, labels: np.ndarray, class_names: List[str], ops: List[Any]) -> _Source:
-    def make(sampler: ds.Sampler) -> Any:
+    def make(sampler: ds.Sampler, workers: int) -> Any:
+        # one Python reader: rows are slices of arrays already in memory
         return ds.NumpySlicesDataset((images, labels), column_names=["image", "label"], sampler=sampler)
 
-    return _Source(make, int(labels.size), np.arange(labels.size), class_names, ops, True)
+    return _Source(make, np.arange(labels.size), class_names, ops, True)
 
 
 def _cifar_source(cfg: Any, split: str, spec) -> _Source:
@@ -179,20 +179,20 @@ def _synthetic_source(cfg: Any, split: str) -> _Source:
     return _array_source(images, labels, names, tf.array_eval(cfg, mean, std, size))
 
 
-def _folder_source(cfg: Any, split: str, workers: int) -> _Source:
+def _folder_source(cfg: Any, split: str) -> _Source:
     split_name = cfg.train_split if split == "train" else cfg.val_split
     index = scan_image_folder(str(cfg.data_dir), split_name)
     mean, std = tf.resolve_mean_std(cfg, "imagenet")
     ops = tf.imagenet_train(cfg, mean, std) if split == "train" else tf.imagenet_eval(cfg, mean, std)
 
-    def make(sampler: ds.Sampler) -> Any:
+    def make(sampler: ds.Sampler, workers: int) -> Any:
         return ds.ImageFolderDataset(index.root, extensions=list(EXTENSIONS), class_indexing=index.class_indexing,
                                      sampler=sampler, num_parallel_workers=workers)
 
-    return _Source(make, len(index.files), index.valid, index.class_names, ops, False)
+    return _Source(make, index.valid, index.class_names, ops, False)
 
 
-def _source(cfg: Any, split: str, workers: int) -> _Source:
+def _source(cfg: Any, split: str) -> _Source:
     name = cfg.dataset
     if name == "cifar10":
         return _cifar_source(cfg, split, CIFAR10)
@@ -203,7 +203,7 @@ def _source(cfg: Any, split: str, workers: int) -> _Source:
     if name == "synthetic":
         return _synthetic_source(cfg, split)
     if name == "imagenet":
-        return _folder_source(cfg, split, workers)
+        return _folder_source(cfg, split)
     if name == "mnist":
         raise DataError(f"dataset 'mnist' is not supported by visionzoo; supported datasets: "
                         f"{', '.join(SUPPORTED_DATASETS)} (for a small demo use digits)")
@@ -222,9 +222,7 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     """
     _check_split(split, shard_id, num_shards)
     train = split == "train"
-    requested_workers = int(cfg.num_parallel_workers)
-    io_workers = choose_workers(requested_workers, in_memory=False)
-    source = _source(cfg, split, io_workers)
+    source = _source(cfg, split)
     num_classes = len(source.class_names)
     if num_classes != int(cfg.num_classes):
         raise DataError(f"{cfg.dataset} {split} data at {cfg.data_dir!r} has {num_classes} classes but "
@@ -243,8 +241,8 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     num_samples = sampler.shard_size()
     # random ops (crop, flip, jitter, erasing) draw from the dataset engine's seed
     ds.config.set_seed(int(cfg.seed))
-    workers = choose_workers(requested_workers, source.in_memory)
-    dataset = source.make(sampler)
+    workers = choose_workers(int(cfg.num_parallel_workers), source.in_memory)
+    dataset = source.make(sampler, workers)
     dataset = dataset.map(operations=source.ops, input_columns="image", num_parallel_workers=workers)
     dataset = dataset.map(operations=tf.label_transform(), input_columns="label", num_parallel_workers=1)
     if train:
