@@ -53,7 +53,8 @@ def test_cifar10_any_record_count_both_data_dir_forms(tmp_path, nested):
     np.testing.assert_array_equal(labels, data["val_labels"])
     np.testing.assert_allclose(_denorm(images, tf.CIFAR_MEAN, tf.CIFAR_STD), data["val_images"], atol=1e-3)
 
-    train = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, drop_remainder=False), "train")
+    train = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, drop_remainder=False),
+                          "train")
     assert (train.num_samples, train.num_batches) == (12, 3)
     dropped = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, batch_size=5), "train")
     assert (dropped.num_samples, dropped.num_batches, dropped.dataset.get_dataset_size()) == (12, 2, 2)
@@ -166,7 +167,7 @@ def test_class_count_mismatch_states_both_numbers(tmp_path):
         build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=100), "val")
 
 
-# ---------------------------------------------------------------------------------------------- digits, synthetic, mnist
+# ------------------------------------------------------------------------------ digits, synthetic, mnist
 
 
 def test_digits_split_sizes_balance_and_fixed_seed():
