@@ -134,13 +134,20 @@ def test_folder_corrupt_images_are_skipped_with_warning(tmp_path, caplog):
     bad.write_bytes(b"this is not a jpeg")
     empty = tmp_path / "train" / "b" / "empty.png"
     empty.write_bytes(b"")
+    # truncated copies: MindSpore raises on these mid-epoch (or dies with SIGFPE on a cut JPEG header)
+    du.write_image_folder(str(tmp_path / "cut"), "x", ["c"], per_class=1, size=(64, 48), fmt="jpg")
+    whole_jpeg = (tmp_path / "cut" / "x" / "c" / "img_0.jpg").read_bytes()
+    cut_jpeg = tmp_path / "train" / "a" / "cut.jpg"
+    cut_jpeg.write_bytes(whole_jpeg[: len(whole_jpeg) // 2])
+    cut_png = tmp_path / "train" / "b" / "cut.png"
+    cut_png.write_bytes((tmp_path / "train" / "b" / "img_0.png").read_bytes()[:-20])
     cfg = _cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=2, image_resize=16, batch_size=2)
     with caplog.at_level(logging.WARNING, logger="visionzoo.data.folder"):
         bundle = build_dataset(cfg, "train")
     assert bundle.num_samples == 4
     warning = " ".join(r.getMessage() for r in caplog.records)
-    assert "skipping 2 of 6 files that are empty or not JPEG/PNG" in warning
-    assert str(bad) in warning and str(empty) in warning
+    assert "skipping 4 of 8 files that are empty, truncated or not JPEG/PNG" in warning
+    assert all(str(p) in warning for p in (bad, empty, cut_jpeg, cut_png))
     images, labels = _collect(bundle)
     assert images.shape == (4, 3, 16, 16) and sorted(labels.tolist()) == [0, 0, 1, 1]
 
