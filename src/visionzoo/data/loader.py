@@ -10,7 +10,8 @@ Sharding is done by :class:`ShardSampler`, one sampler for every source:
   shards).
 
 Random augmentations draw from MindSpore's dataset seed, which :func:`build_dataset` sets to
-``cfg.seed`` (``mindspore.dataset.config.set_seed``), so a pipeline is reproducible given the seed.
+``cfg.seed + shard_id`` when building a train split (``mindspore.dataset.config.set_seed``, a
+process-wide setting read when a pipeline is built), so a pipeline is reproducible given the seed.
 """
 from __future__ import annotations
 
@@ -239,8 +240,10 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     sampler = ShardSampler(indices, shard_id, num_shards, shuffle=train and bool(cfg.shuffle),
                            seed=int(cfg.seed), pad=train)
     num_samples = sampler.shard_size()
-    # random ops (crop, flip, jitter, erasing) draw from the dataset engine's seed
-    ds.config.set_seed(int(cfg.seed))
+    if train:
+        # random ops (crop, flip, jitter, erasing) draw from the dataset engine's seed; offset by the
+        # shard so ranks do not apply the same sequence of crops (the order above uses cfg.seed alone)
+        ds.config.set_seed(int(cfg.seed) + shard_id)
     workers = choose_workers(int(cfg.num_parallel_workers), source.in_memory)
     dataset = source.make(sampler, workers)
     dataset = dataset.map(operations=source.ops, input_columns="image", num_parallel_workers=workers)
