@@ -222,6 +222,11 @@ def test_mnist_is_refused_with_the_supported_list():
         build_dataset(_cfg(dataset="mnist", num_classes=10), "train")
 
 
+def test_in_channels_other_than_three_is_refused():
+    with pytest.raises(DataError, match=r"in_channels is 1 but every visionzoo pipeline yields 3-channel RGB"):
+        build_dataset(_cfg(dataset="digits", num_classes=10, in_channels=1), "train")
+
+
 def test_bad_split_and_shard_arguments():
     with pytest.raises(DataError, match="split must be 'train' or 'val'"):
         build_dataset(_cfg(dataset="digits", num_classes=10), "test")

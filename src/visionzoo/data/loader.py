@@ -222,6 +222,9 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     differs from ``cfg.num_classes``.
     """
     _check_split(split, shard_id, num_shards)
+    if int(cfg.in_channels) != 3:
+        raise DataError(f"in_channels is {cfg.in_channels} but every visionzoo pipeline yields 3-channel RGB images "
+                        "(digits are replicated to 3 channels); set in_channels 3")
     train = split == "train"
     source = _source(cfg, split)
     num_classes = len(source.class_names)
