@@ -74,6 +74,7 @@ def test_cifar100_fine_labels_and_class_names(tmp_path):
     np.testing.assert_allclose(_denorm(images, tf.CIFAR_MEAN, tf.CIFAR_STD), data["val_images"], atol=1e-3)
     os.remove(tmp_path / "cifar-100-binary" / "fine_label_names.txt")
     cfg.data_dir = str(tmp_path / "cifar-100-binary")  # the folder itself works too
+    cfg.drop_remainder = False
     train = build_dataset(cfg, "train")
     assert train.num_samples == 13 and train.class_names[:2] == ["class_0", "class_1"]
     assert sorted(_collect(train)[1].tolist()) == sorted(data["train_labels"].tolist())
