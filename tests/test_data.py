@@ -328,3 +328,16 @@ def test_folder_train_is_deterministic_with_two_workers(tmp_path):
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(la, lb)
     assert not np.array_equal(la, lc)
+
+
+def test_threaded_file_check_matches_serial(tmp_path, monkeypatch):
+    from visionzoo.data import folder
+
+    du.write_image_folder(str(tmp_path), "train", ["a", "b", "c"], per_class=7, size=(8, 8))
+    for name in ("a/img_3.png", "c/img_6.png"):
+        (tmp_path / "train" / name).write_bytes(b"\x89PNG\r\n\x1a\ncut")
+    serial = folder.scan_image_folder(str(tmp_path), "train")
+    monkeypatch.setattr(folder, "_PARALLEL_FROM", 1)
+    threaded = folder.scan_image_folder(str(tmp_path), "train")
+    assert threaded.valid.tolist() == serial.valid.tolist() and len(serial.valid) == 19
+    assert threaded.skipped == serial.skipped == [str(tmp_path / "train" / n) for n in ("a/img_3.png", "c/img_6.png")]
