@@ -90,6 +90,16 @@ def test_cifar_bad_size_names_file_and_record_size(tmp_path):
     assert str(path) in msg and "6145 bytes is not a whole number of cifar10 records of 3073 bytes" in msg
 
 
+def test_cifar_label_out_of_range_is_refused(tmp_path):
+    du.write_cifar10(str(tmp_path))
+    path = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
+    raw = bytearray(path.read_bytes())
+    raw[0] = 42  # first record's label byte
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"test_batch\.bin: label 42 is out of range for cifar10 \(10 classes\)"):
+        build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10), "val")
+
+
 def test_cifar_empty_file_is_refused(tmp_path):
     du.write_cifar10(str(tmp_path))
     (tmp_path / "cifar-10-batches-bin" / "test_batch.bin").write_bytes(b"")
