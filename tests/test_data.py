@@ -351,3 +351,15 @@ def test_threaded_file_check_matches_serial(tmp_path, monkeypatch):
     threaded = folder.scan_image_folder(str(tmp_path), "train")
     assert threaded.valid.tolist() == serial.valid.tolist() and len(serial.valid) == 19
     assert threaded.skipped == serial.skipped == [str(tmp_path / "train" / n) for n in ("a/img_3.png", "c/img_6.png")]
+
+
+def test_digits_pipeline_keeps_images_and_labels_aligned():
+    # a linear classifier fitted on what the train pipeline yields scores >= 95% on the val pipeline
+    from sklearn.linear_model import LogisticRegression
+
+    cfg = _cfg(dataset="digits", num_classes=10, image_resize=8, crop_padding=0, batch_size=256,
+               drop_remainder=False)
+    x_train, y_train = _collect(build_dataset(cfg, "train"))
+    x_val, y_val = _collect(build_dataset(cfg, "val"))
+    clf = LogisticRegression(max_iter=2000).fit(x_train[:, 0].reshape(len(x_train), -1), y_train)
+    assert clf.score(x_val[:, 0].reshape(len(x_val), -1), y_val) >= 0.95
