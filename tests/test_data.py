@@ -363,3 +363,20 @@ def test_digits_pipeline_keeps_images_and_labels_aligned():
     x_val, y_val = _collect(build_dataset(cfg, "val"))
     clf = LogisticRegression(max_iter=2000).fit(x_train[:, 0].reshape(len(x_train), -1), y_train)
     assert clf.score(x_val[:, 0].reshape(len(x_val), -1), y_val) >= 0.95
+
+
+def test_set_epoch_gives_each_epoch_its_own_reproducible_order():
+    from visionzoo.config import load_config
+
+    cfg = load_config(None, {"dataset": "digits", "num_classes": "10", "image_resize": "8", "batch_size": "8",
+                             "num_samples": "40", "num_parallel_workers": "1", "hflip": "0"})
+    bundle = build_dataset(cfg, "train")
+
+    def first_labels(epoch):
+        bundle.set_epoch(epoch)
+        batch = next(bundle.dataset.create_tuple_iterator(num_epochs=1))
+        return batch[1].asnumpy().tolist()
+
+    e0, e1, e2 = first_labels(0), first_labels(1), first_labels(2)
+    assert len({tuple(e0), tuple(e1), tuple(e2)}) == 3
+    assert first_labels(1) == e1 and first_labels(0) == e0

@@ -60,6 +60,20 @@ class DatasetBundle:
     num_classes: int
     class_names: List[str]
     batch_size: int
+    sampler: Optional["ShardSampler"] = None
+    seed: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Position the next iterator at ``epoch`` (0-based): its shuffle order and augmentation seed.
+
+        Call before ``dataset.create_tuple_iterator(num_epochs=1)``: each epoch then has its own
+        order, the same on every rank and in a resumed run (MindSpore copies the sampler when an
+        iterator starts, so the sampler's own epoch counter would restart at 0 every time).
+        """
+        if self.sampler is not None:
+            self.sampler.epoch = int(epoch)
+            # augmentation draws from the engine's global seed: distinct per rank and per epoch
+            ds.config.set_seed(self.seed + self.sampler.shard_id + 7919 * int(epoch))
 
 
 class ShardSampler(ds.Sampler):
@@ -263,4 +277,5 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     _logger.info("%s %s shard %d/%d: %d samples, %d batches of %d, %d classes", cfg.dataset, split, shard_id,
                  num_shards, num_samples, num_batches, batch_size, num_classes)
     return DatasetBundle(dataset=dataset, num_samples=num_samples, num_batches=num_batches,
-                         num_classes=num_classes, class_names=list(source.class_names), batch_size=batch_size)
+                         num_classes=num_classes, class_names=list(source.class_names), batch_size=batch_size,
+                         sampler=sampler if train else None, seed=int(cfg.seed))
