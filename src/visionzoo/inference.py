@@ -68,9 +68,13 @@ def read_checkpoint_meta(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path!r}; pass an existing .ckpt file")
     try:
-        meta = ms.load_checkpoint(path, choice_func=lambda name: name.startswith("_vz_"))
+        try:
+            meta = ms.load_checkpoint(path, choice_func=lambda name: name.startswith("_vz_"))
+        except ValueError:  # no _vz_ entry (MindSpore refuses an empty selection): a plain weights file
+            meta = {k: v for k, v in ms.load_checkpoint(path).items() if k.startswith("_vz_")}
     except Exception as e:  # noqa: BLE001  MindSpore raises ValueError/RuntimeError for damaged files
-        raise CheckpointError(f"cannot read checkpoint {path!r} ({str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__}); "
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path!r} ({first}); "
                               "it may be truncated or not a MindSpore checkpoint") from None
     return dict(meta)
 
