@@ -105,3 +105,32 @@ def test_air_on_cpu_and_bad_formats_are_refused(trained, tmp_path):
     proc = run_script("tests/tiny_run.py", ["export.py", "-c", trained["recipe"], "--ckpt_path",
                                             str(tmp_path / "missing.ckpt"), "--file_format", "ONNX"])
     assert proc.returncode == 2 and len(error_lines(proc)) == 1 and "not found" in proc.stderr, proc.stderr
+
+
+def test_real_model_vgg11_bn_cifar_onnx_and_mindir_parity(tmp_path):
+    from visionzoo import create_model
+    from visionzoo.config import load_config
+
+    ms.set_seed(0)
+    net = create_model("vgg11_bn_cifar", num_classes=10)
+    # trained-looking BatchNorm statistics and logits of order 1, so a wrong graph cannot pass by being ~0
+    rng = np.random.default_rng(0)
+    for p in net.get_parameters():
+        shape = p.shape
+        if "moving_mean" in p.name or "beta" in p.name:
+            p.set_data(ms.Tensor(rng.normal(0, 0.1, shape).astype(np.float32)))
+        elif "moving_variance" in p.name or "gamma" in p.name:
+            p.set_data(ms.Tensor(rng.uniform(0.5, 1.5, shape).astype(np.float32)))
+    ckpt = str(tmp_path / "vgg11_bn_cifar.ckpt")
+    ms.save_checkpoint(net, ckpt)
+    cfg = load_config(None, {"model": "vgg11_bn_cifar", "dataset": "cifar10", "num_classes": "10",
+                             "image_resize": "32", "ckpt_path": ckpt})
+    x = _inputs((2, 3, 32, 32), seed=4)
+    expected = _own_logits(cfg, x)
+    assert np.abs(expected).max() > 1e-2
+    onnx = export_checkpoint(cfg, "ONNX", str(tmp_path / "vgg"), batch_size=2)
+    mindir = export_checkpoint(cfg, "MINDIR", str(tmp_path / "vgg"), batch_size=2)
+    assert onnx["input_shape"] == mindir["input_shape"] == [2, 3, 32, 32]
+    scale = max(1.0, float(np.abs(expected).max()))
+    assert np.abs(_onnx_logits(onnx["file"], x) - expected).max() < TOL * scale
+    assert np.abs(_mindir_logits(mindir["file"], x) - expected).max() < TOL * scale
