@@ -91,18 +91,22 @@ def test_amp_o2_on_cpu(trained):
     assert run_validation(cfg_o2_training)["loss"] == o0["loss"]
 
 
-@pytest.mark.parametrize("other, fragment", [
-    ({"model": "vz_tiny_test", "num_classes": 7}, "classifier.weight"),  # another number of classes
-    ({"model": "vz_tiny_plain", "num_classes": 10}, "features.1"),  # another model (no BatchNorm)
+@pytest.mark.parametrize("other, args, fragment", [
+    # another number of classes; for a real model too (its head is not silently re-initialised)
+    ({"model": "vz_tiny_test", "num_classes": 7}, [], "classifier.weight (model [10, 32], checkpoint [7, 32])"),
+    ({"model": "googlenet_cifar", "num_classes": 7}, ["--model", "googlenet_cifar", "--image_resize", "32"],
+     "classifier.weight (model [10, 1024], checkpoint [7, 1024])"),
+    ({"model": "vz_tiny_plain", "num_classes": 10}, [], "features.1.moving_mean"),  # another model (no BatchNorm)
 ])
-def test_a_checkpoint_that_does_not_fit_is_one_line_exit_2(trained, tmp_path, other, fragment):
+def test_a_checkpoint_that_does_not_fit_is_one_line_exit_2(trained, tmp_path, other, args, fragment):
     ckpt = str(tmp_path / "other.ckpt")
     ms.save_checkpoint(create_model(other["model"], num_classes=other["num_classes"]), ckpt)
-    proc = run_script("tests/tiny_run.py", ["validate.py", "-c", trained["recipe"], "--ckpt_path", ckpt])
+    proc = run_script("tests/tiny_run.py", ["validate.py", "-c", trained["recipe"], "--ckpt_path", ckpt, *args])
     assert proc.returncode == 2, proc.stderr
-    errors = error_lines(proc)
+    errors = error_lines(proc)  # WARNING logs count: no "re-initialised" warning before the error
     assert len(errors) == 1, proc.stderr
     assert errors[0].startswith("error: ") and fragment in errors[0] and ckpt in errors[0]
+    assert "num_classes 10" in errors[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 

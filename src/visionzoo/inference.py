@@ -240,7 +240,7 @@ class Predictor:
             if cell is not None:
                 from .checkpoint import load_checkpoint
 
-                load_checkpoint(cell, path, strict=True)
+                load_checkpoint(cell, path, strict=True, classifier=())  # as validation: all must fit
                 self.network = cell
             else:
                 self.network = load_for_eval(self.cfg, path)

@@ -85,17 +85,22 @@ def resolve_checkpoint(cfg: Any) -> str:
 
 
 def load_for_eval(cfg: Any, path: str) -> nn.Cell:
-    """Build ``cfg.model`` and load ``path`` strictly: a classifier of another size is an error here."""
+    """Build ``cfg.model`` and load ``path`` strictly: every parameter, the classifier included, must fit.
+
+    A misfit raises CheckpointError naming the parameters (with both shapes) and the recipe to use.
+    """
     from ..checkpoint import load_checkpoint
     from ..errors import CheckpointError
     from .trainer import build_network
 
     network = build_network(cfg, checkpoint_path="", amp_level="O0")
-    report = load_checkpoint(network, path, strict=True)
-    if report.dropped_classifier:
-        raise CheckpointError(
-            f"checkpoint {path!r} has a classifier of another size than num_classes {cfg.num_classes} "
-            f"({', '.join(report.dropped_classifier)}); pass the recipe it was trained with or --num_classes to match")
+    try:
+        # classifier=(): a head of another class count is a misfit here, not a head to re-initialise
+        load_checkpoint(network, path, strict=True, classifier=())
+    except CheckpointError as e:
+        what = str(e).split(". Likely fix:")[0]
+        raise CheckpointError(f"{what}. Likely fix: use the recipe the checkpoint was trained with (this run has model "
+                              f"{cfg.model!r}, num_classes {cfg.num_classes}); --model/--num_classes override it") from None
     if cfg.val_amp_level != "O0":
         network = ms.amp.auto_mixed_precision(network, cfg.val_amp_level)
     return network
