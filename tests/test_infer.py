@@ -10,12 +10,12 @@ from PIL import Image
 import tiny_model  # noqa: F401  registers vz_tiny_test
 from ckpt_utils import train_tiny, write_recipe
 from script_utils import error_lines, run_script
-from visionzoo import create_model
+from visionzoo import Predictor, create_model, predict  # the public API
 from visionzoo.data import build_dataset
 from visionzoo.data.digits import load_digits_split
 from visionzoo.data.transforms import DIGITS_MEAN, DIGITS_STD
 from visionzoo.errors import DataError
-from visionzoo.inference import Predictor, list_images, predict
+from visionzoo.inference import list_images
 
 N_IMAGES = 12
 
@@ -154,3 +154,30 @@ def test_api_errors_name_the_input(trained, tmp_path):
         p.predict(np.zeros((16, 16, 3), np.float32))
     with pytest.raises(DataError, match="shape"):
         p.predict(np.zeros((2, 16, 16, 3), np.uint8))
+
+
+def test_imagenet_style_recipe_gets_resize_crop_tensors_of_validation(tmp_path):
+    """Folder recipes: decode -> resize shorter side to image_resize/crop_pct -> centre crop, as validation does."""
+    from visionzoo.config import load_config
+
+    data = str(tmp_path / "data")
+    rng = np.random.default_rng(5)
+    for cls in ("cat", "dog"):
+        os.makedirs(os.path.join(data, "val", cls))
+        for i, (w, h) in enumerate([(40, 30), (24, 50)]):  # landscape and portrait
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+                os.path.join(data, "val", cls, f"{i}.png"))
+    cfg = load_config(None, {"model": "vz_tiny_test", "dataset": "imagenet", "data_dir": data, "num_classes": "2",
+                             "image_resize": "16", "crop_pct": "0.8", "batch_size": "4", "num_parallel_workers": "1"})
+    net = create_model("vz_tiny_test", num_classes=2)
+    ckpt = str(tmp_path / "tiny_imagenet.ckpt")
+    ms.save_checkpoint(net, ckpt)
+    predictor = Predictor(cfg, checkpoint_path=ckpt)
+    val = build_dataset(cfg, "val")
+    images, _ = next(val.dataset.create_tuple_iterator(num_epochs=1))
+    files = list_images(os.path.join(data, "val"))
+    assert len(files) == 4
+    for k, f in enumerate(files):
+        np.testing.assert_array_equal(predictor.preprocess(f), images.asnumpy()[k])
+    net.set_train(False)
+    np.testing.assert_allclose(predictor.logits(files), net(images).asnumpy(), rtol=1e-5, atol=1e-6)
