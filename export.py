@@ -6,7 +6,8 @@ Writes the eval-mode graph for a float32 input ``N x in_channels x image_resize 
 (N: ``--batch_size`` given on the command line, else 1; the recipe's training batch size is not
 used). ``--file_name`` defaults to the model name in the current folder; the format's extension is
 added when missing. The file is written to a temporary name and renamed, so it is complete or absent.
-AIR needs an Ascend device. The last line of stdout is one JSON object
+AIR needs an Ascend device. Precision: ``val_amp_level`` (default O0, a float32 graph); ``--amp_level``
+typed here means ``--val_amp_level``, as in validate.py. The last line of stdout is one JSON object
 ``{"file": ..., "file_format": ..., "input_shape": [...], "checkpoint": ...}``.
 """
 import json
@@ -30,8 +31,10 @@ def main(argv: Sequence[str]) -> Optional[int]:
     if not extra.get("file_format"):
         raise ConfigError("export.py needs --file_format MINDIR, ONNX or AIR")
     from visionzoo.distributed import setup_context
+    from visionzoo.engine.evaluate import eval_precision
     from visionzoo.export import export_checkpoint
 
+    cfg = eval_precision(cfg, overrides)
     setup_context(cfg, init_comm=False)
     batch = cfg.batch_size if "batch_size" in overrides else 1
     result = export_checkpoint(cfg, extra["file_format"], extra.get("file_name"), batch_size=batch)

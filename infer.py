@@ -5,6 +5,7 @@ Images get the recipe's eval transforms (the ones validate.py uses). Without ``-
 stored in a visionzoo checkpoint is used; ``--<key> value`` changes any recipe key. Prints one line
 per image with the top-k class names and probabilities, or with ``--json`` one JSON document:
 ``{"checkpoint": ..., "predictions": [{"image": ..., "topk": [{"class", "index", "prob"}, ...]}]}``.
+Precision: ``val_amp_level`` (``--amp_level`` typed here means ``--val_amp_level``, as in validate.py).
 """
 import json
 import sys
@@ -34,11 +35,12 @@ def main(argv: Sequence[str]) -> Optional[int]:
         raise ConfigError(f"--topk needs a whole number, got {extra['topk']!r}") from None
 
     from visionzoo.distributed import setup_context
+    from visionzoo.engine.evaluate import eval_precision
     from visionzoo.inference import Predictor, config_for, list_images
 
     images = list_images(extra["image_path"])  # a bad path fails before the model is built
     checkpoint = overrides.pop("ckpt_path")
-    cfg = config_for(recipe, checkpoint, **overrides)
+    cfg = eval_precision(config_for(recipe, checkpoint, **overrides), overrides)
     setup_context(cfg, init_comm=False)
     predictor = Predictor(cfg, checkpoint_path=checkpoint)
     results = predictor.predict(images, topk=topk)

@@ -26,15 +26,14 @@ def main(argv: Sequence[str]) -> Optional[int]:
     cfg, _ = parse_cli(argv, "validate.py", USAGE)
     _, overrides, _ = parse_args(argv)
     setup_logging()
-    if "amp_level" in overrides and "val_amp_level" not in overrides:
-        cfg = cfg.replace(val_amp_level=cfg.amp_level)
     from visionzoo.distributed import setup_context
-    from visionzoo.engine.evaluate import run_validation
+    from visionzoo.engine.evaluate import eval_precision, run_validation
 
+    cfg = eval_precision(cfg, overrides)
     result = run_validation(cfg)
     if setup_context(cfg).is_main:
         top5 = "n/a (fewer than 5 classes)" if result["top5"] is None else f"{100 * result['top5']:.2f}%"
-        sys.stdout.write(f"checkpoint: {result['checkpoint']}\n")
+        sys.stdout.write(f"checkpoint: {result['checkpoint']} (val_amp_level {cfg.val_amp_level})\n")
         sys.stdout.write(f"top-1: {100 * result['top1']:.2f}%  top-5: {top5}  loss: {result['loss']:.4f}  "
                          f"samples: {result['num_samples']}\n")
         sys.stdout.write(json.dumps({k: result[k] for k in ("top1", "top5", "loss", "num_samples")}) + "\n")

@@ -91,6 +91,17 @@ def test_exports_a_network_in_eval_mode(trained, tmp_path):
     assert np.abs(_mindir_logits(path, x) - _own_logits(trained["cfg"], x)).max() < TOL
 
 
+def test_val_amp_level_o2_exports_a_float16_graph(trained, tmp_path):
+    import onnx
+
+    result = export_checkpoint(trained["cfg"].replace(val_amp_level="O2"), "ONNX", str(tmp_path / "half"))
+    model = onnx.load(result["file"])
+    assert any(node.op_type == "Cast" for node in model.graph.node)  # float16 inside, float32 at the edges
+    x = _inputs((1, 3, 16, 16), seed=5)
+    half, full = _onnx_logits(result["file"], x), _own_logits(trained["cfg"], x)
+    assert half.dtype == np.float32 and np.abs(half - full).max() < 5e-2 and not np.array_equal(half, full)
+
+
 def test_air_on_cpu_and_bad_formats_are_refused(trained, tmp_path):
     proc = run_script("tests/tiny_run.py", ["export.py", "-c", trained["recipe"], "--ckpt_path", trained["ckpt"],
                                             "--file_format", "AIR", "--file_name", str(tmp_path / "m")])

@@ -114,6 +114,8 @@ def config_for(cfg: Union[None, str, Config] = None, checkpoint_path: Optional[s
         base = cfg
     elif cfg is not None:
         base = load_config(os.fspath(cfg))
+    elif checkpoint_path == "auto":
+        raise ConfigError("checkpoint 'auto' needs a recipe (cfg / -c RECIPE) to know ckpt_save_dir")
     else:
         stored = (meta if meta is not None else read_checkpoint_meta(checkpoint_path) if checkpoint_path else {})
         text = stored.get("_vz_config")

@@ -9,7 +9,7 @@ from mindspore import nn, ops
 
 from ..distributed import RunContext, all_reduce_sum
 
-__all__ = ["EvalStep", "evaluate"]
+__all__ = ["EvalStep", "evaluate", "eval_precision", "resolve_checkpoint", "load_for_eval", "run_validation"]
 
 
 class EvalStep(nn.Cell):
@@ -82,6 +82,17 @@ def resolve_checkpoint(cfg: Any) -> str:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path!r}; pass an existing .ckpt file")
     return path
+
+
+def eval_precision(cfg: Any, cli_overrides: Dict[str, Any]) -> Any:
+    """The config a scoring/export/inference script runs with: ``val_amp_level`` decides precision.
+
+    The recipe's ``amp_level`` is a training setting and is ignored; ``--amp_level X`` typed on the
+    script's own command line (``cli_overrides``) without ``--val_amp_level`` means ``val_amp_level X``.
+    """
+    if "amp_level" in cli_overrides and "val_amp_level" not in cli_overrides:
+        return cfg.replace(val_amp_level=cfg.amp_level)
+    return cfg
 
 
 def load_for_eval(cfg: Any, path: str) -> nn.Cell:
