@@ -99,6 +99,21 @@ def test_class_names_beside_the_checkpoint_then_fallback(trained, tmp_path):
     assert p.predict(trained["images"][0], topk=1)[0].labels[0] in names
 
 
+def test_stored_recipe_forgets_the_training_device_and_a_given_network_is_used_as_is(trained, tmp_path):
+    net = _network(trained["cfg"], trained["ckpt"])
+    moved = str(tmp_path / "from_ascend.ckpt")
+    ascend_recipe = trained["cfg"].replace(device_target="Ascend", distribute=True)
+    ms.save_checkpoint(net, moved, append_dict={"_vz_config": ascend_recipe.dump_yaml()})
+    p = Predictor(checkpoint_path=moved)
+    assert p.cfg.device_target == "CPU" and not p.cfg.distribute and p.cfg.image_resize == 16
+    assert Predictor(checkpoint_path=moved, device_target="GPU").cfg.device_target == "GPU"
+    # an nn.Cell given as model is used without loading anything
+    given = Predictor(trained["cfg"], model=net)
+    assert given.network is net
+    x = trained["images"][:4]
+    np.testing.assert_allclose(given.logits(list(x)), p.logits(list(x)), rtol=1e-6, atol=1e-6)
+
+
 def test_cli_text_and_json(trained):
     args = ["--ckpt_path", trained["ckpt"], "--image_path", trained["folder"], "--topk", "3"]
     text = run_script("tests/tiny_run.py", ["infer.py", *args])

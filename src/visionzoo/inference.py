@@ -92,7 +92,7 @@ def class_names_for(checkpoint_path: Optional[str], num_classes: int,
             candidates.append((f"{checkpoint_path} (_vz_classes)", lambda: json.loads(str(meta["_vz_classes"]))))
         beside = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), "classes.json")
         if os.path.isfile(beside):
-            candidates.append((beside, lambda: json.load(open(beside, encoding="utf-8"))))
+            candidates.append((beside, lambda: _read_json(beside)))
     for where, read in candidates:
         try:
             names = read()
@@ -106,10 +106,19 @@ def class_names_for(checkpoint_path: Optional[str], num_classes: int,
     return [f"class_{i}" for i in range(num_classes)]
 
 
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def config_for(cfg: Union[None, str, Config] = None, checkpoint_path: Optional[str] = None,
                model: Optional[str] = None, meta: Optional[Dict[str, Any]] = None, **overrides: Any) -> Config:
     """The recipe to predict with: ``cfg`` (a Config or a YAML path), else the one stored in the
-    checkpoint (``_vz_config``), else the schema defaults for ``model``; then ``overrides``."""
+    checkpoint (``_vz_config``), else the schema defaults for ``model``; then ``overrides``.
+
+    A stored recipe keeps its model, data and transform keys but not where it was trained:
+    ``device_target`` and ``distribute`` go back to their defaults (CPU, False) unless overridden.
+    """
     if isinstance(cfg, Config):
         base = cfg
     elif cfg is not None:
@@ -121,6 +130,8 @@ def config_for(cfg: Union[None, str, Config] = None, checkpoint_path: Optional[s
         text = stored.get("_vz_config")
         if text is not None:
             base = _config_from_yaml_text(str(text), checkpoint_path or "<checkpoint>")
+            defaults = Config()
+            base = base.replace(device_target=defaults.device_target, distribute=defaults.distribute)
         elif model is None:
             raise ConfigError("no recipe to predict with: pass cfg (a recipe file or Config) or model=<name>; "
                               f"checkpoint {checkpoint_path!r} stores no recipe (not written by visionzoo's trainer)"
