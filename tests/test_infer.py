@@ -138,6 +138,7 @@ def test_cli_text_and_json(trained):
     ("not_an_image", "not a readable image"),
     ("empty_folder", "no images"),
     ("missing_checkpoint", "checkpoint not found"),
+    ("bare_checkpoint_without_recipe", "stores no recipe"),
 ])
 def test_bad_inputs_are_one_line_exit_2(trained, tmp_path, case, fragment):
     image, ckpt = trained["folder"], trained["ckpt"]
@@ -152,8 +153,11 @@ def test_bad_inputs_are_one_line_exit_2(trained, tmp_path, case, fragment):
         os.makedirs(image)
         with open(os.path.join(image, "readme.txt"), "w") as f:
             f.write("no images here\n")
-    else:
+    elif case == "missing_checkpoint":
         ckpt = str(tmp_path / "nope.ckpt")
+    else:
+        ckpt = str(tmp_path / "bare.ckpt")
+        ms.save_checkpoint(_network(trained["cfg"], trained["ckpt"]), ckpt)  # weights only
     proc = run_script("tests/tiny_run.py", ["infer.py", "--ckpt_path", ckpt, "--image_path", image])
     assert proc.returncode == 2, proc.stderr
     errors = error_lines(proc)

@@ -133,9 +133,10 @@ def config_for(cfg: Union[None, str, Config] = None, checkpoint_path: Optional[s
             defaults = Config()
             base = base.replace(device_target=defaults.device_target, distribute=defaults.distribute)
         elif model is None:
-            raise ConfigError("no recipe to predict with: pass cfg (a recipe file or Config) or model=<name>; "
-                              f"checkpoint {checkpoint_path!r} stores no recipe (not written by visionzoo's trainer)"
-                              if checkpoint_path else "no recipe to predict with: pass cfg (a recipe) or model=<name>")
+            where = (f"checkpoint {checkpoint_path!r} stores no recipe (it was not written by visionzoo's trainer)"
+                     if checkpoint_path else "no checkpoint given")
+            raise ConfigError(f"no recipe to predict with: {where}; pass the recipe (-c RECIPE, or cfg=) or at least "
+                              "the model (--model NAME --num_classes N, or model=..., num_classes=...)")
         else:
             base = load_config(None, {"model": model})
     changes = dict(overrides)
