@@ -61,21 +61,43 @@ class Prediction:
 # checkpoint metadata: recipe and class names
 
 
+_META_CACHE: Dict[Tuple[str, int, int], Dict[str, Any]] = {}
+
+
 def read_checkpoint_meta(path: str) -> Dict[str, Any]:
-    """The ``_vz_*`` entries of a visionzoo checkpoint (``{}`` for other checkpoints), without the weights."""
+    """The ``_vz_*`` entries of a visionzoo checkpoint (``{}`` for other checkpoints), without the weights.
+
+    MindSpore parses the whole file even for a few entries (hundreds of MB for VGG), so the result
+    is remembered per (path, modification time, size).
+    """
     import mindspore as ms
 
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path!r}; pass an existing .ckpt file")
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    if key in _META_CACHE:
+        return dict(_META_CACHE[key])
+    first: List[str] = []
+
+    def choose(name: str) -> bool:
+        # MindSpore refuses an empty selection, so a weights-only file also yields its first entry
+        if name.startswith("_vz_"):
+            return True
+        if not first:
+            first.append(name)
+            return True
+        return False
+
     try:
-        try:
-            meta = ms.load_checkpoint(path, choice_func=lambda name: name.startswith("_vz_"))
-        except ValueError:  # no _vz_ entry (MindSpore refuses an empty selection): a plain weights file
-            meta = {k: v for k, v in ms.load_checkpoint(path).items() if k.startswith("_vz_")}
+        meta = {k: v for k, v in ms.load_checkpoint(path, choice_func=choose).items() if k.startswith("_vz_")}
     except Exception as e:  # noqa: BLE001  MindSpore raises ValueError/RuntimeError for damaged files
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read checkpoint {path!r} ({first}); "
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path!r} ({reason}); "
                               "it may be truncated or not a MindSpore checkpoint") from None
+    if len(_META_CACHE) > 8:
+        _META_CACHE.clear()
+    _META_CACHE[key] = dict(meta)
     return dict(meta)
 
 
