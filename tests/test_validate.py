@@ -1,6 +1,5 @@
 """validate.py: scores equal a hand computation over every sample; AMP O2 on CPU; mismatched and MindCV checkpoints."""
 import json
-import os
 
 import mindspore as ms
 import numpy as np

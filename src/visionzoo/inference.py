@@ -286,14 +286,16 @@ class Predictor:
             from .engine.trainer import build_network
 
             if not self.cfg.pretrained:
-                _logger.warning("no checkpoint_path and pretrained False: %s predicts with random weights", self.cfg.model)
+                _logger.warning("no checkpoint_path and pretrained False: %s predicts with random weights",
+                                self.cfg.model)
             self.network = build_network(self.cfg, checkpoint_path="", amp_level=self.cfg.val_amp_level)
         self.network.set_train(False)
         self.checkpoint_path = path
         self.num_classes = int(self.cfg.num_classes)
         if class_names is not None:
             if len(class_names) != self.num_classes:
-                raise ConfigError(f"class_names has {len(class_names)} names but the model has {self.num_classes} classes")
+                raise ConfigError(f"class_names has {len(class_names)} names but the model has "
+                                  f"{self.num_classes} classes")
             self.class_names = [str(c) for c in class_names]
         else:
             self.class_names = class_names_for(path, self.num_classes, meta=meta)
