@@ -124,13 +124,21 @@ def test_googlenet_aux_heads():
     assert model(x).shape == (1, 5)
 
 
-@pytest.mark.parametrize("options, expected", [
-    (dict(batch_norm=True, has_bias=True), 138_365_992),  # torchvision vgg16_bn
-    (dict(has_bias=True), 138_357_544),  # torchvision vgg16
-])
-def test_vgg_model_zoo_options_match_torchvision_counts(options, expected):
-    model = create_model("vgg16", **options)
-    assert _num_params(model) == expected
+def test_vgg16_bn_with_conv_bias_matches_torchvision_count():
+    # torchvision's vgg16_bn has conv biases; MindCV's (our default) has none
+    assert _num_params(create_model("vgg16_bn", has_bias=True)) == 138_365_992
+
+
+@pytest.mark.parametrize("depth", ["vgg11", "vgg19"])
+def test_vgg_bn_trunk_has_mindcv_names_and_shapes(depth):
+    """vgg*_bn's conv trunk equals MindCV's ``batch_norm=True`` one, name for name (cheap: no head)."""
+    from mindcv.models.vgg import _make_layers, cfgs
+
+    from visionzoo.models.vgg import _make_features
+
+    ours = _make_features(cfgs[depth], 3, True, "pad", False, "KaimingNormal")
+    theirs = _make_layers(cfgs[depth], batch_norm=True, in_channels=3)
+    assert [(p.name, p.shape) for p in ours.get_parameters()] == [(p.name, p.shape) for p in theirs.get_parameters()]
 
 
 def test_vgg_options_are_checked():
