@@ -38,6 +38,8 @@ __all__ = [
     "get_model_info",
     "get_model_spec",
     "build_model_with_cfg",
+    "find_recipes",
+    "load_plugins",
     "ENTRY_POINT_GROUP",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
