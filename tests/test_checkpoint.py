@@ -145,6 +145,19 @@ def test_classifier_of_another_size_is_reinitialised(saved, caplog):
     assert np.array_equal(_params(target2)["inception5b.b4.1.conv.weight"], expected["inception5b.b4.1.conv.weight"])
 
 
+def test_googlenet_without_aux_loads_weights_trained_with_aux(tmp_path):
+    trained = create_model("googlenet", num_classes=4, aux_logits=True)
+    path = tmp_path / "aux.ckpt"
+    ms.save_checkpoint(trained, str(path))
+    report = load_checkpoint(create_model("googlenet", num_classes=4), path)
+    assert report.ok and report.unexpected == ()
+    assert "aux1.fc2.weight" in report.stripped and "aux2.conv.conv.weight" in report.stripped
+    with pytest.raises(CheckpointError, match="aux1.conv.conv.weight"):  # the other way round: missing
+        load_checkpoint(create_model("googlenet", num_classes=4, aux_logits=True),
+                        _save_dict({k: v for k, v in _params(trained).items() if not k.startswith("aux1")},
+                                   tmp_path / "no_aux1.ckpt"))
+
+
 # --- pretrained weights ------------------------------------------------------------------------
 
 class TinyNet(nn.Cell):

@@ -162,3 +162,18 @@ def test_vgg_pad_modes_and_init_modes_give_same_shapes():
         model = create_model("vgg11_bn_cifar", num_classes=10, **options)
         model.set_train(False)
         assert model(x).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name, options, train", [("googlenet", {"aux_logits": True}, True), ("vgg11_bn_cifar", {}, False)])
+def test_graph_mode_compiles(name, options, train):
+    """Recipes default to graph mode (mode 0): the construct code must compile, aux branch included."""
+    model = create_model(name, num_classes=4, **options)
+    model.set_train(train)
+    x = _batch(get_model_info(name), 1)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        out = model(x)
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+    shapes = [o.shape for o in out] if isinstance(out, tuple) else [out.shape]
+    assert shapes == ([(1, 4)] * 3 if options.get("aux_logits") else [(1, 4)])

@@ -97,6 +97,11 @@ class GoogLeNet(nn.Cell):
         """Parameter-name prefixes of every classification head (main, then aux)."""
         return ("classifier", "aux1.fc2", "aux2.fc2") if self.aux_logits else ("classifier",)
 
+    @property
+    def optional_checkpoint_prefixes(self) -> Tuple[str, ...]:
+        """Checkpoint entries to ignore: a model built without aux heads loads weights trained with them."""
+        return () if self.aux_logits else ("aux1", "aux2")
+
     def _make_classifier(self, num_classes: int) -> nn.Cell:
         return dense(self.num_features, num_classes, self.init_mode) if num_classes > 0 else nn.Identity()
 
