@@ -144,13 +144,15 @@ def test_vgg_bn_trunk_has_mindcv_names_and_shapes(depth):
     assert [(p.name, p.shape) for p in ours.get_parameters()] == [(p.name, p.shape) for p in theirs.get_parameters()]
 
 
-def test_vgg_options_are_checked():
+def test_model_options_are_checked():
     from visionzoo import ConfigError
 
     with pytest.raises(ConfigError, match="pad_mode"):
         create_model("vgg11_bn_cifar", pad_mode="valid")
     with pytest.raises(ConfigError, match="initialize_mode"):
         create_model("vgg11_bn_cifar", initialize_mode="Zeros")
+    with pytest.raises(ConfigError, match="aux_logits"):
+        create_model("googlenet_cifar", aux_logits=True)
 
 
 def test_vgg_pad_modes_and_init_modes_give_same_shapes():
