@@ -40,6 +40,40 @@ Notes:
 - VGG builder options from the MindSpore model_zoo: `pad_mode` ('same' | 'pad'), `has_bias`,
   `batch_norm`, `has_dropout`, `initialize_mode` ('KaimingNormal' | 'XavierUniform').
 - No pretrained weights are published by visionzoo yet; `pretrained=True` says so.
+
+## Using the registry
+
+```python
+import visionzoo
+from visionzoo.checkpoint import load_checkpoint
+
+visionzoo.list_models("vgg*_bn")                       # shell-style wildcards, sorted
+info = visionzoo.get_model_info("googlenet")           # ModelInfo: num_params, input_size, mean, std, ...
+model = visionzoo.create_model("googlenet_cifar", num_classes=10, drop_rate=0.2)
+model = visionzoo.create_model("vgg16", num_classes=10, checkpoint_path="vgg16-mindcv.ckpt")  # new head
+report = load_checkpoint(model, "run/ckpt/last.ckpt", strict=False)  # missing / unexpected / mismatched
+```
+
+Checkpoints: optimizer state (`moments.*`, `adam_m.*`, `learning_rate`, ...), EMA copies (`ema.*`,
+or load them with `ema=True`), counters and the trainer's `_vz_*` entries are ignored. A classifier
+trained for another number of classes is left freshly initialised, with a warning. Anything else
+that does not fit raises `CheckpointError` naming the parameters (or is reported with `strict=False`).
+
+Pretrained weights are looked up in `$VISIONZOO_HOME/checkpoints` (default
+`~/.cache/visionzoo/checkpoints`) and checked against their sha256; without network the error says
+where to put the file. `VISIONZOO_OFFLINE=1` never tries to download.
+
+## Adding models from another package
+
+A package adds models through the `visionzoo.models` entry-point group; they are loaded the first
+time a name is not found, or when models are listed. A plugin that fails to import is skipped with
+a warning naming it.
+
+```toml
+[project.entry-points."visionzoo.models"]
+mynets = "mypkg.models"           # a module whose import runs @visionzoo.register_model
+tiny = "mypkg.models:tiny_net"    # or a builder, registered under the entry point's name
+```
 """
 
 

@@ -72,7 +72,7 @@ class LoadReport:
     unexpected: Tuple[str, ...]  # checkpoint entries the model lacks (training state excluded)
     mismatched: Tuple[Tuple[str, Tuple[int, ...], Tuple[int, ...]], ...]  # (name, model shape, ckpt shape)
     dropped_classifier: Tuple[str, ...]  # head parameters of another class count, left fresh
-    stripped: Tuple[str, ...]  # training state ignored (optimizer, EMA, counters)
+    stripped: Tuple[str, ...]  # ignored: training state (optimizer, EMA, counters), heads the model omits
 
     @property
     def ok(self) -> bool:
@@ -162,7 +162,10 @@ def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]]
 
     model_params = {p.name: p for p in model.get_parameters()}
     heads = _classifier_prefixes(model, classifier)
-    stripped = tuple(sorted(k for k in params if k not in model_params and is_training_state(k)))
+    # heads the model chose not to build (GoogLeNet without aux_logits) are ignored, not "unexpected"
+    optional = tuple(getattr(model, "optional_checkpoint_prefixes", ()))
+    stripped = tuple(sorted(k for k in params if k not in model_params
+                            and (is_training_state(k) or _under(k, optional))))
     loaded, mismatched, dropped = [], [], []
     to_load = {}
     for name, param in model_params.items():
@@ -179,7 +182,7 @@ def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]]
         to_load[name] = value
         loaded.append(name)
     missing = tuple(n for n in model_params if n not in params)
-    unexpected = tuple(sorted(k for k in params if k not in model_params and not is_training_state(k)))
+    unexpected = tuple(sorted(k for k in params if k not in model_params and k not in stripped))
     report = LoadReport(path=where, loaded=tuple(loaded), missing=missing, unexpected=unexpected,
                         mismatched=tuple(mismatched), dropped_classifier=tuple(dropped), stripped=stripped)
 

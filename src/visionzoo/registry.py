@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .errors import ConfigError, ModelError
+from .errors import CheckpointError, ConfigError, ModelError
 
 __all__ = [
     "WeightSpec",
@@ -38,6 +38,8 @@ __all__ = [
     "get_model_info",
     "get_model_spec",
     "build_model_with_cfg",
+    "find_recipes",
+    "load_plugins",
     "ENTRY_POINT_GROUP",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -90,8 +92,6 @@ class ModelSpec:
 
     def get_weight(self, tag: Union[bool, str] = True) -> WeightSpec:
         """The weights named ``tag`` (``True``: the first listed). Raises CheckpointError if none."""
-        from .errors import CheckpointError
-
         if not self.weights:
             raise CheckpointError(
                 f"no pretrained weights are published for model '{self.name}' yet; "
@@ -176,7 +176,10 @@ def _load_builtins() -> None:
 
 
 def _entry_points() -> List[importlib.metadata.EntryPoint]:
-    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    found = importlib.metadata.entry_points()
+    if hasattr(found, "select"):  # Python >= 3.10
+        return list(found.select(group=ENTRY_POINT_GROUP))
+    return list(found.get(ENTRY_POINT_GROUP, []))  # Python 3.9: a dict of groups
 
 
 def load_plugins() -> List[str]:
@@ -354,8 +357,6 @@ def create_model(name: str, pretrained: Union[bool, str] = False, num_classes: i
     """
     fn, _ = _lookup(name)
     if pretrained and checkpoint_path:
-        from .errors import CheckpointError
-
         raise CheckpointError("pass either pretrained=True or checkpoint_path, not both "
                               "(the checkpoint would overwrite the pretrained weights)")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}

@@ -16,6 +16,7 @@ from typing import Any, Tuple, Union
 
 from mindspore import Tensor, nn
 
+from ..errors import ConfigError
 from ..ops import MaxPool2d
 from ..registry import CIFAR_MEAN, CIFAR_STD, ModelSpec, build_model_with_cfg, register_model
 from .layers import ConvNormAct, GlobalAvgPool, Inception, InceptionAux, dense, make_dropout, sync_parameter_names
@@ -64,6 +65,9 @@ class GoogLeNet(nn.Cell):
                  drop_rate: float = 0.2, drop_rate_aux: float = 0.7, norm: bool = False, kernel_5x5: int = 5,
                  small_input: bool = False, init_mode: str = "mindcv_googlenet") -> None:
         super().__init__()
+        if aux_logits and small_input:
+            raise ConfigError("aux_logits needs the 224x224 GoogLeNet (its heads expect a 14x14 map); "
+                              "googlenet_cifar has no auxiliary heads: set aux_logits False")
         self.num_classes = num_classes
         self.num_features = 1024
         self.aux_logits = aux_logits
@@ -96,6 +100,11 @@ class GoogLeNet(nn.Cell):
     def classifier_names(self) -> Tuple[str, ...]:
         """Parameter-name prefixes of every classification head (main, then aux)."""
         return ("classifier", "aux1.fc2", "aux2.fc2") if self.aux_logits else ("classifier",)
+
+    @property
+    def optional_checkpoint_prefixes(self) -> Tuple[str, ...]:
+        """Checkpoint entries to ignore: a model built without aux heads loads weights trained with them."""
+        return () if self.aux_logits else ("aux1", "aux2")
 
     def _make_classifier(self, num_classes: int) -> nn.Cell:
         return dense(self.num_features, num_classes, self.init_mode) if num_classes > 0 else nn.Identity()
