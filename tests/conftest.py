@@ -20,3 +20,10 @@ def isolated_registry():
     registry._MODELS.update(models)
     registry._PLUGINS_TRIED.clear()
     registry._PLUGINS_TRIED.update(tried)
+
+
+@pytest.fixture(autouse=True)
+def _pynative_after_each_test():
+    """Trainer runs switch to their recipe's mode (graph by default); give the next test PyNative back."""
+    yield
+    ms.set_context(mode=ms.PYNATIVE_MODE)

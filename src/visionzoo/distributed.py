@@ -69,12 +69,13 @@ def setup_context(cfg: Any, init_comm: bool = True) -> RunContext:
     process: the first call decides.
     """
     global _CONTEXT
-    if _CONTEXT is not None:
-        return _CONTEXT
     import mindspore as ms
 
-    _check_device(cfg.device_target)
+    # the execution mode follows each recipe (a process may run several, e.g. in tests)
     ms.set_context(mode=ms.GRAPH_MODE if cfg.mode == 0 else ms.PYNATIVE_MODE)
+    if _CONTEXT is not None:
+        return _CONTEXT
+    _check_device(cfg.device_target)
     try:
         ms.set_device(cfg.device_target)
     except Exception as e:  # noqa: BLE001  MindSpore raises RuntimeError/ValueError with long text
