@@ -7,6 +7,7 @@ output is one JSON object: ``{"top1": ..., "top5": ..., "loss": ..., "num_sample
 ``--ckpt_path auto`` scores the best (else the latest) checkpoint in ckpt_save_dir. Works under msrun.
 """
 import json
+import logging
 import sys
 from typing import Optional, Sequence
 
@@ -22,8 +23,11 @@ def main(argv: Sequence[str]) -> Optional[int]:
     from visionzoo.distributed import setup_context
     from visionzoo.engine.evaluate import run_validation
 
+    ctx = setup_context(cfg)  # under msrun the scheduler process serves the cluster here and exits
+    if not ctx.is_main:  # rank 0 reports; the others only warn
+        setup_logging(stderr_level=logging.WARNING)
     result = run_validation(cfg)
-    if setup_context(cfg).is_main:
+    if ctx.is_main:
         top5 = "n/a (fewer than 5 classes)" if result["top5"] is None else f"{100 * result['top5']:.2f}%"
         sys.stdout.write(f"checkpoint: {result['checkpoint']}\n")
         sys.stdout.write(f"top-1: {100 * result['top1']:.2f}%  top-5: {top5}  loss: {result['loss']:.4f}  "
