@@ -35,7 +35,7 @@ PLAIN = {
     "model": "vz_tiny_plain", "dataset": "digits", "num_classes": "10", "image_resize": "16", "batch_size": "8",
     "num_parallel_workers": "1", "scheduler": "constant", "lr": "0.05", "warmup_epochs": "0", "epoch_size": "1",
     "weight_decay": "1e-4", "num_samples": "64", "shuffle": "False", "device_target": "CPU", "seed": "7",
-    "log_interval": "1000", "eval_batch_size": "32",
+    "log_interval": "1000", "eval_batch_size": "32", "crop_padding": "0",  # no random augmentation
 }
 
 
@@ -79,10 +79,11 @@ def msrun(tmp, script, args, env=None, **kw):
 
 def weights(path, trainable_only=False):
     params = ms.load_checkpoint(str(path))
-    out = {k: v.asnumpy() for k, v in params.items() if isinstance(v, ms.Parameter) and not k.startswith("_vz")}
+    """Weights and optimizer state in a checkpoint (not the LR table, which depends on epoch_size)."""
+    out = {k: v.asnumpy() for k, v in params.items()
+           if isinstance(v, ms.Parameter) and not k.startswith("_vz") and k != "learning_rate"}
     if trainable_only:
-        out = {k: v for k, v in out.items() if not k.startswith(("moments.", "global_step", "learning_rate"))
-               and "moving_" not in k}
+        out = {k: v for k, v in out.items() if not k.startswith(("moments.", "global_step")) and "moving_" not in k}
     return out
 
 
