@@ -253,7 +253,7 @@ class Trainer:
             loss, finite = self._sink()
             losses.append(float(loss.asnumpy()))
         else:
-            mds.config.set_seed(cfg.seed + epoch)  # per-epoch order: resumed runs see the same data
+            self.train_data.set_epoch(epoch - 1)  # per-epoch order: resumed runs see the same data
             iterator = self.train_data.dataset.create_tuple_iterator(num_epochs=1)
             bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main)
             for i, (images, labels) in enumerate(iterator):
