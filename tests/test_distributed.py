@@ -64,7 +64,7 @@ def msrun_cmd(log_dir, port, script, args, workers=2, local_workers=None, node_r
 def msrun_env(extra=None):
     env = script_env(extra)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")  # msrun spawns `python`
-    env["MS_NODE_TIMEOUT"] = "15"  # the scheduler gives up on a dead worker after 15 s, not MindSpore's default
+    env["MS_NODE_TIMEOUT"] = "10"  # the scheduler gives up on a dead worker after 10 s, not MindSpore's default
     return env
 
 

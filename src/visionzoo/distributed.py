@@ -100,7 +100,8 @@ def setup_context(cfg: Any, init_comm: bool = True) -> RunContext:
                                   "failing rank's log says why: see msrun's --log_dir (worker_<rank>.log) and "
                                   "<ckpt_save_dir>/logs/rank_<rank>.log") from None
             raise DeviceError(f"distributed init failed ({str(e).splitlines()[0]}); launch the script with msrun, e.g. "
-                              "msrun --worker_num 2 --local_worker_num 2 python train.py -c ...") from None
+                              "msrun --worker_num 2 --local_worker_num 2 train.py -c ..., or pass --distribute False "
+                              "to run on one device") from None
         if scheduler:  # not reached with MindSpore 2.x; never let a scheduler train
             raise SystemExit(0)
         rank, size = get_rank(), get_group_size()
