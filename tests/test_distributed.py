@@ -24,7 +24,7 @@ import pytest
 import tiny_model  # noqa: F401  registers vz_tiny_test / vz_tiny_plain
 from script_utils import REPO, script_env
 from visionzoo.config import load_config
-from visionzoo.distributed import RunContext, rank_log_path
+from visionzoo.distributed import RunContext, is_listening, rank_log_path
 from visionzoo.engine.trainer import Trainer
 
 MSRUN = os.path.join(os.path.dirname(sys.executable), "msrun")
@@ -192,11 +192,13 @@ def test_distributed_resume_continues_like_one_process(plain_job, single_referen
         np.testing.assert_allclose(resumed[name], single[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_two_nodes_on_loopback_form_one_job(tmp_path):
-    """--node_rank 0 and --node_rank 1, one worker each, one master port: one 2-rank job (with BatchNorm)."""
-    values = dict(PLAIN, model="vz_tiny_test", shuffle="True", batch_size="16", num_samples="128",
-                  ckpt_save_dir=str(tmp_path / "ckpt"))
-    port, env = free_port(), msrun_env({"VZ_TEST_DUMP_WEIGHTS": str(tmp_path / "dump")})
+def launch_two_nodes(tmp_path, values, env=None):
+    """msrun --node_rank 0 and --node_rank 1 on 127.0.0.1, one worker each, one master port.
+
+    Node 1 starts once node 0's scheduler listens (a real node 1 has no scheduler; here its
+    launcher starts one too, which finds the port served and exits). Returns (outputs, seconds).
+    """
+    port, env = free_port(), msrun_env(env)
     procs = []
     t0 = time.perf_counter()
     for node in (0, 1):
@@ -204,18 +206,25 @@ def test_two_nodes_on_loopback_form_one_job(tmp_path):
                         node_rank=node)
         procs.append(subprocess.Popen(cmd, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
-        if node == 0:  # start node 1 once node 0's scheduler listens (a real node 1 has no scheduler)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-    outputs = [p.communicate(timeout=JOB_TIMEOUT)[0] for p in procs]
+        deadline = time.monotonic() + 60
+        while node == 0 and not is_listening("127.0.0.1", port, timeout=1) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    try:
+        outputs = [p.communicate(timeout=JOB_TIMEOUT)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return procs, outputs, time.perf_counter() - t0
+
+
+def test_two_nodes_on_loopback_form_one_job(tmp_path):
+    """Two launchers, one worker each, form one 2-rank job (a model with BatchNorm, shuffled data)."""
+    values = dict(PLAIN, model="vz_tiny_test", shuffle="True", batch_size="16", num_samples="128",
+                  ckpt_save_dir=str(tmp_path / "ckpt"))
+    procs, outputs, _ = launch_two_nodes(tmp_path, values, {"VZ_TEST_DUMP_WEIGHTS": str(tmp_path / "dump")})
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
-    assert time.perf_counter() - t0 < JOB_TIMEOUT
-    assert "x2" in outputs[0] and "global batch 32 (16 per device x 2 devices" in outputs[0]
+    assert "global batch 32 (16 per device x 2 devices" in outputs[0]
     assert "digits train shard 1/2: 64 samples" in open(rank_log_path(str(tmp_path / "ckpt"), 1)).read()
     # trainable weights agree; BatchNorm running statistics are each rank's own (rank 0's are saved)
     w0 = weights(tmp_path / "dump" / "rank_0.ckpt", trainable_only=True)
@@ -225,15 +234,18 @@ def test_two_nodes_on_loopback_form_one_job(tmp_path):
         np.testing.assert_array_equal(w0[name], w1[name], err_msg=name)
 
 
-def test_failing_rank_stops_the_job_and_names_itself(tmp_path):
+def test_failing_rank_stops_every_node_and_names_itself(tmp_path):
+    """Rank 1 (node 1) raises at its first epoch while rank 0 (node 0) waits in the gradient all-reduce."""
     values = dict(PLAIN, ckpt_save_dir=str(tmp_path / "ckpt"))
-    proc, seconds = msrun(tmp_path, "train.py", cli_args(values), env={"VZ_TEST_FAIL_RANK": "1"})
-    assert proc.returncode != 0
+    procs, outputs, seconds = launch_two_nodes(tmp_path, values, {"VZ_TEST_FAIL_RANK": "1"})
+    assert [p.returncode != 0 for p in procs] == [True, True], "\n".join(o[-2000:] for o in outputs)
     log1 = rank_log_path(str(tmp_path / "ckpt"), 1)
     assert f"error: rank 1 of 2: failed with RuntimeError: test hook: rank 1 fails on purpose (rank log: {log1})" \
-        in proc.stdout, proc.stdout[-3000:]
+        in outputs[1], outputs[1][-3000:]
     assert "RuntimeError: test hook" in open(log1).read()  # the traceback is in the rank's own log
-    assert seconds < 120  # no rank waits forever: msrun stops the others, the scheduler times them out
+    # node 0 does not hang: the scheduler times the dead node out (MS_NODE_TIMEOUT) and names it
+    assert "worker 1 is the first one timed out" in outputs[0], outputs[0][-3000:]
+    assert seconds < 120
     assert not [f for f in os.listdir(tmp_path / "ckpt") if f.endswith(".ckpt")]
 
 
@@ -245,3 +257,12 @@ def test_global_batch_and_scale_lr_follow_the_device_count(tmp_path, scale_lr):
     assert plan["devices"] == 8 and plan["global_batch"] == 32
     assert plan["train_samples_per_device"] == 40 and plan["steps_per_epoch"] == 10
     assert plan["lr_start"] == pytest.approx(0.05 * 8 / 4 if scale_lr else 0.05)
+
+
+def test_is_listening_ignores_self_connections():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        assert is_listening("127.0.0.1", server.getsockname()[1])
+    port = free_port()  # unserved and in the ephemeral range, where probes can connect to themselves
+    assert not any(is_listening("127.0.0.1", port, timeout=0.5) for _ in range(300))

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import DeviceError
 
 __all__ = ["RunContext", "setup_context", "current_context", "all_reduce_sum", "launched_by_msrun",
-           "rank_log_path", "check_same_weights"]
+           "rank_log_path", "check_same_weights", "is_listening"]
 
 _logger = logging.getLogger(__name__)
 _CONTEXT = None
@@ -114,6 +114,21 @@ def setup_context(cfg: Any, init_comm: bool = True) -> RunContext:
     return _CONTEXT
 
 
+def is_listening(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when something accepts TCP connections at ``host:port``.
+
+    A connection to an unserved port in the ephemeral range can connect to itself (TCP
+    simultaneous open, when the kernel picks the same port as the source); that is not a listener.
+    """
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            return s.getsockname() != s.getpeername()
+    except OSError:
+        return False
+
+
 def _exit_if_scheduler_running() -> None:
     """In msrun's scheduler process: exit quietly when another scheduler already serves this job.
 
@@ -121,15 +136,8 @@ def _exit_if_scheduler_running() -> None:
     one machine (``--node_rank 0`` and ``--node_rank 1`` emulating two nodes on 127.0.0.1) each start
     one; only the first can serve the port, and a second would fail and fail its launcher.
     """
-    import socket
-
     host, port = os.environ.get("MS_SCHED_HOST", ""), int(os.environ.get("MS_SCHED_PORT", "0") or 0)
-    if not host or not port:
-        return
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            pass
-    except OSError:
+    if not host or not port or not is_listening(host, port):
         return  # nobody serves the port yet: this launcher's scheduler is the job's
     _logger.info("msrun scheduler: %s:%d is already served by a scheduler another launcher started on this "
                  "machine (several --node_rank here); this one is not needed", host, port)
