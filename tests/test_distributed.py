@@ -266,3 +266,22 @@ def test_is_listening_ignores_self_connections():
         assert is_listening("127.0.0.1", server.getsockname()[1])
     port = free_port()  # unserved and in the ephemeral range, where probes can connect to themselves
     assert not any(is_listening("127.0.0.1", port, timeout=0.5) for _ in range(300))
+
+
+def test_check_same_weights_names_the_first_parameter_that_differs(monkeypatch):
+    """The start-of-training check, with the all-reduce replaced by a stand-in for a second rank."""
+    import visionzoo.distributed as dist
+    from visionzoo.errors import DeviceError
+
+    network = tiny_model.TinyNet(batch_norm=False)
+    ctx = RunContext("CPU", rank=1, group_size=2)
+    monkeypatch.setattr(dist, "all_reduce_sum", lambda own, ctx: 2 * own)  # the other rank agrees
+    dist.check_same_weights(network, ctx)
+    other = [p.asnumpy().copy() for p in network.get_parameters()]
+    other[2][0] += 1e-3  # the other rank's third tensor differs in its first slice
+    stats = np.asarray([s for w in other for s in (w.ravel().sum(dtype=np.float64),
+                        w.ravel()[::2].sum(dtype=np.float64) - w.ravel()[1::2].sum(dtype=np.float64))])
+    monkeypatch.setattr(dist, "all_reduce_sum", lambda own, ctx: own + stats)
+    name = list(network.get_parameters())[2].name
+    with pytest.raises(DeviceError, match=f"initial weights differ across the 2 ranks \\(first: {name}\\)"):
+        dist.check_same_weights(network, ctx)
