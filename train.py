@@ -5,6 +5,7 @@
 Under ``msrun --worker_num N`` it trains data-parallel on N workers (see docs/distributed.md).
 """
 import json
+import logging
 import sys
 from typing import Optional, Sequence
 
@@ -17,6 +18,7 @@ USAGE = "-c RECIPE.yaml [--<key> <value> ...] [--dry_run]"
 def main(argv: Sequence[str]) -> Optional[int]:
     cfg, flags = parse_cli(argv, "train.py", USAGE, flags=("dry_run?",))
     setup_logging()
+    from visionzoo.distributed import rank_log_path, setup_context
     from visionzoo.engine.trainer import Trainer
 
     if flags["dry_run"]:
@@ -27,7 +29,11 @@ def main(argv: Sequence[str]) -> Optional[int]:
             sys.stdout.write(f"{key}: {value}\n")
         sys.stdout.write(json.dumps(plan) + "\n")
         return 0
-    trainer = Trainer(cfg)
+    ctx = setup_context(cfg)  # under msrun the scheduler process serves the cluster here and exits
+    if ctx.distributed:  # rank 0 to stderr, the others only warnings; every rank to its own file
+        setup_logging(log_file=rank_log_path(cfg.ckpt_save_dir, ctx.rank),
+                      stderr_level=logging.INFO if ctx.is_main else logging.WARNING)
+    trainer = Trainer(cfg, ctx)
     result = trainer.fit()
     if trainer.ctx.is_main:
         sys.stdout.write(json.dumps(result) + "\n")

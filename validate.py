@@ -11,6 +11,7 @@ Precision: validation runs at ``val_amp_level`` (default O0, float32), never at 
 (without ``--val_amp_level``) is taken as ``val_amp_level X``.
 """
 import json
+import logging
 import sys
 from typing import Optional, Sequence
 
@@ -30,8 +31,11 @@ def main(argv: Sequence[str]) -> Optional[int]:
     from visionzoo.engine.evaluate import eval_precision, run_validation
 
     cfg = eval_precision(cfg, overrides)
+    ctx = setup_context(cfg)  # under msrun the scheduler process serves the cluster here and exits
+    if not ctx.is_main:  # rank 0 reports; the others only warn
+        setup_logging(stderr_level=logging.WARNING)
     result = run_validation(cfg)
-    if setup_context(cfg).is_main:
+    if ctx.is_main:
         top5 = "n/a (fewer than 5 classes)" if result["top5"] is None else f"{100 * result['top5']:.2f}%"
         sys.stdout.write(f"checkpoint: {result['checkpoint']} (val_amp_level {cfg.val_amp_level})\n")
         sys.stdout.write(f"top-1: {100 * result['top1']:.2f}%  top-5: {top5}  loss: {result['loss']:.4f}  "

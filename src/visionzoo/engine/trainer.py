@@ -19,7 +19,7 @@ import numpy as np
 from mindspore import ParameterTuple
 
 from ..config import Config
-from ..distributed import RunContext, launched_by_msrun, setup_context
+from ..distributed import RunContext, check_same_weights, launched_by_msrun, setup_context
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .checkpoints import checkpoint_name, latest_checkpoint, prune, read_training_state, save_atomic
 from .evaluate import EvalStep, evaluate
@@ -127,6 +127,8 @@ class Trainer:
 
         ms.set_seed(cfg.seed)
         self.network = build_network(cfg)
+        if not self.dry_run:
+            check_same_weights(self.network, ctx)
         self.num_params = _count_params(self.network)
         self.optimizer = build_optimizer(cfg, self.network, self.lr)
         self.net_with_loss = NetWithLoss(self.network, build_loss(cfg), cfg.aux_factor)
