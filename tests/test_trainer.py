@@ -45,7 +45,7 @@ def tiny_cli(tmp_path, **kw):
 
 
 def test_training_lowers_loss_and_writes_everything(tmp_path):
-    cfg = tiny_cfg(tmp_path, val_while_train=True, keep_checkpoint_max=2)
+    cfg = tiny_cfg(tmp_path, val_while_train=True, keep_checkpoint_max=2, num_samples=1438)  # all training digits
     result = Trainer(cfg).fit()
     d = cfg.ckpt_save_dir
     records = read_metrics(d)
@@ -54,7 +54,7 @@ def test_training_lowers_loss_and_writes_everything(tmp_path):
         for key in ("train_loss", "lr", "epoch_seconds", "images_per_second", "val_top1", "val_top5", "val_loss"):
             assert key in r, key
     assert records[-1]["train_loss"] < records[0]["train_loss"]
-    assert records[-1]["val_top1"] > 0.3  # 10 classes: chance is 0.1
+    assert records[-1]["val_top1"] > 0.5  # 10 classes: chance is 0.1
     files = sorted(os.listdir(d))
     assert files.count("vz_tiny_test-best.ckpt") == 1
     assert [f for f in files if "-e0" in f] == ["vz_tiny_test-e0003.ckpt", "vz_tiny_test-e0004.ckpt"]  # keep 2
@@ -67,7 +67,7 @@ def test_training_lowers_loss_and_writes_everything(tmp_path):
     # the checkpoint holds what resume needs
     params = ms.load_checkpoint(result["checkpoint"])
     assert int(params["_vz_epoch"].asnumpy()) == 4
-    assert int(params["global_step"].asnumpy().reshape(-1)[0]) == 4 * (320 // 32)
+    assert int(params["global_step"].asnumpy().reshape(-1)[0]) == 4 * (1438 // 32)
     assert any(k.startswith("moments.") for k in params)
     assert "_vz_loss_scale" in params and params["_vz_model"] == "vz_tiny_test"
 
