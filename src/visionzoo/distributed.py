@@ -82,7 +82,8 @@ def setup_context(cfg: Any, init_comm: bool = True) -> RunContext:
         return _CONTEXT
     _check_device(cfg.device_target)
     try:
-        ms.set_device(cfg.device_target)
+        if ms.get_context("device_target") != cfg.device_target:  # once a kernel ran, it may not be set again
+            ms.set_device(cfg.device_target)
     except Exception as e:  # noqa: BLE001  MindSpore raises RuntimeError/ValueError with long text
         raise DeviceError(f"cannot use device_target {cfg.device_target}: {str(e).splitlines()[0]}; "
                           "run with --device_target CPU") from None
