@@ -28,7 +28,7 @@ _FALSE = ("false", "0", "no", "n", "off")
 
 @dataclass(frozen=True)
 class Key:
-    """One recipe key: ``kind`` is one of int, float, str, bool, floats (a tuple of floats), ints."""
+    """One recipe key: ``kind`` is int, float, str, bool, floats/ints (tuples) or dict (a mapping)."""
 
     name: str
     kind: str
@@ -104,6 +104,7 @@ SCHEMA: Tuple[Key, ...] = (
     _k("model", "drop_rate", "float", None, "classifier dropout (default: the model's)", optional=True, min=0),
     _k("model", "drop_path_rate", "float", None, "unused by these models; accepted for MindCV recipes", optional=True, min=0),
     _k("model", "aux_logits", "bool", False, "GoogLeNet auxiliary heads"),
+    _k("model", "model_kwargs", "dict", {}, "extra builder arguments, e.g. {has_bias: false, initialize_mode: XavierUniform}"),
     _k("model", "pretrained", "bool", False, "start from the registry's pretrained weights"),
     _k("model", "ckpt_path", "str", "", "weights to start from (fine-tuning); validate.py: the checkpoint to score"),
     _k("model", "resume_opt", "bool", False, "MindCV compatibility: with ckpt_path, also restore optimizer state (use resume instead)"),
@@ -131,7 +132,7 @@ SCHEMA: Tuple[Key, ...] = (
     # scheduler
     _k("scheduler", "scheduler", "str", "cosine_decay", "learning-rate schedule",
        choices=("constant", "cosine_decay", "warmup_cosine_decay", "step_decay", "multi_step_decay",
-                "staged_decay", "warmup_poly_decay", "polynomial_decay")),
+                "staged_decay", "polynomial_decay")),
     _k("scheduler", "lr", "float", 0.001, "base learning rate", min=0),
     _k("scheduler", "min_lr", "float", 1e-6, "final learning rate of cosine/polynomial decay", min=0),
     _k("scheduler", "warmup_epochs", "int", 3, "linear warmup epochs", min=0),
@@ -161,6 +162,22 @@ SCHEMA: Tuple[Key, ...] = (
 )
 
 KEYS: Dict[str, Key] = {k.name: k for k in SCHEMA}
+
+#: Older MindCV key names that its shipped recipes still use, mapped to (key, value translation).
+ALIASES: Dict[str, Tuple[str, Optional[Dict[Any, Any]]]] = {
+    "smooth_factor": ("label_smoothing", None),
+    "filter_bias_and_bn": ("weight_decay_filter", {True: "norm_and_bias", False: "disable"}),
+}
+
+
+def _resolve_alias(name: str, value: Any) -> Tuple[str, Any]:
+    """Map an old MindCV key to its current name and value; other keys pass through."""
+    if name not in ALIASES:
+        return name, value
+    target, table = ALIASES[name]
+    if table is not None:
+        value = table[_parse_scalar(KEYS[target], "bool", value)]
+    return target, value
 GROUPS = tuple(dict.fromkeys(k.group for k in SCHEMA))
 
 
@@ -206,7 +223,7 @@ class Config:
 
 
 def _unknown_key_message(name: str) -> str:
-    close = difflib.get_close_matches(name, list(KEYS), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(KEYS), n=3, cutoff=0.75)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see docs/training.md for the keys"
     return f"unknown key {name!r}{hint}"
 
@@ -260,6 +277,17 @@ def parse_value(key: Key, value: Any) -> Any:
         if key.kind == "str" and value is not None:
             return ""
         raise ConfigError(f"key {key.name!r} needs a value ({key.help})")
+    if key.kind == "dict":
+        if isinstance(value, str):  # command line: a YAML/JSON mapping or name=value pairs
+            text = value.strip()
+            try:
+                value = yaml.safe_load(text) if text.startswith("{") else {
+                    k.strip(): yaml.safe_load(v) for k, v in (p.split("=", 1) for p in text.split(",") if p.strip())}
+            except (ValueError, yaml.YAMLError):
+                raise ConfigError(f"key {key.name!r} needs name=value pairs or a {{...}} mapping, got {value!r}") from None
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"key {key.name!r} needs a mapping of argument names to values, got {value!r}")
+        return dict(value)
     if key.kind in ("floats", "ints"):
         items = value
         if isinstance(value, str):
@@ -303,7 +331,7 @@ def load_yaml(path: str) -> Dict[str, Any]:
         raise ConfigError(f"{path}: a recipe must be a mapping of keys to values, got {type(data).__name__}")
     flat: Dict[str, Any] = {}
     for name, value in data.items():
-        if isinstance(value, dict) and name not in KEYS:
+        if isinstance(value, dict) and (name not in KEYS or KEYS[name].kind != "dict"):  # a group
             for sub, subvalue in value.items():
                 flat[str(sub)] = subvalue
         else:
@@ -362,8 +390,8 @@ def parse_args(argv: Sequence[str], flags: Iterable[str] = ()) -> Tuple[Optional
             extra[name] = _parse_scalar(Key(name, "bool", False, ""), "bool", inline) if eq else True
             i += 1
             continue
-        if name not in KEYS and name not in valued:
-            close = difflib.get_close_matches(name, list(KEYS) + list(valued) + list(switch), n=3, cutoff=0.6)
+        if name not in KEYS and name not in ALIASES and name not in valued:
+            close = difflib.get_close_matches(name, list(KEYS) + list(valued) + list(switch), n=3, cutoff=0.75)
             hint = f"; did you mean {', '.join('--' + c for c in close)}?" if close else "; see --help for the keys"
             raise ConfigError(f"unknown option '--{name}'{hint}")
         if eq:
@@ -386,10 +414,13 @@ def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] 
     values: Dict[str, Any] = {}
     if path:
         for name, value in load_yaml(path).items():
-            if name not in KEYS:
+            if name not in KEYS and name not in ALIASES:
                 raise ConfigError(f"{path}: {_unknown_key_message(name)}")
+            name, value = _resolve_alias(name, value)
             values[name] = value
-    values.update(overrides or {})
+    for name, value in (overrides or {}).items():
+        name, value = _resolve_alias(name, value)
+        values[name] = value
     cfg = Config()
     for name, value in values.items():
         try:

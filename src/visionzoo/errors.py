@@ -6,7 +6,8 @@ status 2; library users can catch them by type.
 """
 from __future__ import annotations
 
-__all__ = ["VisionZooError", "ConfigError", "DataError", "CheckpointError", "DeviceError", "ModelError"]
+__all__ = ["VisionZooError", "ConfigError", "DataError", "CheckpointError", "DeviceError", "ModelError",
+           "TrainingDiverged"]
 
 
 class VisionZooError(Exception):
@@ -34,3 +35,7 @@ class ModelError(VisionZooError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class TrainingDiverged(VisionZooError, RuntimeError):
+    """The loss became non-finite; the message names the step and the last good checkpoint."""

@@ -1,0 +1,256 @@
+"""``build_dataset``: one entry point from a recipe to a batched, sharded MindSpore dataset.
+
+Sharding is done by :class:`ShardSampler`, one sampler for every source:
+
+* train: each epoch draws a permutation of all samples from ``(cfg.seed, epoch)`` (the same on every
+  rank), pads it by repeating its head to a multiple of ``num_shards`` (so every rank runs the same
+  number of steps), and gives rank ``k`` the positions ``k::num_shards``.
+* val: no shuffle, no padding: rank ``k`` gets the indices ``k::num_shards``, so across ranks every
+  sample is scored exactly once (MindSpore's DistributedSampler would repeat samples to even out
+  shards).
+
+Random augmentations draw from MindSpore's dataset seed, which :func:`build_dataset` sets to
+``cfg.seed`` (``mindspore.dataset.config.set_seed``), so a pipeline is reproducible given the seed.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, List
+
+import mindspore.dataset as ds
+import numpy as np
+
+from ..errors import DataError
+from . import transforms as tf
+from .cifar import CIFAR10, CIFAR100, find_cifar_root, load_cifar
+from .digits import load_digits_split
+from .folder import EXTENSIONS, scan_image_folder
+from .synthetic import DEFAULT_NUM_SAMPLES, make_synthetic
+
+__all__ = ["DatasetBundle", "build_dataset", "ShardSampler", "SUPPORTED_DATASETS", "choose_workers"]
+
+_logger = logging.getLogger(__name__)
+
+SUPPORTED_DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
+#: Output side (pixels) up to which an in-memory pipeline runs its map with one worker. Measured on
+#: 2 cores (benchmarks/bench_pipeline.py, docs/data.md): for 32x32 CIFAR a second worker made the
+#: pipeline several times slower (thread hand-off costs more than the per-image work); at 224x224
+#: the per-image work dominates and a second worker helps.
+SMALL_IMAGE_SIDE = 64
+
+
+@dataclass
+class DatasetBundle:
+    """A batched dataset and what the trainer needs to know about it.
+
+    ``dataset`` yields columns ``image`` (float32, N x C x H x W, normalised) and ``label`` (int32, N).
+    ``num_samples`` and ``num_batches`` count this shard only.
+    """
+
+    dataset: Any
+    num_samples: int
+    num_batches: int
+    num_classes: int
+    class_names: List[str]
+    batch_size: int
+
+
+class ShardSampler(ds.Sampler):
+    """This rank's share of ``indices``; train reshuffles every epoch from ``(seed, epoch)``.
+
+    ``indices`` are positions in the underlying source (already without corrupt files or samples
+    left out by ``num_samples``). With ``pad`` the shard sizes are made equal by repeating the head of
+    the epoch's order; without it shard ``k`` is exactly ``indices[k::num_shards]``.
+    """
+
+    def __init__(self, indices: np.ndarray, shard_id: int = 0, num_shards: int = 1, shuffle: bool = False,
+                 seed: int = 0, pad: bool = False):
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.shard_id = int(shard_id)
+        self.num_shards = int(num_shards)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.pad = bool(pad)
+        self.epoch = 0
+        super().__init__(num_samples=self.shard_size())
+
+    def shard_size(self) -> int:
+        n = int(self.indices.size)
+        if self.pad:
+            return math.ceil(n / self.num_shards)
+        return len(range(self.shard_id, n, self.num_shards))
+
+    def __len__(self) -> int:
+        return self.shard_size()
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        """The indices this shard reads in ``epoch`` (0-based)."""
+        order = self.indices
+        if self.shuffle:
+            order = order[np.random.default_rng([self.seed, epoch]).permutation(order.size)]
+        if self.pad:
+            total = math.ceil(order.size / self.num_shards) * self.num_shards
+            if total > order.size:
+                order = np.concatenate([order, np.resize(order, total - order.size)])
+        return order[self.shard_id::self.num_shards]
+
+    def __iter__(self):
+        order = self.epoch_indices(self.epoch)
+        self.epoch += 1
+        return iter(order.tolist())
+
+
+def choose_workers(requested: int, small_images: bool) -> int:
+    """Map workers: ``requested`` capped at the CPU count, and at 1 for small in-memory images."""
+    cpus = os.cpu_count() or 1
+    workers = max(1, min(int(requested), cpus))
+    if workers < requested:
+        _logger.info("num_parallel_workers %d capped at %d (CPUs here: %d)", requested, workers, cpus)
+    if small_images and workers > 1:
+        _logger.debug("num_parallel_workers %d -> 1: small images are faster on one worker", workers)
+        workers = 1
+    return workers
+
+
+def _check_split(split: str, shard_id: int, num_shards: int) -> None:
+    if split not in ("train", "val"):
+        raise DataError(f"split must be 'train' or 'val', got {split!r}")
+    if num_shards < 1 or not 0 <= shard_id < num_shards:
+        raise DataError(f"shard_id must be in [0, num_shards), got shard_id={shard_id}, num_shards={num_shards}")
+
+
+@dataclass
+class _Source:
+    """What a dataset family hands the common code."""
+
+    make: Callable[[ds.Sampler], Any]  # sampler -> mappable dataset with columns image, label
+    size: int  # positions in the source
+    valid: np.ndarray  # usable positions
+    class_names: List[str]
+    ops: List[Any]  # image ops
+    small_images: bool
+
+
+def _array_source(images: np.ndarray, labels: np.ndarray, class_names: List[str], ops: List[Any],
+                  small: bool) -> _Source:
+    def make(sampler: ds.Sampler) -> Any:
+        return ds.NumpySlicesDataset((images, labels), column_names=["image", "label"], sampler=sampler)
+
+    return _Source(make, int(labels.size), np.arange(labels.size), class_names, ops, small)
+
+
+def _cifar_source(cfg: Any, split: str, spec) -> _Source:
+    data_dir = str(cfg.data_dir)
+    if spec is CIFAR10 and cfg.dataset_download and find_cifar_root(data_dir, spec) is None:
+        from .download import download_cifar10
+
+        download_cifar10(data_dir)
+    images, labels, names = load_cifar(data_dir, spec, split)
+    mean, std = tf.resolve_mean_std(cfg, spec.name)
+    ops = tf.array_train(cfg, mean, std, 32) if split == "train" else tf.array_eval(cfg, mean, std, 32)
+    return _array_source(images, labels, names, ops, cfg.image_resize <= SMALL_IMAGE_SIDE)
+
+
+def _digits_source(cfg: Any, split: str) -> _Source:
+    images, labels, names = load_digits_split(split)
+    mean, std = tf.resolve_mean_std(cfg, "digits")
+    if split == "train":
+        ops = tf.array_train(cfg, mean, std, 8, crop_after_resize=True, allow_hflip=False)
+    else:
+        ops = tf.array_eval(cfg, mean, std, 8)
+    return _array_source(images, labels, names, ops, cfg.image_resize <= SMALL_IMAGE_SIDE)
+
+
+def _synthetic_source(cfg: Any, split: str) -> _Source:
+    n = int(cfg.num_samples or DEFAULT_NUM_SAMPLES)
+    size = int(cfg.image_resize)
+    images, labels, names = make_synthetic(n, size, int(cfg.num_classes), int(cfg.seed), split)
+    mean, std = tf.resolve_mean_std(cfg, "synthetic")
+    # images are already network-sized noise: only the normalisation a real pipeline ends with
+    return _array_source(images, labels, names, tf.array_eval(cfg, mean, std, size), size <= SMALL_IMAGE_SIDE)
+
+
+def _folder_source(cfg: Any, split: str, workers: int) -> _Source:
+    split_name = cfg.train_split if split == "train" else cfg.val_split
+    index = scan_image_folder(str(cfg.data_dir), split_name)
+    mean, std = tf.resolve_mean_std(cfg, "imagenet")
+    ops = tf.imagenet_train(cfg, mean, std) if split == "train" else tf.imagenet_eval(cfg, mean, std)
+
+    def make(sampler: ds.Sampler) -> Any:
+        return ds.ImageFolderDataset(index.root, extensions=list(EXTENSIONS), class_indexing=index.class_indexing,
+                                     sampler=sampler, num_parallel_workers=workers)
+
+    return _Source(make, len(index.files), index.valid, index.class_names, ops, False)
+
+
+def _source(cfg: Any, split: str, workers: int) -> _Source:
+    name = cfg.dataset
+    if name == "cifar10":
+        return _cifar_source(cfg, split, CIFAR10)
+    if name == "cifar100":
+        return _cifar_source(cfg, split, CIFAR100)
+    if name == "digits":
+        return _digits_source(cfg, split)
+    if name == "synthetic":
+        return _synthetic_source(cfg, split)
+    if name == "imagenet":
+        return _folder_source(cfg, split, workers)
+    if name == "mnist":
+        raise DataError(f"dataset 'mnist' is not supported by visionzoo; supported datasets: "
+                        f"{', '.join(SUPPORTED_DATASETS)} (for a small demo use digits)")
+    raise DataError(f"unknown dataset {name!r}; supported datasets: {', '.join(SUPPORTED_DATASETS)}")
+
+
+def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards: int = 1) -> DatasetBundle:
+    """Build this shard of ``split`` (``"train"`` or ``"val"``) of the recipe's dataset.
+
+    train: shuffled with ``cfg.seed`` when ``cfg.shuffle``, augmented, batched by ``cfg.batch_size``
+    with ``cfg.drop_remainder``; shards padded to equal size. val: in order, eval transforms, batched
+    by ``cfg.eval_batch_size`` (or ``cfg.batch_size``), never dropping the remainder; shard ``k`` holds
+    samples ``k::num_shards``, so every sample is scored exactly once across shards. Raises
+    :class:`~visionzoo.errors.DataError` for missing or malformed data and for a class count that
+    differs from ``cfg.num_classes``.
+    """
+    _check_split(split, shard_id, num_shards)
+    train = split == "train"
+    requested_workers = int(cfg.num_parallel_workers)
+    io_workers = choose_workers(requested_workers, small_images=False)
+    source = _source(cfg, split, io_workers)
+    num_classes = len(source.class_names)
+    if num_classes != int(cfg.num_classes):
+        raise DataError(f"{cfg.dataset} {split} data at {cfg.data_dir!r} has {num_classes} classes but "
+                        f"num_classes is {cfg.num_classes}; set num_classes {num_classes} (or point data_dir "
+                        "at the intended data)")
+    indices = source.valid
+    if train and cfg.num_samples and cfg.dataset != "synthetic" and cfg.num_samples < indices.size:
+        # a fixed random subset (not the head, which is one class for a sorted folder)
+        keep = np.random.default_rng(int(cfg.seed)).choice(indices.size, int(cfg.num_samples), replace=False)
+        indices = indices[np.sort(keep)]
+    if indices.size < num_shards and not train:
+        raise DataError(f"{cfg.dataset} {split} has {indices.size} samples, fewer than num_shards={num_shards}; "
+                        "use fewer devices for evaluation")
+    sampler = ShardSampler(indices, shard_id, num_shards, shuffle=train and bool(cfg.shuffle),
+                           seed=int(cfg.seed), pad=train)
+    num_samples = sampler.shard_size()
+    # random ops (crop, flip, jitter, erasing) draw from the dataset engine's seed
+    ds.config.set_seed(int(cfg.seed))
+    workers = choose_workers(requested_workers, source.small_images)
+    dataset = source.make(sampler)
+    dataset = dataset.map(operations=source.ops, input_columns="image", num_parallel_workers=workers)
+    dataset = dataset.map(operations=tf.label_transform(), input_columns="label", num_parallel_workers=1)
+    if train:
+        batch_size, drop = int(cfg.batch_size), bool(cfg.drop_remainder)
+    else:
+        batch_size, drop = int(cfg.eval_batch_size or cfg.batch_size), False
+    dataset = dataset.batch(batch_size, drop_remainder=drop)
+    num_batches = num_samples // batch_size if drop else math.ceil(num_samples / batch_size)
+    if num_batches == 0:
+        raise DataError(f"{cfg.dataset} {split}: {num_samples} samples in this shard make no full batch of "
+                        f"{batch_size} with drop_remainder True; lower batch_size or set drop_remainder False")
+    _logger.info("%s %s shard %d/%d: %d samples, %d batches of %d, %d classes", cfg.dataset, split, shard_id,
+                 num_shards, num_samples, num_batches, batch_size, num_classes)
+    return DatasetBundle(dataset=dataset, num_samples=num_samples, num_batches=num_batches,
+                         num_classes=num_classes, class_names=list(source.class_names), batch_size=batch_size)

@@ -1,0 +1,227 @@
+"""Image transform lists built from a recipe, as native MindSpore vision operations.
+
+Every list ends in float32 CHW images normalised with the recipe's ``mean``/``std`` (0-255 units, so
+one ``Normalize`` on uint8 pixels replaces the reference's ``Rescale(1/255)`` + ``Normalize``; the
+result is the same number). The ``*_train`` lists are random; the ``*_eval`` lists are not.
+
+Which recipe keys each family honours (documented in docs/data.md):
+
+* ImageNet-style folders: image_resize, scale, ratio, interpolation, hflip, vflip, color_jitter,
+  auto_augment, re_*, mean, std, crop_pct.
+* CIFAR (32x32 arrays): crop_padding, hflip, vflip, image_resize, interpolation, auto_augment, re_*,
+  mean, std. ``color_jitter`` is not applied (the CIFAR references do not jitter, and the schema's
+  default 0.4 would silently change them).
+* digits (8x8 arrays): image_resize, interpolation, crop_padding (after upscaling), re_*, mean, std.
+  Never flipped: a mirrored digit is another glyph.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, List, Sequence, Tuple
+
+import mindspore as ms
+import mindspore.dataset.transforms as T
+import mindspore.dataset.vision as V
+from mindspore.dataset.vision import Inter
+
+from ..errors import DataError
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CIFAR_MEAN",
+    "CIFAR_STD",
+    "DIGITS_MEAN",
+    "DIGITS_STD",
+    "resolve_mean_std",
+    "imagenet_train",
+    "imagenet_eval",
+    "array_train",
+    "array_eval",
+    "label_transform",
+]
+
+_logger = logging.getLogger(__name__)
+
+#: Normalisation defaults in 0-255 units.
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+CIFAR_MEAN = (0.4914 * 255, 0.4822 * 255, 0.4465 * 255)
+CIFAR_STD = (0.2023 * 255, 0.1994 * 255, 0.2010 * 255)
+#: Pixel mean/std of sklearn's digits scaled to 0-255 (all 1797 images, all three channels equal).
+DIGITS_MEAN = (0.3053 * 255,) * 3
+DIGITS_STD = (0.3759 * 255,) * 3
+
+_DEFAULT_MEAN_STD = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "cifar10": (CIFAR_MEAN, CIFAR_STD),
+    "cifar100": (CIFAR_MEAN, CIFAR_STD),
+    "digits": (DIGITS_MEAN, DIGITS_STD),
+    "synthetic": (IMAGENET_MEAN, IMAGENET_STD),
+}
+
+_INTERPOLATION = {
+    "bilinear": Inter.BILINEAR,
+    "bicubic": Inter.BICUBIC,
+    "nearest": Inter.NEAREST,
+    "area": Inter.AREA,
+    # MindSpore's native Resize has no Lanczos kernel (Inter.ANTIALIAS needs PIL images); bicubic is
+    # the closest native filter. A warning says so when a recipe asks for lanczos.
+    "lanczos": Inter.BICUBIC,
+}
+
+
+def _interpolation(name: str) -> Inter:
+    key = str(name).lower()
+    if key not in _INTERPOLATION:
+        raise DataError(f"unknown interpolation {name!r}; allowed: {', '.join(_INTERPOLATION)}")
+    if key == "lanczos":
+        _logger.warning("interpolation 'lanczos' has no native MindSpore kernel; using bicubic")
+    return _INTERPOLATION[key]
+
+
+def resolve_mean_std(cfg: Any, dataset: str) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """The recipe's ``mean``/``std`` (0-255 units), or the dataset's defaults where unset."""
+    mean, std = _DEFAULT_MEAN_STD.get(dataset, (IMAGENET_MEAN, IMAGENET_STD))
+    mean = tuple(float(v) for v in (cfg.mean if cfg.mean is not None else mean))
+    std = tuple(float(v) for v in (cfg.std if cfg.std is not None else std))
+    if len(mean) != 3 or len(std) != 3:
+        raise DataError(f"mean and std need 3 values each (R, G, B in 0-255 units), got mean={mean}, std={std}")
+    if any(s <= 0 for s in std):
+        raise DataError(f"std values must be > 0 (0-255 units), got {std}")
+    return mean, std
+
+
+def _normalize_chw(mean: Sequence[float], std: Sequence[float]) -> List[Any]:
+    # uint8 HWC -> float32 HWC ((x - mean) / std) -> float32 CHW
+    return [V.Normalize(mean=list(mean), std=list(std)), V.HWC2CHW()]
+
+
+def _flips(cfg: Any, allow_hflip: bool = True) -> List[Any]:
+    ops: List[Any] = []
+    if allow_hflip and cfg.hflip > 0:
+        ops.append(V.RandomHorizontalFlip(prob=min(float(cfg.hflip), 1.0)))
+    if cfg.vflip > 0:
+        ops.append(V.RandomVerticalFlip(prob=min(float(cfg.vflip), 1.0)))
+    return ops
+
+
+def _auto_augment(cfg: Any, mean: Sequence[float], size: int) -> List[Any]:
+    """mindcv's policy for ``cfg.auto_augment`` (Python callables on uint8 HWC arrays)."""
+    policy = cfg.auto_augment
+    if not policy:
+        return []
+    from mindcv.data.auto_augment import (
+        auto_augment_transform,
+        rand_augment_transform,
+        trivial_augment_wide_transform,
+    )
+
+    hparams = dict(
+        translate_const=int(size * 0.45),
+        img_mean=tuple(min(255, round(x)) for x in mean),
+        interpolation=_interpolation(cfg.interpolation),
+    )
+    if policy.startswith("randaug"):
+        return [rand_augment_transform(policy, hparams)]
+    if policy.startswith("autoaug") or policy.startswith("3a"):
+        return [auto_augment_transform(policy, hparams)]
+    if policy.startswith("trivialaugwide"):
+        return [trivial_augment_wide_transform(policy, hparams)]
+    raise DataError(
+        f"auto_augment {policy!r} is not supported; use a mindcv policy string starting with "
+        "'randaug' (e.g. 'randaug-m9-mstd0.5'), 'autoaug', '3a' or 'trivialaugwide'")
+
+
+def _random_erasing(cfg: Any) -> List[Any]:
+    """RandomErasing works on CHW float images, so it goes after normalisation."""
+    if cfg.re_prob <= 0:
+        return []
+    raw = str(cfg.re_value).strip().lower()
+    if raw == "random":
+        value: Any = "random"
+    else:
+        # MindSpore's RandomErasing fills with integers (in normalised units, as it runs after Normalize)
+        try:
+            number = float(raw)
+        except ValueError:
+            number = float("nan")
+        if not (number.is_integer() and 0 <= number <= 255):
+            raise DataError(f"re_value must be an integer in 0-255 or 'random', got {cfg.re_value!r}")
+        value = int(number)
+    return [V.RandomErasing(prob=min(float(cfg.re_prob), 1.0), scale=tuple(cfg.re_scale), ratio=tuple(cfg.re_ratio),
+                            value=value, max_attempts=int(cfg.re_max_attempts))]
+
+
+def imagenet_train(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> List[Any]:
+    """Encoded bytes -> RandomResizedCrop -> flips -> (auto_augment | colour jitter) -> normalise -> CHW -> erasing."""
+    size = int(cfg.image_resize)
+    ops: List[Any] = [
+        V.Decode(),
+        V.RandomResizedCrop(size, scale=tuple(cfg.scale), ratio=tuple(cfg.ratio),
+                            interpolation=_interpolation(cfg.interpolation)),
+    ]
+    ops += _flips(cfg)
+    if cfg.auto_augment:
+        ops += _auto_augment(cfg, mean, size)
+    elif cfg.color_jitter:
+        cj = float(cfg.color_jitter)
+        ops.append(V.RandomColorAdjust(brightness=cj, contrast=cj, saturation=cj))
+    ops += _normalize_chw(mean, std)
+    ops += _random_erasing(cfg)
+    return ops
+
+
+def imagenet_eval(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> List[Any]:
+    """Encoded bytes -> resize shorter side to int(image_resize / crop_pct) -> centre crop -> normalise -> CHW."""
+    size = int(cfg.image_resize)
+    resize_to = int(math.floor(size / float(cfg.crop_pct)))
+    return [
+        V.Decode(),
+        V.Resize(resize_to, interpolation=_interpolation(cfg.interpolation)),
+        V.CenterCrop(size),
+    ] + _normalize_chw(mean, std)
+
+
+def array_train(cfg: Any, mean: Sequence[float], std: Sequence[float], native_size: int,
+                crop_after_resize: bool = False, allow_hflip: bool = True) -> List[Any]:
+    """Training ops for uint8 HWC arrays of ``native_size`` pixels (CIFAR: 32, digits: 8).
+
+    CIFAR: RandomCrop(32, crop_padding) -> flips -> Resize(image_resize) if it differs -> normalise.
+    digits (``crop_after_resize``): Resize(image_resize) -> RandomCrop(image_resize, crop_padding),
+    so the padding is measured at the network's resolution; no horizontal flip (``allow_hflip``).
+    """
+    size = int(cfg.image_resize)
+    pad = int(cfg.crop_padding)
+    resize = [V.Resize(size, interpolation=_interpolation(cfg.interpolation))] if size != native_size else []
+    ops: List[Any] = []
+    if crop_after_resize:
+        ops += resize
+        if pad > 0:
+            ops.append(V.RandomCrop(size, padding=pad))
+        ops += _flips(cfg, allow_hflip=allow_hflip)
+    else:
+        if pad > 0:
+            ops.append(V.RandomCrop(native_size, padding=pad))
+        ops += _flips(cfg, allow_hflip=allow_hflip)
+        ops += resize
+    ops += _auto_augment(cfg, mean, size)
+    ops += _normalize_chw(mean, std)
+    ops += _random_erasing(cfg)
+    return ops
+
+
+def array_eval(cfg: Any, mean: Sequence[float], std: Sequence[float], native_size: int) -> List[Any]:
+    """Eval ops for uint8 HWC arrays: Resize(image_resize) only if it differs, normalise, CHW."""
+    size = int(cfg.image_resize)
+    ops: List[Any] = []
+    if size != native_size:
+        ops.append(V.Resize(size, interpolation=_interpolation(cfg.interpolation)))
+    return ops + _normalize_chw(mean, std)
+
+
+def label_transform() -> List[Any]:
+    """Labels leave the pipeline as int32 whatever the source wrote."""
+    return [T.TypeCast(ms.int32)]
+

@@ -1,0 +1,1 @@
+"""Training engine: schedules, optimizers, loss, train step, checkpoints, evaluation, trainer."""

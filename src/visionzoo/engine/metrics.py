@@ -1,0 +1,87 @@
+"""Per-epoch metrics log (``metrics.jsonl``) and its plot."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Dict, List
+
+__all__ = ["MetricsLog"]
+
+_logger = logging.getLogger(__name__)
+
+
+class MetricsLog:
+    """Append-only JSON-lines log, one object per epoch; resume drops entries past the checkpoint."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def read(self) -> List[Dict[str, Any]]:
+        if not os.path.isfile(self.path):
+            return []
+        records = []
+        with open(self.path, "r", encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut by a kill mid-write
+                    _logger.warning("ignoring a truncated line in %s", self.path)
+        return records
+
+    def truncate_after(self, epoch: int) -> None:
+        """Keep only records with ``epoch <= epoch`` (atomic rewrite)."""
+        records = [r for r in self.read() if int(r.get("epoch", 0)) <= epoch]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+        os.replace(tmp, self.path)
+
+    def append(self, record: Dict[str, Any]) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+    def plot(self, png_path: str) -> bool:
+        """Draw loss, lr and accuracy curves to ``png_path``; False (and a log line) without matplotlib."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            _logger.info("no plot: matplotlib is not installed (pip install 'visionzoo[plot]')")
+            return False
+        records = self.read()
+        if not records:
+            return False
+        epochs = [r["epoch"] for r in records]
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        axes[0].plot(epochs, [r["train_loss"] for r in records], label="train")
+        if any("val_loss" in r for r in records):
+            pts = [(r["epoch"], r["val_loss"]) for r in records if "val_loss" in r]
+            axes[0].plot(*zip(*pts), label="val")
+        axes[0].set_title("loss")
+        axes[0].legend()
+        axes[1].plot(epochs, [r["lr"] for r in records])
+        axes[1].set_title("learning rate")
+        for key in ("val_top1", "val_top5"):
+            pts = [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
+            if pts:
+                axes[2].plot(*zip(*pts), label=key)
+        axes[2].set_title("validation accuracy")
+        if axes[2].lines:
+            axes[2].legend()
+        for ax in axes:
+            ax.set_xlabel("epoch")
+        fig.tight_layout()
+        tmp = png_path + ".tmp.png"
+        fig.savefig(tmp, dpi=90)
+        plt.close(fig)
+        os.replace(tmp, png_path)
+        return True

@@ -1,0 +1,69 @@
+"""Optimizers with weight decay chosen by each parameter's role."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+from mindspore import Parameter, Tensor, nn
+
+__all__ = ["build_optimizer", "split_decay_params"]
+
+_logger = logging.getLogger(__name__)
+
+_NORM_CELLS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)
+
+
+def split_decay_params(network: nn.Cell) -> Tuple[List[Parameter], List[Parameter]]:
+    """Split trainable parameters into (decay, no_decay) by role, not by name.
+
+    No decay: every parameter of a normalisation cell (BatchNorm gamma/beta, ...) and the bias of
+    any cell that has one (``cell.bias``). Everything else (conv and dense weights) decays.
+    """
+    no_decay_ids = set()
+    for _, cell in network.cells_and_names():
+        if isinstance(cell, _NORM_CELLS):
+            no_decay_ids.update(id(p) for p in cell.get_parameters(expand=False))
+        bias = getattr(cell, "bias", None)
+        if isinstance(bias, Parameter):
+            no_decay_ids.add(id(bias))
+    decay, no_decay = [], []
+    for p in network.trainable_params():
+        (no_decay if id(p) in no_decay_ids else decay).append(p)
+    return decay, no_decay
+
+
+def build_optimizer(cfg: Any, network: nn.Cell, lr: np.ndarray) -> nn.Optimizer:
+    """Build ``cfg.opt`` over ``network``'s trainable parameters with the per-update ``lr`` array.
+
+    ``weight_decay_filter``: 'disable' decays every parameter (the model_zoo GoogLeNet recipe);
+    'norm_and_bias'/'auto' exempt normalisation parameters and biases (see :func:`split_decay_params`).
+    """
+    params = network.trainable_params()
+    # Always pass explicit groups: a plain parameter list makes MindSpore skip decay on any name
+    # containing "beta" or "gamma", which would silently break the 'disable' (decay all) recipes.
+    if cfg.weight_decay_filter != "disable":
+        decay, no_decay = split_decay_params(network)
+    else:
+        decay, no_decay = params, []
+    _logger.debug("weight decay %g on %d tensors, none on %d", cfg.weight_decay, len(decay), len(no_decay))
+    params_arg: List[Dict[str, Any]] = []
+    if decay:
+        params_arg.append({"params": decay, "weight_decay": cfg.weight_decay})
+    if no_decay:
+        params_arg.append({"params": no_decay, "weight_decay": 0.0})
+    params_arg.append({"order_params": params})
+    weight_decay = 0.0
+    learning_rate = Tensor(np.asarray(lr, dtype=np.float32))
+    name = cfg.opt
+    if name in ("momentum", "nesterov"):
+        return nn.Momentum(params_arg, learning_rate=learning_rate, momentum=cfg.momentum, weight_decay=weight_decay,
+                           use_nesterov=cfg.use_nesterov or name == "nesterov")
+    if name == "sgd":
+        return nn.SGD(params_arg, learning_rate=learning_rate, momentum=cfg.momentum, weight_decay=weight_decay,
+                      nesterov=cfg.use_nesterov)
+    if name == "adamw":
+        return nn.AdamWeightDecay(params_arg, learning_rate=learning_rate, eps=cfg.eps, weight_decay=weight_decay)
+    if name == "adam":
+        return nn.Adam(params_arg, learning_rate=learning_rate, eps=cfg.eps, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")  # the config schema refuses other names

@@ -1,0 +1,173 @@
+"""GoogLeNet (Inception v1), "Going Deeper with Convolutions" (Szegedy et al., 2014).
+
+Three registered flavours, one class:
+
+* ``googlenet``: MindCV's model exactly (Conv + ReLU without BN, true 5x5 branch, optional aux
+  heads, dropout 0.2) with MindCV's parameter names, so MindCV checkpoints load.
+* ``googlenet_bn``: the MindSpore model_zoo / torchvision port: Conv (no bias) + BN (eps 1e-3) + ReLU,
+  a 3x3 "5x5" branch, dropout 0.2, no aux heads by default.
+* ``googlenet_cifar``: the common native-32x32 adaptation: a 3x3 conv stem with 192 channels and no
+  early downsampling, then inception 3a..5b (BN flavour) with pools after 3b and 4e.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Tuple, Union
+
+from mindspore import Tensor, nn
+
+from ..ops import MaxPool2d
+from ..registry import CIFAR_MEAN, CIFAR_STD, ModelSpec, build_model_with_cfg, register_model
+from .layers import ConvNormAct, GlobalAvgPool, Inception, InceptionAux, dense, make_dropout, sync_parameter_names
+
+__all__ = ["GoogLeNet"]
+
+# Inception modules: (name, in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj). A 3x3/2 max pool
+# follows 3b (28 -> 14 at 224 input) and a 2x2/2 one follows 4e (14 -> 7).
+cfgs = (
+    ("3a", 192, 64, 96, 128, 16, 32, 32),
+    ("3b", 256, 128, 128, 192, 32, 96, 64),
+    ("4a", 480, 192, 96, 208, 16, 48, 64),
+    ("4b", 512, 160, 112, 224, 24, 64, 64),
+    ("4c", 512, 128, 128, 256, 24, 64, 64),
+    ("4d", 512, 112, 144, 288, 32, 64, 64),
+    ("4e", 528, 256, 160, 320, 32, 128, 128),
+    ("5a", 832, 256, 160, 320, 32, 128, 128),
+    ("5b", 832, 384, 192, 384, 48, 128, 128),
+)
+
+# Architecture options of each registered flavour (user kwargs override them).
+_VARIANTS = {
+    "googlenet": dict(norm=False, kernel_5x5=5, small_input=False, init_mode="mindcv_googlenet"),
+    "googlenet_bn": dict(norm=True, kernel_5x5=3, small_input=False, init_mode="TruncatedNormal"),
+    "googlenet_cifar": dict(norm=True, kernel_5x5=3, small_input=True, init_mode="TruncatedNormal"),
+}
+
+
+class GoogLeNet(nn.Cell):
+    """GoogLeNet. ``construct`` returns logits, or ``(logits, aux1, aux2)`` in training mode with
+    ``aux_logits=True`` (aux1 after inception 4a, aux2 after 4d).
+
+    Args:
+        num_classes: classifier size (0: no classifier, ``construct`` returns pooled features).
+        in_channels: input channels.
+        aux_logits: build the two auxiliary classifiers (needs 224x224 input).
+        drop_rate: dropout before the classifier.
+        drop_rate_aux: dropout inside the auxiliary classifiers.
+        norm: BatchNorm (eps 1e-3) after every conv.
+        kernel_5x5: kernel of the "5x5" branch (5: paper/MindCV, 3: torchvision/model_zoo).
+        small_input: 32x32 stem (3x3 conv to 192 channels, no downsampling) instead of the 224 stem.
+        init_mode: weight initialisation scheme (see ``layers.INIT_MODES``).
+    """
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = False,
+                 drop_rate: float = 0.2, drop_rate_aux: float = 0.7, norm: bool = False, kernel_5x5: int = 5,
+                 small_input: bool = False, init_mode: str = "mindcv_googlenet") -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.num_features = 1024
+        self.aux_logits = aux_logits
+        self.init_mode = init_mode
+        conv = partial(ConvNormAct, norm=norm, eps=1e-3, init_mode=init_mode)
+        if small_input:  # 3x32x32 -> 192x32x32
+            self.conv1 = conv(in_channels, 192, kernel_size=3)
+            self.maxpool1 = nn.Identity()
+            self.conv2 = nn.Identity()
+            self.conv3 = nn.Identity()
+            self.maxpool2 = nn.Identity()
+        else:  # 3x224x224 -> 64x112x112 -> 64x56x56 -> 192x56x56 -> 192x28x28
+            self.conv1 = conv(in_channels, 64, kernel_size=7, stride=2)
+            self.maxpool1 = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+            self.conv2 = conv(64, 64, kernel_size=1)
+            self.conv3 = conv(64, 192, kernel_size=3)
+            self.maxpool2 = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+        for name, *channels in cfgs:
+            setattr(self, f"inception{name}", Inception(*channels, conv_block=conv, kernel_5x5=kernel_5x5))
+        self.maxpool3 = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+        self.maxpool4 = MaxPool2d(kernel_size=2, stride=2, pad_mode="same")
+        if aux_logits:
+            self.aux1 = InceptionAux(512, num_classes, drop_rate_aux, conv_block=conv, init_mode=init_mode)
+            self.aux2 = InceptionAux(528, num_classes, drop_rate_aux, conv_block=conv, init_mode=init_mode)
+        self.pool = GlobalAvgPool()
+        self.dropout = make_dropout(drop_rate)
+        self.classifier = self._make_classifier(num_classes)
+
+    @property
+    def classifier_names(self) -> Tuple[str, ...]:
+        """Parameter-name prefixes of every classification head (main, then aux)."""
+        return ("classifier", "aux1.fc2", "aux2.fc2") if self.aux_logits else ("classifier",)
+
+    def _make_classifier(self, num_classes: int) -> nn.Cell:
+        return dense(self.num_features, num_classes, self.init_mode) if num_classes > 0 else nn.Identity()
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the head(s) with fresh ones for ``num_classes`` classes."""
+        self.num_classes = num_classes
+        self.classifier = self._make_classifier(num_classes)
+        if self.aux_logits:
+            self.aux1.fc2 = dense(1024, num_classes, self.init_mode)
+            self.aux2.fc2 = dense(1024, num_classes, self.init_mode)
+        sync_parameter_names(self)
+
+    def _features(self, x: Tensor, with_aux: bool) -> Tuple[Tensor, Any, Any]:
+        x = self.maxpool1(self.conv1(x))
+        x = self.maxpool2(self.conv3(self.conv2(x)))
+        x = self.maxpool3(self.inception3b(self.inception3a(x)))
+        x = self.inception4a(x)
+        aux1 = self.aux1(x) if with_aux else None
+        x = self.inception4d(self.inception4c(self.inception4b(x)))
+        aux2 = self.aux2(x) if with_aux else None
+        x = self.maxpool4(self.inception4e(x))
+        x = self.inception5b(self.inception5a(x))
+        return x, aux1, aux2
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, 1024, H/32, W/32) (H/4 for ``small_input``)."""
+        return self._features(x, False)[0]
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Pooled features -> logits; ``pre_logits=True`` stops before the classifier (N, 1024)."""
+        x = self.dropout(self.pool(x))
+        return x if pre_logits else self.classifier(x)
+
+    def construct(self, x: Tensor) -> Union[Tensor, Tuple[Tensor, Tensor, Tensor]]:
+        if self.aux_logits and self.training:
+            x, aux1, aux2 = self._features(x, True)
+            return self.forward_head(x), aux1, aux2
+        return self.forward_head(self.forward_features(x))
+
+
+def _create_googlenet(variant: str, pretrained: Union[bool, str] = False, **kwargs: Any) -> GoogLeNet:
+    return build_model_with_cfg(GoogLeNet, variant, pretrained, **dict(_VARIANTS[variant], **kwargs))
+
+
+default_cfgs = {
+    "googlenet": ModelSpec(
+        num_params=6_991_272, num_features=1024, flavour="Conv+ReLU (no BN), true 5x5, aux heads optional",
+        source="MindCV (same parameter names: MindCV checkpoints load)"),
+    "googlenet_bn": ModelSpec(
+        num_params=6_624_904, num_features=1024, flavour="Conv+BN(eps 1e-3)+ReLU, 3x3 '5x5' branch",
+        source="MindSpore model_zoo / torchvision"),
+    "googlenet_cifar": ModelSpec(
+        num_params=6_505_736, num_features=1024, input_size=(3, 32, 32), mean=CIFAR_MEAN,
+        std=CIFAR_STD, flavour="BN, 3x3 stem to 192 channels, native 32x32",
+        source="PyTorch community CIFAR adaptation"),
+}
+
+
+@register_model
+def googlenet(pretrained: Union[bool, str] = False, **kwargs: Any) -> GoogLeNet:
+    """GoogLeNet, MindCV flavour (no BN, true 5x5); ``aux_logits=True`` adds the auxiliary heads."""
+    return _create_googlenet("googlenet", pretrained, **kwargs)
+
+
+@register_model
+def googlenet_bn(pretrained: Union[bool, str] = False, **kwargs: Any) -> GoogLeNet:
+    """GoogLeNet, model_zoo / torchvision flavour (BN, 3x3 "5x5" branch)."""
+    return _create_googlenet("googlenet_bn", pretrained, **kwargs)
+
+
+@register_model
+def googlenet_cifar(pretrained: Union[bool, str] = False, **kwargs: Any) -> GoogLeNet:
+    """GoogLeNet for native 32x32 input (CIFAR)."""
+    return _create_googlenet("googlenet_cifar", pretrained, **kwargs)

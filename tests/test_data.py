@@ -1,0 +1,278 @@
+"""Data pipelines: sources, errors, sharding, determinism (tiny generated data in tmp_path)."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import visionzoo  # noqa: F401  sets the CPU runtime defaults before MindSpore runs
+from visionzoo.config import Config
+from visionzoo.data import DatasetBundle, build_dataset
+from visionzoo.data import transforms as tf
+from visionzoo.data.digits import load_digits_split, split_indices
+from visionzoo.data.loader import ShardSampler
+from visionzoo.errors import DataError
+
+import data_utils as du
+
+
+def _cfg(**kw) -> Config:
+    base = dict(num_parallel_workers=2, batch_size=4, image_resize=32, seed=7)
+    base.update(kw)
+    return Config(**base)
+
+
+def _collect(bundle: DatasetBundle):
+    """(images N x C x H x W, labels N) over one epoch."""
+    images, labels = [], []
+    for row in bundle.dataset.create_dict_iterator(output_numpy=True, num_epochs=1):
+        images.append(row["image"])
+        labels.append(row["label"])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _denorm(images: np.ndarray, mean, std) -> np.ndarray:
+    """N x C x H x W normalised -> N x H x W x C in 0-255 units."""
+    return images.transpose(0, 2, 3, 1) * np.asarray(std) + np.asarray(mean)
+
+
+# ---------------------------------------------------------------------------------------------- CIFAR
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_cifar10_any_record_count_both_data_dir_forms(tmp_path, nested):
+    data = du.write_cifar10(str(tmp_path), per_file=(3, 2, 4, 1, 2), n_test=7, nested=nested)
+    cfg = _cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10)
+    val = build_dataset(cfg, "val")
+    assert (val.num_samples, val.num_batches, val.batch_size) == (7, 2, 4)
+    assert val.class_names[:3] == ["airplane", "automobile", "bird"] and len(val.class_names) == 10
+    images, labels = _collect(val)
+    assert images.shape == (7, 3, 32, 32) and images.dtype == np.float32 and labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, data["val_labels"])
+    np.testing.assert_allclose(_denorm(images, tf.CIFAR_MEAN, tf.CIFAR_STD), data["val_images"], atol=1e-3)
+
+    train = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, drop_remainder=False), "train")
+    assert (train.num_samples, train.num_batches) == (12, 3)
+    _, train_labels = _collect(train)
+    assert sorted(train_labels.tolist()) == sorted(data["train_labels"].tolist())
+
+
+def test_cifar100_fine_labels_and_class_names(tmp_path):
+    names = [f"fine_{i}" for i in range(100)]
+    data = du.write_cifar100(str(tmp_path), n_train=13, n_test=5, names=names)
+    cfg = _cfg(dataset="cifar100", data_dir=str(tmp_path), num_classes=100)
+    val = build_dataset(cfg, "val")
+    assert val.num_classes == 100 and val.class_names == names and val.num_samples == 5
+    images, labels = _collect(val)
+    np.testing.assert_array_equal(labels, data["val_labels"])  # fine labels, not the coarse byte
+    np.testing.assert_allclose(_denorm(images, tf.CIFAR_MEAN, tf.CIFAR_STD), data["val_images"], atol=1e-3)
+    os.remove(tmp_path / "cifar-100-binary" / "fine_label_names.txt")
+    train = build_dataset(cfg, "train")
+    assert train.num_samples == 13 and train.class_names[:2] == ["class_0", "class_1"]
+
+
+def test_cifar_bad_size_names_file_and_record_size(tmp_path):
+    du.write_cifar10(str(tmp_path))
+    path = tmp_path / "cifar-10-batches-bin" / "data_batch_2.bin"
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(DataError) as err:
+        build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10), "train")
+    msg = str(err.value)
+    assert str(path) in msg and "6145 bytes is not a whole number of cifar10 records of 3073 bytes" in msg
+
+
+def test_cifar_empty_file_is_refused(tmp_path):
+    du.write_cifar10(str(tmp_path))
+    (tmp_path / "cifar-10-batches-bin" / "test_batch.bin").write_bytes(b"")
+    with pytest.raises(DataError, match=r"test_batch\.bin: 0 bytes is not a whole number"):
+        build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10), "val")
+
+
+def test_cifar_missing_file_is_named(tmp_path):
+    du.write_cifar10(str(tmp_path))
+    os.remove(tmp_path / "cifar-10-batches-bin" / "data_batch_3.bin")
+    with pytest.raises(DataError) as err:
+        build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10), "train")
+    msg = str(err.value)
+    assert os.path.join(str(tmp_path), "cifar-10-batches-bin", "data_batch_3.bin") + ": missing" in msg
+    assert "data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin" in msg
+
+
+def test_cifar_empty_folder(tmp_path):
+    with pytest.raises(DataError) as err:
+        build_dataset(_cfg(dataset="cifar100", data_dir=str(tmp_path), num_classes=100), "train")
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path}: no cifar100 binary files found") and "cifar-100-binary/train.bin" in msg
+
+
+# ---------------------------------------------------------------------------------------------- folders
+
+
+def test_folder_classes_labels_and_order_match_image_folder_dataset(tmp_path):
+    values = du.write_image_folder(str(tmp_path), "val", ["dog", "Cat", "bird"], per_class=3)
+    cfg = _cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=3, image_resize=16, crop_pct=1.0,
+               mean=(0, 0, 0), std=(1, 1, 1), batch_size=5)
+    val = build_dataset(cfg, "val")
+    assert val.class_names == ["Cat", "bird", "dog"]  # sorted folder names
+    assert (val.num_samples, val.num_batches, val.num_classes) == (9, 2, 3)
+    images, labels = _collect(val)
+    assert images.shape == (9, 3, 16, 16)
+    # our scan order is ImageFolderDataset's order: index k reads the k-th file written
+    np.testing.assert_array_equal(images[:, 0, 0, 0], np.asarray(list(values.values()), dtype=np.float32))
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1, 2, 2, 2])
+
+
+def test_folder_corrupt_images_are_skipped_with_warning(tmp_path, caplog):
+    du.write_image_folder(str(tmp_path), "train", ["a", "b"], per_class=2)
+    bad = tmp_path / "train" / "a" / "broken.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    empty = tmp_path / "train" / "b" / "empty.png"
+    empty.write_bytes(b"")
+    cfg = _cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=2, image_resize=16, batch_size=2)
+    with caplog.at_level(logging.WARNING, logger="visionzoo.data.folder"):
+        bundle = build_dataset(cfg, "train")
+    assert bundle.num_samples == 4
+    warning = " ".join(r.getMessage() for r in caplog.records)
+    assert "skipping 2 of 6 files that are empty or not JPEG/PNG" in warning
+    assert str(bad) in warning and str(empty) in warning
+    images, labels = _collect(bundle)
+    assert images.shape == (4, 3, 16, 16) and sorted(labels.tolist()) == [0, 0, 1, 1]
+
+
+def test_folder_errors_name_the_folder(tmp_path):
+    cfg = _cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=2)
+    with pytest.raises(DataError, match=rf"{tmp_path / 'train'}: split folder not found"):
+        build_dataset(cfg, "train")
+    (tmp_path / "train").mkdir()
+    with pytest.raises(DataError, match=rf"{tmp_path / 'train'}: no class folders"):
+        build_dataset(cfg, "train")
+    (tmp_path / "train" / "x").mkdir()
+    (tmp_path / "train" / "x" / "bad.jpg").write_bytes(b"nope")
+    with pytest.raises(DataError, match=r"none of the 1 image files is a readable JPEG or PNG"):
+        build_dataset(cfg, "train")
+
+
+def test_class_count_mismatch_states_both_numbers(tmp_path):
+    du.write_image_folder(str(tmp_path), "train", ["a", "b", "c"], per_class=1)
+    with pytest.raises(DataError, match=r"has 3 classes but num_classes is 1000"):
+        build_dataset(_cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=1000), "train")
+    du.write_cifar10(str(tmp_path))
+    with pytest.raises(DataError, match=r"has 10 classes but num_classes is 100; set num_classes 10"):
+        build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=100), "val")
+
+
+# ---------------------------------------------------------------------------------------------- digits, synthetic, mnist
+
+
+def test_digits_split_sizes_balance_and_fixed_seed():
+    train_x, train_y, names = load_digits_split("train")
+    val_x, val_y, _ = load_digits_split("val")
+    assert names == [str(i) for i in range(10)]
+    assert train_x.shape == (1438, 8, 8, 3) and val_x.shape == (359, 8, 8, 3)
+    assert train_x.dtype == np.uint8 and train_x.max() == 255 and train_x.min() == 0
+    assert np.array_equal(train_x[..., 0], train_x[..., 2])  # grey replicated to 3 channels
+    counts_val, counts_all = np.bincount(val_y), np.bincount(np.concatenate([train_y, val_y]))
+    np.testing.assert_array_equal(counts_val, np.round(0.2 * counts_all).astype(int))  # stratified 80/20
+    tr, va = split_indices(np.concatenate([train_y, val_y]))  # disjoint, covering
+    assert len(set(tr.tolist()) & set(va.tolist())) == 0
+    for seed in (1, 2):  # the split does not follow cfg.seed
+        bundle = build_dataset(_cfg(dataset="digits", num_classes=10, seed=seed, batch_size=100), "val")
+        assert (bundle.num_samples, bundle.num_batches) == (359, 4)
+        np.testing.assert_array_equal(_collect(bundle)[1], val_y)
+
+
+def test_digits_train_never_flips_and_upscales():
+    cfg = _cfg(dataset="digits", num_classes=10, hflip=0.5, image_resize=24)
+    ops = tf.array_train(cfg, *tf.resolve_mean_std(cfg, "digits"), 8, crop_after_resize=True, allow_hflip=False)
+    assert not any(type(op).__name__ == "RandomHorizontalFlip" for op in ops)
+    images, labels = _collect(build_dataset(_cfg(dataset="digits", num_classes=10, image_resize=24,
+                                                 batch_size=512, drop_remainder=True), "train"))
+    assert images.shape == (1024, 3, 24, 24) and labels.shape == (1024,)
+
+
+def test_synthetic_size_and_determinism():
+    cfg = _cfg(dataset="synthetic", num_classes=5, num_samples=20, image_resize=16, shuffle=False)
+    a_img, a_lab = _collect(build_dataset(cfg, "train"))
+    b_img, b_lab = _collect(build_dataset(cfg, "train"))
+    assert a_img.shape == (20, 3, 16, 16) and a_lab.max() < 5
+    np.testing.assert_array_equal(a_img, b_img)
+    c_img, _ = _collect(build_dataset(_cfg(dataset="synthetic", num_classes=5, num_samples=20, image_resize=16,
+                                           shuffle=False, seed=8), "train"))
+    assert not np.array_equal(a_img, c_img)
+    default = build_dataset(_cfg(dataset="synthetic", num_classes=5, image_resize=8), "val")
+    assert default.num_samples == 1024
+
+
+def test_mnist_is_refused_with_the_supported_list():
+    with pytest.raises(DataError, match=r"dataset 'mnist' is not supported by visionzoo; supported datasets: "
+                                        r"imagenet, cifar10, cifar100, digits, synthetic"):
+        build_dataset(_cfg(dataset="mnist", num_classes=10), "train")
+
+
+def test_bad_split_and_shard_arguments():
+    with pytest.raises(DataError, match="split must be 'train' or 'val'"):
+        build_dataset(_cfg(dataset="digits", num_classes=10), "test")
+    with pytest.raises(DataError, match=r"shard_id must be in \[0, num_shards\)"):
+        build_dataset(_cfg(dataset="digits", num_classes=10), "val", shard_id=2, num_shards=2)
+
+
+# ---------------------------------------------------------------------------------------------- sharding, determinism
+
+
+def test_val_shards_cover_every_sample_exactly_once(tmp_path):
+    data = du.write_cifar10(str(tmp_path), n_test=10)  # val labels are 0..9: one per sample
+    assert sorted(data["val_labels"].tolist()) == list(range(10))
+    cfg = _cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, batch_size=3, drop_remainder=True)
+    seen, sizes = [], []
+    for k in range(3):
+        bundle = build_dataset(cfg, "val", shard_id=k, num_shards=3)
+        _, labels = _collect(bundle)
+        assert bundle.num_samples == labels.size and bundle.num_batches == -(-labels.size // 3)
+        sizes.append(labels.size)
+        seen += labels.tolist()
+    assert sizes == [4, 3, 3] and sorted(seen) == list(range(10))  # no padding, nothing dropped
+
+
+def test_train_shards_are_even_and_cover_every_sample(tmp_path):
+    du.write_cifar10(str(tmp_path), per_file=(2, 2, 2, 2, 2))  # 10 train samples
+    cfg = _cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, batch_size=2, drop_remainder=False)
+    sampler_epochs = [ShardSampler(np.arange(10), k, 3, shuffle=True, seed=7, pad=True).epoch_indices(0)
+                      for k in range(3)]
+    assert [s.size for s in sampler_epochs] == [4, 4, 4]
+    assert set(np.concatenate(sampler_epochs).tolist()) == set(range(10))
+    labels = []
+    for k in range(3):
+        bundle = build_dataset(cfg, "train", shard_id=k, num_shards=3)
+        assert (bundle.num_samples, bundle.num_batches) == (4, 2)
+        labels += _collect(bundle)[1].tolist()
+    assert len(labels) == 12 and set(labels) == set(du.write_cifar10(str(tmp_path / "x"), (2,) * 5)["train_labels"])
+
+
+def test_shard_sampler_reshuffles_each_epoch_and_val_is_exact():
+    s = ShardSampler(np.arange(100), 0, 1, shuffle=True, seed=3, pad=True)
+    e0, e1 = list(iter(s)), list(iter(s))
+    assert sorted(e0) == sorted(e1) == list(range(100)) and e0 != e1
+    val = [ShardSampler(np.arange(10), k, 3).epoch_indices(0).tolist() for k in range(3)]
+    assert val == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+
+
+def test_train_pipeline_is_deterministic_given_the_seed(tmp_path):
+    du.write_cifar10(str(tmp_path), per_file=(6, 6, 6, 6, 6))
+    base = dict(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, batch_size=10)
+    a = _collect(build_dataset(_cfg(**base), "train"))
+    b = _collect(build_dataset(_cfg(**base), "train"))
+    c = _collect(build_dataset(_cfg(seed=8, **base), "train"))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1]) and not np.array_equal(a[0], c[0])
+
+
+def test_num_samples_limits_training_set(tmp_path):
+    du.write_image_folder(str(tmp_path), "train", ["a", "b"], per_class=5, size=(8, 8))
+    cfg = _cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=2, num_samples=6, image_resize=8,
+               batch_size=3)
+    bundle = build_dataset(cfg, "train")
+    assert (bundle.num_samples, bundle.num_batches) == (6, 2)
+    assert _collect(bundle)[0].shape == (6, 3, 8, 8)

@@ -1,0 +1,179 @@
+"""Transforms honour the recipe: exact normalisation of known inputs, sizes, flips, crops, erasing."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import visionzoo  # noqa: F401  sets the CPU runtime defaults before MindSpore runs
+from visionzoo.config import Config
+from visionzoo.data import build_dataset
+from visionzoo.data import transforms as tf
+from visionzoo.errors import DataError
+
+import data_utils as du
+
+RGB = np.array([100, 150, 200], dtype=np.float32)
+
+
+def _cfg(**kw) -> Config:
+    base = dict(num_parallel_workers=2, batch_size=8, image_resize=32, seed=3)
+    base.update(kw)
+    return Config(**base)
+
+
+def _images(bundle) -> np.ndarray:
+    return np.concatenate([r["image"] for r in bundle.dataset.create_dict_iterator(output_numpy=True, num_epochs=1)])
+
+
+@pytest.fixture
+def constant_cifar(tmp_path):
+    du.write_cifar10_arrays(str(tmp_path), np.broadcast_to(RGB.astype(np.uint8), (8, 32, 32, 3)).copy(), range(8))
+    return str(tmp_path)
+
+
+@pytest.fixture
+def gradient_cifar(tmp_path):
+    # pixel value depends on row and column, differently per channel: flips are visible
+    y, x = np.mgrid[0:32, 0:32]
+    img = np.stack([x * 7 % 256, y * 5 % 256, (x + 2 * y) % 256], axis=-1).astype(np.uint8)
+    du.write_cifar10_arrays(str(tmp_path), np.broadcast_to(img, (4, 32, 32, 3)).copy(), range(4))
+    return str(tmp_path)
+
+
+def _expect(mean, std) -> np.ndarray:
+    return ((RGB - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_cifar_constant_image_normalises_exactly(constant_cifar, split):
+    mean, std = (10.0, 20.0, 30.0), (2.0, 4.0, 5.0)
+    cfg = _cfg(dataset="cifar10", data_dir=constant_cifar, num_classes=10, mean=mean, std=std, crop_padding=0)
+    out = _images(build_dataset(cfg, split))
+    assert out.shape == ((40 if split == "train" else 8), 3, 32, 32) and out.dtype == np.float32
+    np.testing.assert_allclose(out, np.broadcast_to(_expect(mean, std)[None, :, None, None], out.shape), rtol=1e-6)
+    assert np.allclose(_expect(mean, std), [45.0, 32.5, 34.0])
+
+
+def test_cifar_default_mean_std_and_upscale(constant_cifar):
+    cfg = _cfg(dataset="cifar10", data_dir=constant_cifar, num_classes=10, image_resize=48)
+    out = _images(build_dataset(cfg, "val"))
+    assert out.shape == (8, 3, 48, 48)
+    want = _expect(np.array([0.4914, 0.4822, 0.4465]) * 255, np.array([0.2023, 0.1994, 0.2010]) * 255)
+    np.testing.assert_allclose(out, np.broadcast_to(want[None, :, None, None], out.shape), rtol=1e-5, atol=1e-5)
+
+
+def test_cifar_crop_padding_pads_with_zeros(constant_cifar):
+    cfg = _cfg(dataset="cifar10", data_dir=constant_cifar, num_classes=10, mean=(0, 0, 0), std=(1, 1, 1),
+               crop_padding=4, batch_size=8)
+    out = np.concatenate([_images(build_dataset(cfg, "train")) for _ in range(3)])
+    assert set(np.unique(out[:, 0])) <= {0.0, 100.0} and (out == 0).any() and (out == 100).any()
+
+
+@pytest.mark.parametrize("key,axis", [("hflip", 3), ("vflip", 2)])
+def test_cifar_flips_follow_the_recipe(gradient_cifar, key, axis):
+    common = dict(dataset="cifar10", data_dir=gradient_cifar, num_classes=10, crop_padding=0, hflip=0.0)
+    plain = _images(build_dataset(_cfg(**common), "val"))
+    flipped = _images(build_dataset(_cfg(**{**common, key: 1.0}), "train"))  # 5 train files: 16 images
+    np.testing.assert_array_equal(flipped, np.broadcast_to(np.flip(plain[:1], axis=axis), flipped.shape))
+    unflipped = _images(build_dataset(_cfg(**common), "train"))  # hflip 0, vflip 0: identity
+    np.testing.assert_array_equal(unflipped, np.broadcast_to(plain[:1], unflipped.shape))
+
+
+@pytest.mark.parametrize("value,fill", [("0", 0.0), ("3", 3.0), ("random", None)])
+def test_random_erasing_follows_re_prob_and_re_value(constant_cifar, value, fill):
+    cfg = _cfg(dataset="cifar10", data_dir=constant_cifar, num_classes=10, mean=(0, 0, 0), std=(1, 1, 1),
+               crop_padding=0, re_prob=1.0, re_value=value)
+    out = _images(build_dataset(cfg, "train"))
+    for img in out:  # every image has an erased patch and keeps the rest
+        erased = (img != RGB[:, None, None]).any(axis=0)
+        assert erased.any() and not erased.all()
+        if fill is not None:
+            assert (img[:, erased] == fill).all()
+    cfg.re_prob = 0.0
+    assert (_images(build_dataset(cfg, "train")) == RGB[None, :, None, None]).all()
+
+
+def test_fractional_re_value_is_refused(constant_cifar):
+    cfg = _cfg(dataset="cifar10", data_dir=constant_cifar, num_classes=10, re_prob=0.5, re_value="2.5")
+    with pytest.raises(DataError, match=r"re_value must be an integer in 0-255 or 'random', got '2.5'"):
+        build_dataset(cfg, "train")
+
+
+def _write_png(path, array):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(array).save(path, format="PNG")
+
+
+@pytest.fixture
+def constant_folder(tmp_path):
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            for i in range(2):
+                _write_png(str(tmp_path / split / cls / f"{i}.png"),
+                           np.broadcast_to(RGB.astype(np.uint8), (30, 20, 3)).copy())
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_folder_constant_image_normalises_exactly_at_image_resize(constant_folder, split):
+    cfg = _cfg(dataset="imagenet", data_dir=constant_folder, num_classes=2, image_resize=24, color_jitter=0.0,
+               hflip=0.5, vflip=0.5, batch_size=4)
+    out = _images(build_dataset(cfg, split))
+    assert out.shape == (4, 3, 24, 24)
+    want = _expect(tf.IMAGENET_MEAN, tf.IMAGENET_STD)
+    np.testing.assert_allclose(out, np.broadcast_to(want[None, :, None, None], out.shape), rtol=1e-5, atol=1e-5)
+
+
+def test_folder_color_jitter_changes_colours(constant_folder):
+    cfg = _cfg(dataset="imagenet", data_dir=constant_folder, num_classes=2, image_resize=16, color_jitter=0.4,
+               batch_size=4)
+    out = np.concatenate([_images(build_dataset(cfg, "train")) for _ in range(2)])
+    plain = _expect(tf.IMAGENET_MEAN, tf.IMAGENET_STD)
+    assert not np.allclose(out[:, :, 0, 0], plain[None, :], atol=1e-3)
+
+
+def test_eval_resize_uses_crop_pct(tmp_path):
+    # 40x40 image, a 20x20 bright square in the middle: with crop_pct 0.5 the 16x16 centre crop of a
+    # 32x32 resize lies inside the square; with crop_pct 1.0 the corners show the dark background.
+    img = np.full((40, 40, 3), 50, np.uint8)
+    img[10:30, 10:30] = 200
+    _write_png(str(tmp_path / "val" / "a" / "0.png"), img)
+    base = dict(dataset="imagenet", data_dir=str(tmp_path), num_classes=1, image_resize=16, mean=(0, 0, 0),
+                std=(1, 1, 1))
+    tight = _images(build_dataset(_cfg(crop_pct=0.5, **base), "val"))
+    loose = _images(build_dataset(_cfg(crop_pct=1.0, **base), "val"))
+    assert tight.shape == loose.shape == (1, 3, 16, 16)
+    assert tight[0, :, 0, 0].tolist() == [200.0] * 3 and loose[0, :, 0, 0].tolist() == [50.0] * 3
+    ops = tf.imagenet_eval(_cfg(image_resize=224, crop_pct=0.875), tf.IMAGENET_MEAN, tf.IMAGENET_STD)
+    assert tuple(ops[1].c_size) == (256,) and tuple(ops[2].size) == (224, 224)
+
+
+@pytest.mark.parametrize("policy", ["randaug-m9-mstd0.5", "autoaug", "trivialaugwide"])
+def test_mindcv_auto_augment_policies_run(constant_folder, policy):
+    cfg = _cfg(dataset="imagenet", data_dir=constant_folder, num_classes=2, image_resize=16, auto_augment=policy,
+               batch_size=4)
+    out = _images(build_dataset(cfg, "train"))
+    assert out.shape == (4, 3, 16, 16) and np.isfinite(out).all()
+
+
+def test_unknown_auto_augment_policy_is_refused(constant_folder):
+    cfg = _cfg(dataset="imagenet", data_dir=constant_folder, num_classes=2, auto_augment="augmix-m5")
+    with pytest.raises(DataError, match=r"auto_augment 'augmix-m5' is not supported"):
+        build_dataset(cfg, "train")
+
+
+def test_interpolation_names_and_lanczos_fallback(caplog):
+    assert tf._interpolation("bicubic").name == "BICUBIC" and tf._interpolation("nearest").name == "NEAREST"
+    with caplog.at_level(logging.WARNING, logger="visionzoo.data.transforms"):
+        assert tf._interpolation("lanczos").name == "BICUBIC"
+    assert "no native MindSpore kernel" in caplog.text
+
+
+def test_mean_std_validation():
+    with pytest.raises(DataError, match=r"std values must be > 0"):
+        tf.resolve_mean_std(_cfg(std=(1, 0, 1)), "imagenet")
+    assert tf.resolve_mean_std(_cfg(), "digits") == (tf.DIGITS_MEAN, tf.DIGITS_STD)
