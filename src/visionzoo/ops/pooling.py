@@ -119,6 +119,9 @@ class MaxPool2d(nn.MaxPool2d):
 
             self._forward = ops.Custom(f"{lib}:MaxPool2dForward", out_shape=self._out_shape,
                                        out_dtype=lambda x, p: x, func_type="aot", bprop=bprop)
+            # The output shape depends on the configuration, not only on the inputs: make it part of the
+            # primitive so that PyNative's per-primitive shape cache cannot mix two configurations.
+            self._forward.add_prim_attr("pool_config", f"{self._k}{self._s}{self.pad_mode}{self._pad}{self._ceil}")
 
     def _geometry(self, h, w):
         ho, pt = _out_and_pad(h, self._k[0], self._s[0], self.pad_mode, self._pad[0], self._ceil)
