@@ -173,7 +173,7 @@ class _MindSporeRunner:
             import visionzoo
 
             self.model = visionzoo.create_model(model_name, num_classes=classes)
-        self.params = sum(int(np.prod(p.shape)) for p in self.model.get_parameters())
+        self.params = sum(int(np.prod(p.shape)) for p in self.model.trainable_params())
         self.fast_pool = sum(bool(getattr(c, "fast", False)) for _, c in self.model.cells_and_names())
         loss = nn.CrossEntropyLoss()
         opt = nn.Momentum(self.model.trainable_params(), learning_rate=0.01, momentum=0.9)
@@ -297,8 +297,8 @@ def bench_model(model: str, variants, args) -> dict:
 
 def _fmt_table(all_results, args) -> str:
     lines = ["| model | batch | variant | train s/step | train img/s | visionzoo speed-up | infer img/s | visionzoo speed-up "
-             "| first step s | peak RSS MB | params |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| first step s | compile s | peak RSS MB | params |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, res in all_results.items():
         base = res.get("visionzoo")
         for v, r in res.items():
@@ -311,10 +311,25 @@ def _fmt_table(all_results, args) -> str:
                 if r["infer"]:
                     vs_i = f"{inf / statistics.median(base['infer']):.2f}x"
             lines.append(f"| {model} | {batch} | {v} | {tr:.3f} | {batch / tr:.1f} | {vs_t} | {batch / inf:.1f} | "
-                         f"{vs_i} | {r['first_train_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['params']:,} |")
+                         f"{vs_i} | {r['first_train_s']:.1f} | {max(r['first_train_s'] - tr, 0.0):.1f} | {r['peak_rss_mb']:.0f} | "
+                         f"{r['params']:,} |")
     lines.append("")
-    lines.append("visionzoo speed-up = that variant's median step time / visionzoo's (> 1: visionzoo is faster).")
+    lines.append("visionzoo speed-up = that variant's median step time / visionzoo's (> 1: visionzoo is faster). "
+                 "compile s = first training step - median step (graph compilation, first-touch allocation).")
     return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
 
 
 def main(argv=None) -> int:
@@ -335,13 +350,20 @@ def main(argv=None) -> int:
     if args.worker:
         worker_main(args)
         return 0
+    import platform
+
     all_results = {}
+    print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
+          f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     for model in args.models.split(","):
         variants = [v for v in args.variants.split(",") if v != "mindcv" or MODELS[model][3]]
         print(f"{model}: {', '.join(variants)}", flush=True)
         all_results[model] = bench_model(model, variants, args)
         print(_fmt_table({model: all_results[model]}, args), flush=True)
     print("\n" + _fmt_table(all_results, args))
+    load = os.getloadavg()[0]
+    print(f"load average after: {load:.1f}" + (" (above the CPU count: other processes shared the CPU, "
+                                                 "absolute numbers are low and noisy)" if load > os.cpu_count() else ""))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(all_results, f, indent=1)
