@@ -43,28 +43,29 @@ class _WeightedSum(nn.Cell):
         return (self.pool(x) * upstream).sum()
 
 
-def _forward_backward(pool, x, upstream):
-    out = pool(Tensor(x)).asnumpy()
-    grad = ms.grad(_WeightedSum(pool), grad_position=0)(Tensor(x), Tensor(upstream)).asnumpy()
-    return out, grad
+def _forward_backward(pool):
+    grad_fn = ms.grad(_WeightedSum(pool), grad_position=0)  # built once: its graph is reused
+
+    def run(x, upstream):
+        return pool(Tensor(x)).asnumpy(), grad_fn(Tensor(x), Tensor(upstream)).asnumpy()
+
+    return run
 
 
-def _inputs(shape, out_shape, seed, ties):
+def _inputs(shape, out_shape, seed):
+    """Yield (name, x, upstream): distinct mostly-negative values (padding must never win), then few
+    distinct values, so that many windows have tied maxima, as after ReLU."""
     rng = np.random.default_rng(seed)
-    if ties:  # few distinct values: many windows with tied maxima, as after ReLU
-        x = rng.integers(0, 3, size=shape).astype(np.float32)
-    else:
-        x = rng.standard_normal(shape).astype(np.float32) - 2.0  # mostly negative: padding must not win
-    return x, rng.standard_normal(out_shape).astype(np.float32)
+    yield "distinct", rng.standard_normal(shape).astype(np.float32) - 2.0, rng.standard_normal(out_shape)
+    yield "ties", rng.integers(0, 3, size=shape).astype(np.float32), rng.standard_normal(out_shape)
 
 
 def test_kernels_build():
     assert build_cpu_kernels() is not None
 
 
-@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
 @pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
-def test_fast_maxpool_matches_nn(mode, kwargs, shape, ties):
+def test_fast_maxpool_matches_nn(mode, kwargs, shape):
     runtime.use_fast_pool(True)
     try:
         fast = MaxPool2d(**kwargs)
@@ -73,14 +74,16 @@ def test_fast_maxpool_matches_nn(mode, kwargs, shape, ties):
     ref = nn.MaxPool2d(**kwargs)
     assert fast.fast
     ref_shape = ref(Tensor(np.zeros(shape, np.float32))).shape
-    x, upstream = _inputs(shape, ref_shape, seed=sum(shape), ties=ties)
-    out_ref, grad_ref = _forward_backward(ref, x, upstream)
-    out, grad = _forward_backward(fast, x, upstream)
-    assert out.shape == out_ref.shape
-    np.testing.assert_array_equal(out, out_ref)
-    # Each output's gradient goes to the first maximum of its window, as oneDNN's does: identical
-    # even with ties (a different tie-break would still conserve the sum; see pooling.py).
-    np.testing.assert_array_equal(grad, grad_ref)
+    run_ref, run_fast = _forward_backward(ref), _forward_backward(fast)
+    for name, x, upstream in _inputs(shape, ref_shape, seed=sum(shape)):
+        upstream = upstream.astype(np.float32)
+        out_ref, grad_ref = run_ref(x, upstream)
+        out, grad = run_fast(x, upstream)
+        assert out.shape == out_ref.shape, name
+        np.testing.assert_array_equal(out, out_ref, err_msg=name)
+        # Each output's gradient goes to the first maximum of its window, as oneDNN's does: identical
+        # even with ties (a different tie-break would still conserve the sum; see pooling.py).
+        np.testing.assert_array_equal(grad, grad_ref, err_msg=name)
 
 
 def test_non_float32_and_3d_inputs_use_standard_op():

