@@ -86,7 +86,7 @@ def test_fast_maxpool_matches_nn(mode, kwargs, shape):
         np.testing.assert_array_equal(grad, grad_ref, err_msg=name)
 
 
-def test_non_float32_and_3d_inputs_use_standard_op():
+def test_non_float32_and_3d_inputs_use_standard_op(mode):
     runtime.use_fast_pool(True)
     try:
         pool = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
