@@ -12,7 +12,7 @@ from visionzoo.config import Config
 from visionzoo.data import DatasetBundle, build_dataset
 from visionzoo.data import transforms as tf
 from visionzoo.data.digits import load_digits_split, split_indices
-from visionzoo.data.loader import ShardSampler
+from visionzoo.data.loader import ShardSampler, choose_workers
 from visionzoo.errors import DataError
 
 import data_utils as du
@@ -53,8 +53,12 @@ def test_cifar10_any_record_count_both_data_dir_forms(tmp_path, nested):
     np.testing.assert_array_equal(labels, data["val_labels"])
     np.testing.assert_allclose(_denorm(images, tf.CIFAR_MEAN, tf.CIFAR_STD), data["val_images"], atol=1e-3)
 
-    train = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, drop_remainder=False), "train")
+    train = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, drop_remainder=False),
+                          "train")
     assert (train.num_samples, train.num_batches) == (12, 3)
+    dropped = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, batch_size=5), "train")
+    assert (dropped.num_samples, dropped.num_batches, dropped.dataset.get_dataset_size()) == (12, 2, 2)
+    assert _collect(dropped)[1].size == 10  # drop_remainder True drops the last 2
     _, train_labels = _collect(train)
     assert sorted(train_labels.tolist()) == sorted(data["train_labels"].tolist())
 
@@ -69,8 +73,11 @@ def test_cifar100_fine_labels_and_class_names(tmp_path):
     np.testing.assert_array_equal(labels, data["val_labels"])  # fine labels, not the coarse byte
     np.testing.assert_allclose(_denorm(images, tf.CIFAR_MEAN, tf.CIFAR_STD), data["val_images"], atol=1e-3)
     os.remove(tmp_path / "cifar-100-binary" / "fine_label_names.txt")
+    cfg.data_dir = str(tmp_path / "cifar-100-binary")  # the folder itself works too
+    cfg.drop_remainder = False
     train = build_dataset(cfg, "train")
     assert train.num_samples == 13 and train.class_names[:2] == ["class_0", "class_1"]
+    assert sorted(_collect(train)[1].tolist()) == sorted(data["train_labels"].tolist())
 
 
 def test_cifar_bad_size_names_file_and_record_size(tmp_path):
@@ -81,6 +88,16 @@ def test_cifar_bad_size_names_file_and_record_size(tmp_path):
         build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10), "train")
     msg = str(err.value)
     assert str(path) in msg and "6145 bytes is not a whole number of cifar10 records of 3073 bytes" in msg
+
+
+def test_cifar_label_out_of_range_is_refused(tmp_path):
+    du.write_cifar10(str(tmp_path))
+    path = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
+    raw = bytearray(path.read_bytes())
+    raw[0] = 42  # first record's label byte
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"test_batch\.bin: label 42 is out of range for cifar10 \(10 classes\)"):
+        build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10), "val")
 
 
 def test_cifar_empty_file_is_refused(tmp_path):
@@ -130,13 +147,20 @@ def test_folder_corrupt_images_are_skipped_with_warning(tmp_path, caplog):
     bad.write_bytes(b"this is not a jpeg")
     empty = tmp_path / "train" / "b" / "empty.png"
     empty.write_bytes(b"")
+    # truncated copies: MindSpore raises on these mid-epoch (or dies with SIGFPE on a cut JPEG header)
+    du.write_image_folder(str(tmp_path / "cut"), "x", ["c"], per_class=1, size=(64, 48), fmt="jpg")
+    whole_jpeg = (tmp_path / "cut" / "x" / "c" / "img_0.jpg").read_bytes()
+    cut_jpeg = tmp_path / "train" / "a" / "cut.jpg"
+    cut_jpeg.write_bytes(whole_jpeg[: len(whole_jpeg) // 2])
+    cut_png = tmp_path / "train" / "b" / "cut.png"
+    cut_png.write_bytes((tmp_path / "train" / "b" / "img_0.png").read_bytes()[:-20])
     cfg = _cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=2, image_resize=16, batch_size=2)
     with caplog.at_level(logging.WARNING, logger="visionzoo.data.folder"):
         bundle = build_dataset(cfg, "train")
     assert bundle.num_samples == 4
     warning = " ".join(r.getMessage() for r in caplog.records)
-    assert "skipping 2 of 6 files that are empty or not JPEG/PNG" in warning
-    assert str(bad) in warning and str(empty) in warning
+    assert "skipping 4 of 8 files that are empty, truncated or not JPEG/PNG" in warning
+    assert all(str(p) in warning for p in (bad, empty, cut_jpeg, cut_png))
     images, labels = _collect(bundle)
     assert images.shape == (4, 3, 16, 16) and sorted(labels.tolist()) == [0, 0, 1, 1]
 
@@ -163,7 +187,7 @@ def test_class_count_mismatch_states_both_numbers(tmp_path):
         build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=100), "val")
 
 
-# ---------------------------------------------------------------------------------------------- digits, synthetic, mnist
+# ------------------------------------------------------------------------------ digits, synthetic, mnist
 
 
 def test_digits_split_sizes_balance_and_fixed_seed():
@@ -211,6 +235,11 @@ def test_mnist_is_refused_with_the_supported_list():
         build_dataset(_cfg(dataset="mnist", num_classes=10), "train")
 
 
+def test_in_channels_other_than_three_is_refused():
+    with pytest.raises(DataError, match=r"in_channels is 1 but every visionzoo pipeline yields 3-channel RGB"):
+        build_dataset(_cfg(dataset="digits", num_classes=10, in_channels=1), "train")
+
+
 def test_bad_split_and_shard_arguments():
     with pytest.raises(DataError, match="split must be 'train' or 'val'"):
         build_dataset(_cfg(dataset="digits", num_classes=10), "test")
@@ -230,6 +259,7 @@ def test_val_shards_cover_every_sample_exactly_once(tmp_path):
         bundle = build_dataset(cfg, "val", shard_id=k, num_shards=3)
         _, labels = _collect(bundle)
         assert bundle.num_samples == labels.size and bundle.num_batches == -(-labels.size // 3)
+        assert bundle.dataset.get_dataset_size() == bundle.num_batches
         sizes.append(labels.size)
         seen += labels.tolist()
     assert sizes == [4, 3, 3] and sorted(seen) == list(range(10))  # no padding, nothing dropped
@@ -245,7 +275,7 @@ def test_train_shards_are_even_and_cover_every_sample(tmp_path):
     labels = []
     for k in range(3):
         bundle = build_dataset(cfg, "train", shard_id=k, num_shards=3)
-        assert (bundle.num_samples, bundle.num_batches) == (4, 2)
+        assert (bundle.num_samples, bundle.num_batches) == (4, 2) == (4, bundle.dataset.get_dataset_size())
         labels += _collect(bundle)[1].tolist()
     assert len(labels) == 12 and set(labels) == set(du.write_cifar10(str(tmp_path / "x"), (2,) * 5)["train_labels"])
 
@@ -276,3 +306,77 @@ def test_num_samples_limits_training_set(tmp_path):
     bundle = build_dataset(cfg, "train")
     assert (bundle.num_samples, bundle.num_batches) == (6, 2)
     assert _collect(bundle)[0].shape == (6, 3, 8, 8)
+
+
+def test_choose_workers_caps_at_cpus_and_uses_one_for_in_memory_on_small_machines(caplog):
+    with caplog.at_level(logging.INFO, logger="visionzoo.data.loader"):
+        assert choose_workers(8, in_memory=False, cpus=2) == 2
+    assert "num_parallel_workers 8 capped at 2 (CPUs here: 2)" in caplog.text
+    assert choose_workers(8, in_memory=True, cpus=2) == 1
+    assert choose_workers(8, in_memory=True, cpus=16) == 8
+    assert choose_workers(1, in_memory=False, cpus=16) == 1
+
+
+def test_train_order_changes_every_epoch_in_the_pipeline(tmp_path):
+    du.write_cifar10(str(tmp_path), per_file=(6, 6, 6, 6, 6))
+    bundle = build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=10, batch_size=30), "train")
+    it = bundle.dataset.create_dict_iterator(output_numpy=True, num_epochs=3)
+    epochs = [np.concatenate([row["label"] for row in it]) for _ in range(3)]
+    assert all(sorted(e.tolist()) == sorted(epochs[0].tolist()) for e in epochs)
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+
+
+def test_folder_train_is_deterministic_with_two_workers(tmp_path):
+    du.write_image_folder(str(tmp_path), "train", ["a", "b", "c"], per_class=8, size=(40, 30), fmt="jpg")
+
+    def run(seed):
+        cfg = _cfg(dataset="imagenet", data_dir=str(tmp_path), num_classes=3, batch_size=8, image_resize=16,
+                   num_parallel_workers=2, color_jitter=0.4, seed=seed)
+        return _collect(build_dataset(cfg, "train"))
+
+    (a, la), (b, lb), (c, lc) = run(5), run(5), run(6)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(la, lb)
+    assert not np.array_equal(la, lc)
+
+
+def test_threaded_file_check_matches_serial(tmp_path, monkeypatch):
+    from visionzoo.data import folder
+
+    du.write_image_folder(str(tmp_path), "train", ["a", "b", "c"], per_class=7, size=(8, 8))
+    for name in ("a/img_3.png", "c/img_6.png"):
+        (tmp_path / "train" / name).write_bytes(b"\x89PNG\r\n\x1a\ncut")
+    serial = folder.scan_image_folder(str(tmp_path), "train")
+    monkeypatch.setattr(folder, "_PARALLEL_FROM", 1)
+    threaded = folder.scan_image_folder(str(tmp_path), "train")
+    assert threaded.valid.tolist() == serial.valid.tolist() and len(serial.valid) == 19
+    assert threaded.skipped == serial.skipped == [str(tmp_path / "train" / n) for n in ("a/img_3.png", "c/img_6.png")]
+
+
+def test_digits_pipeline_keeps_images_and_labels_aligned():
+    # a linear classifier fitted on what the train pipeline yields scores >= 95% on the val pipeline
+    from sklearn.linear_model import LogisticRegression
+
+    cfg = _cfg(dataset="digits", num_classes=10, image_resize=8, crop_padding=0, batch_size=256,
+               drop_remainder=False)
+    x_train, y_train = _collect(build_dataset(cfg, "train"))
+    x_val, y_val = _collect(build_dataset(cfg, "val"))
+    clf = LogisticRegression(max_iter=2000).fit(x_train[:, 0].reshape(len(x_train), -1), y_train)
+    assert clf.score(x_val[:, 0].reshape(len(x_val), -1), y_val) >= 0.95
+
+
+def test_set_epoch_gives_each_epoch_its_own_reproducible_order():
+    from visionzoo.config import load_config
+
+    cfg = load_config(None, {"dataset": "digits", "num_classes": "10", "image_resize": "8", "batch_size": "8",
+                             "num_samples": "40", "num_parallel_workers": "1", "hflip": "0"})
+    bundle = build_dataset(cfg, "train")
+
+    def first_labels(epoch):
+        bundle.set_epoch(epoch)
+        batch = next(bundle.dataset.create_tuple_iterator(num_epochs=1))
+        return batch[1].asnumpy().tolist()
+
+    e0, e1, e2 = first_labels(0), first_labels(1), first_labels(2)
+    assert len({tuple(e0), tuple(e1), tuple(e2)}) == 3
+    assert first_labels(1) == e1 and first_labels(0) == e0

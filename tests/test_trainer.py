@@ -59,6 +59,8 @@ def test_training_lowers_loss_and_writes_everything(tmp_path):
     assert files.count("vz_tiny_test-best.ckpt") == 1
     assert [f for f in files if "-e0" in f] == ["vz_tiny_test-e0003.ckpt", "vz_tiny_test-e0004.ckpt"]  # keep 2
     assert not [f for f in files if f.startswith(".")]  # no temporary files left
+    with open(os.path.join(d, "metrics.png"), "rb") as f:  # the curves, plotted at the end
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert load_config(os.path.join(d, "config.yaml")) == cfg
     assert json.load(open(os.path.join(d, "classes.json"))) == [str(i) for i in range(10)]
     assert result["checkpoint"].endswith("vz_tiny_test-e0004.ckpt")

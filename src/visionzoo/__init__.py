@@ -4,6 +4,7 @@ from . import runtime as _runtime  # noqa: F401  isort: skip
 
 from .errors import CheckpointError, ConfigError, DataError, DeviceError, ModelError, VisionZooError
 from .registry import create_model, get_model_info, is_model, list_models, register_model
+from .inference import Prediction, Predictor, predict
 
 __version__ = "0.1.0"
 
@@ -13,6 +14,9 @@ __all__ = [
     "register_model",
     "is_model",
     "get_model_info",
+    "Predictor",
+    "Prediction",
+    "predict",
     "VisionZooError",
     "ConfigError",
     "DataError",

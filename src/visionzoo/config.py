@@ -315,7 +315,7 @@ def parse_value(key: Key, value: Any) -> Any:
 def load_yaml(path: str) -> Dict[str, Any]:
     """Read a recipe file into a flat ``{key: value}`` dict (groups flattened) with a safe loader."""
     if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path!r}; pass an existing recipe, e.g. -c configs/googlenet/googlenet_digits_cpu.yaml")
+        raise ConfigError(f"config file not found: {path!r}; pass an existing recipe, e.g. -c configs/vgg/vgg11_bn_cifar_digits_cpu.yaml")
     try:
         with open(path, "r", encoding="utf-8") as f:
             data = yaml.safe_load(f)

@@ -43,7 +43,8 @@ def _fetch(url: str, path: str, timeout: float) -> str:
                 out.write(chunk)
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise DataError(f"{url}: download failed ({reason}); download it by hand and extract it into data_dir") from None
+        raise DataError(f"{url}: download failed ({reason}); download it by hand and extract it into data_dir"
+                        ) from None
     return digest.hexdigest()
 
 

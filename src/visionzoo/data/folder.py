@@ -5,15 +5,18 @@ folder whose extension is one of :data:`EXTENSIONS` (exact case, as MindSpore's 
 matches them), in sorted order; that is ImageFolderDataset's own order when it is given the same
 ``class_indexing``, which a test checks, so an index here addresses the same image there.
 
-Corrupt images: every file's first bytes are checked for a JPEG or PNG signature (one small read per
-file). Empty or unrecognisable files are skipped with one warning that gives their count and the first
-few paths; :attr:`FolderIndex.skipped` lists them all. A file whose header is fine but whose body is
-damaged is left to the decoder (libjpeg/libpng fill what they cannot read, or MindSpore raises).
+Corrupt images are skipped, not fatal: every file's head is checked for a JPEG or PNG signature and
+its tail for the format's end marker (two small reads per file). Empty, truncated or unrecognisable
+files are left out with one warning that gives their count and the first few paths;
+:attr:`FolderIndex.skipped` lists them all. (MindSpore's decoder raises on a truncated image in the
+middle of an epoch, and a truncated JPEG header can even kill the process with SIGFPE.) A file whose
+head and tail are intact but whose body is damaged is left to the decoder, which raises.
 """
 from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List
 
@@ -27,8 +30,14 @@ _logger = logging.getLogger(__name__)
 
 #: File extensions read as images, matched with exact case (ImageFolderDataset is case-sensitive).
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
+#: (head signature, end marker): JPEG SOI ... EOI, PNG signature ... IEND chunk. The end marker is
+#: looked for in the last _TAIL bytes, since some writers append padding after it. In JPEG
+#: entropy-coded data 0xFF is always stuffed, so FF D9 near the tail can only be the end marker.
+_SIGNATURES = ((b"\xff\xd8\xff", b"\xff\xd9"), (b"\x89PNG\r\n\x1a\n", b"IEND"))
+_TAIL = 256
 _SHOW = 5  # paths named in the corrupt-file warning
+_CHECK_THREADS = 8  # file checks are I/O-bound: threads help on network and cold disks
+_PARALLEL_FROM = 2048
 
 
 @dataclass
@@ -48,12 +57,37 @@ class FolderIndex:
 
 
 def _looks_like_image(path: str) -> bool:
+    """A JPEG or PNG signature at the head and its end marker near the tail.
+
+    The tail check catches truncated files (interrupted copies and downloads): MindSpore's decoder
+    raises on them mid-epoch, and on some truncated JPEG headers kills the process (SIGFPE).
+    """
     try:
         with open(path, "rb") as f:
             head = f.read(8)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _TAIL))
+            tail = f.read(_TAIL)
     except OSError:
         return False
-    return any(head.startswith(sig) for sig in _SIGNATURES)
+    for signature, end in _SIGNATURES:
+        if head.startswith(signature):
+            return end in tail
+    return False
+
+
+def _check_files(files: List[str]) -> np.ndarray:
+    """:func:`_looks_like_image` for every file, in threads (the reads release the GIL)."""
+    if len(files) < _PARALLEL_FROM:
+        return np.array([_looks_like_image(p) for p in files], dtype=bool)
+    chunks = [files[i::_CHECK_THREADS] for i in range(_CHECK_THREADS)]
+    with ThreadPoolExecutor(_CHECK_THREADS) as pool:
+        results = list(pool.map(lambda chunk: [_looks_like_image(p) for p in chunk], chunks))
+    ok = np.empty(len(files), dtype=bool)
+    for i, result in enumerate(results):
+        ok[i::_CHECK_THREADS] = result
+    return ok
 
 
 def scan_image_folder(data_dir: str, split_name: str) -> FolderIndex:
@@ -76,11 +110,11 @@ def scan_image_folder(data_dir: str, split_name: str) -> FolderIndex:
         labels += [label] * len(names)
     if not files:
         raise DataError(f"{root}: {len(class_names)} class folders but no .jpg/.jpeg/.png images; {expected}")
-    ok = np.array([_looks_like_image(p) for p in files], dtype=bool)
+    ok = _check_files(files)
     skipped = [p for p, good in zip(files, ok) if not good]
     if skipped:
         shown = ", ".join(skipped[:_SHOW]) + (", ..." if len(skipped) > _SHOW else "")
-        _logger.warning("%s: skipping %d of %d files that are empty or not JPEG/PNG: %s",
+        _logger.warning("%s: skipping %d of %d files that are empty, truncated or not JPEG/PNG: %s",
                         root, len(skipped), len(files), shown)
     if not ok.any():
         raise DataError(f"{root}: none of the {len(files)} image files is a readable JPEG or PNG; first: {skipped[0]}")

@@ -10,7 +10,8 @@ Sharding is done by :class:`ShardSampler`, one sampler for every source:
   shards).
 
 Random augmentations draw from MindSpore's dataset seed, which :func:`build_dataset` sets to
-``cfg.seed`` (``mindspore.dataset.config.set_seed``), so a pipeline is reproducible given the seed.
+``cfg.seed + shard_id`` when building a train split (``mindspore.dataset.config.set_seed``, a
+process-wide setting read when a pipeline is built), so a pipeline is reproducible given the seed.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Optional
 
 import mindspore.dataset as ds
 import numpy as np
@@ -35,11 +36,14 @@ __all__ = ["DatasetBundle", "build_dataset", "ShardSampler", "SUPPORTED_DATASETS
 _logger = logging.getLogger(__name__)
 
 SUPPORTED_DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
-#: Output side (pixels) up to which an in-memory pipeline runs its map with one worker. Measured on
-#: 2 cores (benchmarks/bench_pipeline.py, docs/data.md): for 32x32 CIFAR a second worker made the
-#: pipeline several times slower (thread hand-off costs more than the per-image work); at 224x224
-#: the per-image work dominates and a second worker helps.
-SMALL_IMAGE_SIDE = 64
+#: Machines with at most this many CPUs run the map of in-memory sources (CIFAR, digits, synthetic)
+#: on one worker. Measured on 2 shared cores (benchmarks/bench_pipeline.py, medians in docs/data.md):
+#: a second map worker gained at most ~20%, within the run-to-run spread (CIFAR 32x32: 8.2k vs 9.7k
+#: img/s; 32->224: 1.4k vs 1.5k), and an earlier measurement on this machine saw 2 workers 8x slower
+#: (2.2k vs 18k img/s). One worker already feeds far more images than a model trains on a few CPU
+#: cores, so the second core is left to the model. JPEG folders decode in C++ and do gain from more
+#: workers (train: 473 -> 719 img/s), so they get min(num_parallel_workers, CPUs).
+IN_MEMORY_ONE_WORKER_CPUS = 4
 
 
 @dataclass
@@ -56,6 +60,20 @@ class DatasetBundle:
     num_classes: int
     class_names: List[str]
     batch_size: int
+    sampler: Optional["ShardSampler"] = None
+    seed: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Position the next iterator at ``epoch`` (0-based): its shuffle order and augmentation seed.
+
+        Call before ``dataset.create_tuple_iterator(num_epochs=1)``: each epoch then has its own
+        order, the same on every rank and in a resumed run (MindSpore copies the sampler when an
+        iterator starts, so the sampler's own epoch counter would restart at 0 every time).
+        """
+        if self.sampler is not None:
+            self.sampler.epoch = int(epoch)
+            # augmentation draws from the engine's global seed: distinct per rank and per epoch
+            ds.config.set_seed(self.seed + self.sampler.shard_id + 7919 * int(epoch))
 
 
 class ShardSampler(ds.Sampler):
@@ -103,14 +121,18 @@ class ShardSampler(ds.Sampler):
         return iter(order.tolist())
 
 
-def choose_workers(requested: int, small_images: bool) -> int:
-    """Map workers: ``requested`` capped at the CPU count, and at 1 for small in-memory images."""
-    cpus = os.cpu_count() or 1
+def choose_workers(requested: int, in_memory: bool, cpus: Optional[int] = None) -> int:
+    """Map workers: ``requested`` capped at the CPU count; 1 for in-memory sources on small machines.
+
+    MindSpore refuses more workers than CPUs (recipes written for Ascend servers ask for 8 or more).
+    """
+    cpus = cpus or os.cpu_count() or 1
     workers = max(1, min(int(requested), cpus))
     if workers < requested:
         _logger.info("num_parallel_workers %d capped at %d (CPUs here: %d)", requested, workers, cpus)
-    if small_images and workers > 1:
-        _logger.debug("num_parallel_workers %d -> 1: small images are faster on one worker", workers)
+    if in_memory and workers > 1 and cpus <= IN_MEMORY_ONE_WORKER_CPUS:
+        _logger.info("num_parallel_workers %d -> 1 for an in-memory dataset on %d CPUs (measured faster; "
+                     "leaves the other cores to the model)", workers, cpus)
         workers = 1
     return workers
 
@@ -126,20 +148,19 @@ def _check_split(split: str, shard_id: int, num_shards: int) -> None:
 class _Source:
     """What a dataset family hands the common code."""
 
-    make: Callable[[ds.Sampler], Any]  # sampler -> mappable dataset with columns image, label
-    size: int  # positions in the source
-    valid: np.ndarray  # usable positions
+    make: Callable[[ds.Sampler, int], Any]  # (sampler, reader workers) -> dataset with columns image, label
+    valid: np.ndarray  # usable positions in the source
     class_names: List[str]
     ops: List[Any]  # image ops
-    small_images: bool
+    in_memory: bool
 
 
-def _array_source(images: np.ndarray, labels: np.ndarray, class_names: List[str], ops: List[Any],
-                  small: bool) -> _Source:
-    def make(sampler: ds.Sampler) -> Any:
+def _array_source(images: np.ndarray, labels: np.ndarray, class_names: List[str], ops: List[Any]) -> _Source:
+    def make(sampler: ds.Sampler, workers: int) -> Any:
+        # one Python reader: rows are slices of arrays already in memory
         return ds.NumpySlicesDataset((images, labels), column_names=["image", "label"], sampler=sampler)
 
-    return _Source(make, int(labels.size), np.arange(labels.size), class_names, ops, small)
+    return _Source(make, np.arange(labels.size), class_names, ops, True)
 
 
 def _cifar_source(cfg: Any, split: str, spec) -> _Source:
@@ -151,7 +172,7 @@ def _cifar_source(cfg: Any, split: str, spec) -> _Source:
     images, labels, names = load_cifar(data_dir, spec, split)
     mean, std = tf.resolve_mean_std(cfg, spec.name)
     ops = tf.array_train(cfg, mean, std, 32) if split == "train" else tf.array_eval(cfg, mean, std, 32)
-    return _array_source(images, labels, names, ops, cfg.image_resize <= SMALL_IMAGE_SIDE)
+    return _array_source(images, labels, names, ops)
 
 
 def _digits_source(cfg: Any, split: str) -> _Source:
@@ -161,7 +182,7 @@ def _digits_source(cfg: Any, split: str) -> _Source:
         ops = tf.array_train(cfg, mean, std, 8, crop_after_resize=True, allow_hflip=False)
     else:
         ops = tf.array_eval(cfg, mean, std, 8)
-    return _array_source(images, labels, names, ops, cfg.image_resize <= SMALL_IMAGE_SIDE)
+    return _array_source(images, labels, names, ops)
 
 
 def _synthetic_source(cfg: Any, split: str) -> _Source:
@@ -170,23 +191,23 @@ def _synthetic_source(cfg: Any, split: str) -> _Source:
     images, labels, names = make_synthetic(n, size, int(cfg.num_classes), int(cfg.seed), split)
     mean, std = tf.resolve_mean_std(cfg, "synthetic")
     # images are already network-sized noise: only the normalisation a real pipeline ends with
-    return _array_source(images, labels, names, tf.array_eval(cfg, mean, std, size), size <= SMALL_IMAGE_SIDE)
+    return _array_source(images, labels, names, tf.array_eval(cfg, mean, std, size))
 
 
-def _folder_source(cfg: Any, split: str, workers: int) -> _Source:
+def _folder_source(cfg: Any, split: str) -> _Source:
     split_name = cfg.train_split if split == "train" else cfg.val_split
     index = scan_image_folder(str(cfg.data_dir), split_name)
     mean, std = tf.resolve_mean_std(cfg, "imagenet")
     ops = tf.imagenet_train(cfg, mean, std) if split == "train" else tf.imagenet_eval(cfg, mean, std)
 
-    def make(sampler: ds.Sampler) -> Any:
+    def make(sampler: ds.Sampler, workers: int) -> Any:
         return ds.ImageFolderDataset(index.root, extensions=list(EXTENSIONS), class_indexing=index.class_indexing,
                                      sampler=sampler, num_parallel_workers=workers)
 
-    return _Source(make, len(index.files), index.valid, index.class_names, ops, False)
+    return _Source(make, index.valid, index.class_names, ops, False)
 
 
-def _source(cfg: Any, split: str, workers: int) -> _Source:
+def _source(cfg: Any, split: str) -> _Source:
     name = cfg.dataset
     if name == "cifar10":
         return _cifar_source(cfg, split, CIFAR10)
@@ -197,7 +218,7 @@ def _source(cfg: Any, split: str, workers: int) -> _Source:
     if name == "synthetic":
         return _synthetic_source(cfg, split)
     if name == "imagenet":
-        return _folder_source(cfg, split, workers)
+        return _folder_source(cfg, split)
     if name == "mnist":
         raise DataError(f"dataset 'mnist' is not supported by visionzoo; supported datasets: "
                         f"{', '.join(SUPPORTED_DATASETS)} (for a small demo use digits)")
@@ -215,10 +236,11 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     differs from ``cfg.num_classes``.
     """
     _check_split(split, shard_id, num_shards)
+    if int(cfg.in_channels) != 3:
+        raise DataError(f"in_channels is {cfg.in_channels} but every visionzoo pipeline yields 3-channel RGB images "
+                        "(digits are replicated to 3 channels); set in_channels 3")
     train = split == "train"
-    requested_workers = int(cfg.num_parallel_workers)
-    io_workers = choose_workers(requested_workers, small_images=False)
-    source = _source(cfg, split, io_workers)
+    source = _source(cfg, split)
     num_classes = len(source.class_names)
     if num_classes != int(cfg.num_classes):
         raise DataError(f"{cfg.dataset} {split} data at {cfg.data_dir!r} has {num_classes} classes but "
@@ -235,10 +257,12 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     sampler = ShardSampler(indices, shard_id, num_shards, shuffle=train and bool(cfg.shuffle),
                            seed=int(cfg.seed), pad=train)
     num_samples = sampler.shard_size()
-    # random ops (crop, flip, jitter, erasing) draw from the dataset engine's seed
-    ds.config.set_seed(int(cfg.seed))
-    workers = choose_workers(requested_workers, source.small_images)
-    dataset = source.make(sampler)
+    if train:
+        # random ops (crop, flip, jitter, erasing) draw from the dataset engine's seed; offset by the
+        # shard so ranks do not apply the same sequence of crops (the order above uses cfg.seed alone)
+        ds.config.set_seed(int(cfg.seed) + shard_id)
+    workers = choose_workers(int(cfg.num_parallel_workers), source.in_memory)
+    dataset = source.make(sampler, workers)
     dataset = dataset.map(operations=source.ops, input_columns="image", num_parallel_workers=workers)
     dataset = dataset.map(operations=tf.label_transform(), input_columns="label", num_parallel_workers=1)
     if train:
@@ -253,4 +277,5 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     _logger.info("%s %s shard %d/%d: %d samples, %d batches of %d, %d classes", cfg.dataset, split, shard_id,
                  num_shards, num_samples, num_batches, batch_size, num_classes)
     return DatasetBundle(dataset=dataset, num_samples=num_samples, num_batches=num_batches,
-                         num_classes=num_classes, class_names=list(source.class_names), batch_size=batch_size)
+                         num_classes=num_classes, class_names=list(source.class_names), batch_size=batch_size,
+                         sampler=sampler if train else None, seed=int(cfg.seed))

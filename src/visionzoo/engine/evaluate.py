@@ -9,7 +9,7 @@ from mindspore import nn, ops
 
 from ..distributed import RunContext, all_reduce_sum
 
-__all__ = ["EvalStep", "evaluate"]
+__all__ = ["EvalStep", "evaluate", "eval_precision", "resolve_checkpoint", "load_for_eval", "run_validation"]
 
 
 class EvalStep(nn.Cell):
@@ -84,18 +84,34 @@ def resolve_checkpoint(cfg: Any) -> str:
     return path
 
 
+def eval_precision(cfg: Any, cli_overrides: Dict[str, Any]) -> Any:
+    """The config a scoring/export/inference script runs with: ``val_amp_level`` decides precision.
+
+    The recipe's ``amp_level`` is a training setting and is ignored; ``--amp_level X`` typed on the
+    script's own command line (``cli_overrides``) without ``--val_amp_level`` means ``val_amp_level X``.
+    """
+    if "amp_level" in cli_overrides and "val_amp_level" not in cli_overrides:
+        return cfg.replace(val_amp_level=cfg.amp_level)
+    return cfg
+
+
 def load_for_eval(cfg: Any, path: str) -> nn.Cell:
-    """Build ``cfg.model`` and load ``path`` strictly: a classifier of another size is an error here."""
+    """Build ``cfg.model`` and load ``path`` strictly: every parameter, the classifier included, must fit.
+
+    A misfit raises CheckpointError naming the parameters (with both shapes) and the recipe to use.
+    """
     from ..checkpoint import load_checkpoint
     from ..errors import CheckpointError
     from .trainer import build_network
 
     network = build_network(cfg, checkpoint_path="", amp_level="O0")
-    report = load_checkpoint(network, path, strict=True)
-    if report.dropped_classifier:
-        raise CheckpointError(
-            f"checkpoint {path!r} has a classifier of another size than num_classes {cfg.num_classes} "
-            f"({', '.join(report.dropped_classifier)}); pass the recipe it was trained with or --num_classes to match")
+    try:
+        # classifier=(): a head of another class count is a misfit here, not a head to re-initialise
+        load_checkpoint(network, path, strict=True, classifier=())
+    except CheckpointError as e:
+        what = str(e).split(". Likely fix:")[0]
+        raise CheckpointError(f"{what}. Likely fix: use the recipe the checkpoint was trained with (this run has model "
+                              f"{cfg.model!r}, num_classes {cfg.num_classes}); --model/--num_classes override it") from None
     if cfg.val_amp_level != "O0":
         network = ms.amp.auto_mixed_precision(network, cfg.val_amp_level)
     return network

@@ -251,7 +251,7 @@ class Trainer:
             loss, finite = self._sink()
             losses.append(float(loss.asnumpy()))
         else:
-            mds.config.set_seed(cfg.seed + epoch)  # per-epoch order: resumed runs see the same data
+            self.train_data.set_epoch(epoch - 1)  # per-epoch order: resumed runs see the same data
             iterator = self.train_data.dataset.create_tuple_iterator(num_epochs=1)
             bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main)
             for i, (images, labels) in enumerate(iterator):
@@ -271,7 +271,8 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     if (i + 1) % 10 == 0 or i + 1 == n_steps:
-                        bar.set_postfix(loss=f"{value:.4f}", lr=f"{self._current_lr():.4g}")
+                        rate = (i + 1) * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
+                        bar.set_postfix(loss=f"{value:.4f}", lr=f"{self._current_lr():.4g}", img_s=f"{rate:.1f}")
                 if ctx.is_main and (i + 1) % cfg.log_interval == 0:
                     _logger.info("epoch %d step %d/%d loss %.4f lr %.5g", epoch, i + 1, n_steps, value,
                                  self._current_lr())

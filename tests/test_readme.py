@@ -1,0 +1,30 @@
+"""The README's two commands are what CI and the demo actually run."""
+import os
+import re
+
+from script_utils import REPO
+
+
+def _readme_commands():
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_opens_with_two_commands():
+    install_demo, install_test = _readme_commands()[:2]
+    assert install_demo.startswith('python -m pip install -e ".[demo]" && python train.py -c configs/')
+    assert install_test == 'python -m pip install -e ".[test]" && python -m pytest -q'
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+    test_command = _readme_commands()[1].replace("python -m pip install", "python -m pip install -q")
+    assert test_command in ci
+
+
+def test_demo_recipe_exists_and_is_the_one_validated():
+    demo = _readme_commands()[0]
+    recipes = re.findall(r"-c (\S+\.yaml)", demo)
+    assert len(recipes) == 2 and recipes[0] == recipes[1]
+    assert os.path.isfile(os.path.join(REPO, recipes[0]))
