@@ -5,7 +5,7 @@ import pytest
 from mindspore import Tensor, nn
 
 from visionzoo import runtime
-from visionzoo.ops import MaxPool2d
+from visionzoo.ops import MaxPool2d, set_fast_pool, standard_pooling
 from visionzoo.ops.pooling import build_cpu_kernels
 
 # (kwargs, input shape): every pooling configuration visionzoo's models use, plus the explicit
@@ -121,3 +121,20 @@ def test_switches(monkeypatch):
 def test_unsupported_options_fall_back():
     pool = MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, return_indices=True)
     assert not pool.fast
+
+
+def test_standard_pooling_for_export(tmp_path):
+    runtime.use_fast_pool(True)
+    try:
+        net = nn.SequentialCell([nn.Conv2d(1, 2, 3), MaxPool2d(kernel_size=2, stride=2), nn.ReLU()])
+    finally:
+        runtime.use_fast_pool(None)
+    net.set_train(False)
+    assert set_fast_pool(net, True) == 1
+    with standard_pooling(net):
+        assert not net[1].fast
+        ms.export(net, Tensor(np.zeros((1, 1, 8, 8), np.float32)), file_name=str(tmp_path / "net"),
+                  file_format="ONNX")  # ONNX cannot express the aot Custom op
+    assert (tmp_path / "net.onnx").stat().st_size > 0
+    assert net[1].fast  # restored
+    assert set_fast_pool(net, False) == 0 and not net[1].fast

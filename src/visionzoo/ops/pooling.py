@@ -17,6 +17,7 @@ another backend may pick a different (equally valid) element.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -24,7 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 import mindspore as ms
 from mindspore import nn, ops
@@ -110,6 +111,7 @@ class MaxPool2d(nn.MaxPool2d):
                 and self.format == "NCHW"):
             lib = build_cpu_kernels()
         self.fast = lib is not None
+        self._forward = None
         if self.fast:
             backward = ops.Custom(f"{lib}:MaxPool2dBackward", out_shape=lambda x, dy, p: x,
                                   out_dtype=lambda x, dy, p: x, func_type="aot")
@@ -138,3 +140,32 @@ class MaxPool2d(nn.MaxPool2d):
             params = ms.Tensor([self._k[0], self._k[1], self._s[0], self._s[1], pt, pl], ms.int32)
             return self._forward(x, params)
         return super().construct(x)
+
+
+def set_fast_pool(network: nn.Cell, enabled: bool) -> int:
+    """Switch every :class:`MaxPool2d` in ``network`` to the fast CPU path (where it was built with one)
+    or to the standard op; returns how many layers run the fast path afterwards. Switch before the
+    network's graph is compiled (or for a new compilation such as an export)."""
+    count = 0
+    for _, cell in network.cells_and_names():
+        if isinstance(cell, MaxPool2d):
+            cell.fast = bool(enabled) and cell._forward is not None
+            count += cell.fast
+    return count
+
+
+@contextlib.contextmanager
+def standard_pooling(network: nn.Cell) -> Iterator[nn.Cell]:
+    """Run the block with every :class:`MaxPool2d` of ``network`` on the standard ``nn.MaxPool2d`` op.
+
+    For exports: the fast path is an ``aot`` Custom op bound to a locally compiled library, which ONNX
+    cannot express and a MINDIR file would reference by a local path. Use
+    ``with standard_pooling(net): mindspore.export(net, ...)``.
+    """
+    previous = [(cell, cell.fast) for _, cell in network.cells_and_names() if isinstance(cell, MaxPool2d)]
+    set_fast_pool(network, False)
+    try:
+        yield network
+    finally:
+        for cell, fast in previous:
+            cell.fast = fast
