@@ -44,7 +44,9 @@ class _WeightedSum(nn.Cell):
 
 
 def _forward_backward(pool):
-    grad_fn = ms.grad(_WeightedSum(pool), grad_position=0)  # built once: its graph is reused
+    wrapped = _WeightedSum(pool)
+    wrapped.set_train(pool.training)
+    grad_fn = ms.grad(wrapped, grad_position=0)  # built once: its graph is reused
 
     def run(x, upstream):
         return pool(Tensor(x)).asnumpy(), grad_fn(Tensor(x), Tensor(upstream)).asnumpy()
@@ -73,6 +75,10 @@ def test_fast_maxpool_matches_nn(mode, kwargs, shape):
         runtime.use_fast_pool(None)
     ref = nn.MaxPool2d(**kwargs)
     assert fast.fast
+    fast.set_train(True)  # the fast path runs in training mode only
+    if mode == ms.PYNATIVE_MODE:  # prove the Custom op really runs (PyNative executes construct in Python)
+        calls, kernel = [], fast._forward
+        fast._forward = lambda *args: calls.append(1) or kernel(*args)
     ref_shape = ref(Tensor(np.zeros(shape, np.float32))).shape
     run_ref, run_fast = _forward_backward(ref), _forward_backward(fast)
     for name, x, upstream in _inputs(shape, ref_shape, seed=sum(shape)):
@@ -84,6 +90,8 @@ def test_fast_maxpool_matches_nn(mode, kwargs, shape):
         # Each output's gradient goes to the first maximum of its window, as oneDNN's does: identical
         # even with ties (a different tie-break would still conserve the sum; see pooling.py).
         np.testing.assert_array_equal(grad, grad_ref, err_msg=name)
+    if mode == ms.PYNATIVE_MODE:
+        assert len(calls) >= 4
 
 
 def test_non_float32_and_3d_inputs_use_standard_op(mode):
@@ -129,7 +137,7 @@ def test_standard_pooling_for_export(tmp_path):
         net = nn.SequentialCell([nn.Conv2d(1, 2, 3), MaxPool2d(kernel_size=2, stride=2), nn.ReLU()])
     finally:
         runtime.use_fast_pool(None)
-    net.set_train(False)
+    net.set_train(True)  # the fast path's mode: exporting it needs standard_pooling
     assert set_fast_pool(net, True) == 1
     with standard_pooling(net):
         assert not net[1].fast
@@ -138,3 +146,16 @@ def test_standard_pooling_for_export(tmp_path):
     assert (tmp_path / "net.onnx").stat().st_size > 0
     assert net[1].fast  # restored
     assert set_fast_pool(net, False) == 0 and not net[1].fast
+
+
+def test_eval_mode_exports_without_switching(tmp_path):
+    """Eval-mode graphs use the standard op, so exports of an eval network need no switch."""
+    runtime.use_fast_pool(True)
+    try:
+        net = nn.SequentialCell([nn.Conv2d(1, 2, 3), MaxPool2d(kernel_size=3, stride=2, pad_mode="same")])
+    finally:
+        runtime.use_fast_pool(None)
+    net.set_train(False)
+    assert net[1].fast
+    ms.export(net, Tensor(np.zeros((1, 1, 9, 9), np.float32)), file_name=str(tmp_path / "net"), file_format="ONNX")
+    assert (tmp_path / "net.onnx").stat().st_size > 0

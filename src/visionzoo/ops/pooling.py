@@ -94,9 +94,9 @@ def _out_and_pad(size: int, k: int, s: int, mode: str, pad: int, ceil_mode: bool
 class MaxPool2d(nn.MaxPool2d):
     """Drop-in for :class:`mindspore.nn.MaxPool2d` (NCHW) with a fast CPU path.
 
-    The fast path is taken for float32 NCHW inputs when :func:`visionzoo.runtime.fast_pool_enabled`
-    is true at construction time and dilation is 1 and ``return_indices`` is False; otherwise this is
-    exactly ``nn.MaxPool2d``.
+    The fast path is taken in training mode (``set_train(True)``) for float32 NCHW inputs when
+    :func:`visionzoo.runtime.fast_pool_enabled` is true at construction time and dilation is 1 and
+    ``return_indices`` is False; otherwise (eval mode included) this is exactly ``nn.MaxPool2d``.
     """
 
     def __init__(self, kernel_size=1, stride=1, pad_mode="valid", padding=0, dilation=1, return_indices=False,
@@ -135,7 +135,9 @@ class MaxPool2d(nn.MaxPool2d):
         return [x_shape[0], x_shape[1], ho, wo]
 
     def construct(self, x):
-        if self.fast and x.ndim == 4 and x.dtype == ms.float32:
+        # Training mode only: the gain is mostly in the backward, and eval-mode graphs (validation,
+        # inference, export) stay standard ops that ONNX and other machines understand.
+        if self.fast and self.training and x.ndim == 4 and x.dtype == ms.float32:
             _, _, pt, pl = self._geometry(x.shape[2], x.shape[3])
             params = ms.Tensor([self._k[0], self._k[1], self._s[0], self._s[1], pt, pl], ms.int32)
             return self._forward(x, params)
