@@ -6,7 +6,7 @@ formulation can be chosen in one place (see docs/performance.md).
 On CPU, MindSpore 2.10 runs ``MaxPool``/``MaxPoolGrad`` through oneDNN's reference ``simple_nchw``
 pooling, whose backward pass alone is ~40% of a GoogLeNet training step. When
 :func:`visionzoo.runtime.fast_pool_enabled` says so (CPU target, not switched off), float32 NCHW
-inputs go through a small C++ kernel (``csrc/maxpool2d_cpu.cc``) run as an ``aot`` Custom op with
+inputs in training mode go through a small C++ kernel (``csrc/maxpool2d_cpu.cc``) run as an ``aot`` Custom op with
 its own backward. It is compiled once per machine on first use (g++, cached, see
 :func:`visionzoo.runtime.cache_dir`); if it cannot be built the standard op is used.
 
