@@ -36,6 +36,7 @@ class _WeightedSum(nn.Cell):
     def __init__(self, pool):
         super().__init__()
         self.pool = pool
+        self.set_train(pool.training)
 
     def construct(self, x, upstream):
         return (self.pool(x) * upstream).sum()
@@ -55,7 +56,9 @@ def main() -> None:
         runtime.use_fast_pool(True)
         fast = MaxPool2d(**kwargs)
         runtime.use_fast_pool(None)
+        fast.set_train(True)  # visionzoo's fast path runs in training mode
         pools = {"nn": nn.MaxPool2d(**kwargs), "fast": fast}
+        pools["nn"].set_train(True)
         up = Tensor(rng.standard_normal(pools["nn"](x).shape).astype(np.float32))
         grads = {k: ms.jit(ms.grad(_WeightedSum(v), grad_position=0)) if args.mode == 0
                  else ms.grad(_WeightedSum(v), grad_position=0) for k, v in pools.items()}
