@@ -1,23 +1,44 @@
-"""Process-wide runtime defaults that must be set before MindSpore runs its first operation.
+"""Process-wide runtime defaults and every CPU-specific performance choice, in one place.
 
-Kept in one place so that every CPU-specific choice is visible and overridable. Imported first by
-``visionzoo/__init__.py``.
+Imported first by ``visionzoo/__init__.py`` so that the environment is set before MindSpore runs its
+first operation. What is chosen, why, and how to switch it off (see also docs/performance.md):
+
+=============================  ===========================================  ==============================
+choice                         why                                          override
+=============================  ===========================================  ==============================
+``ONEDNN_MAX_CPU_ISA=AVX2``    MindSpore 2.10's oneDNN otherwise picks a     set the variable yourself, or
+(x86-64, set on import)        reference convolution 30-100x slower          ``VISIONZOO_NO_CPU_DEFAULTS=1``
+fast max pooling               oneDNN's ``simple_nchw`` pooling backward is  ``VISIONZOO_FAST_POOL=0`` or
+(CPU target, training mode)    ~40% of a GoogLeNet step; a C++ kernel is     :func:`use_fast_pool`\\ ``(False)``
+                               5-20x faster with identical numerics
+=============================  ===========================================  ==============================
 """
 from __future__ import annotations
 
 import logging
 import os
 import platform
+from typing import Optional
 
 _logger = logging.getLogger(__name__)
 
 #: Environment defaults applied on import when the user has not set the variable.
-#: ONEDNN_MAX_CPU_ISA=AVX2: on AVX-512 CPUs the oneDNN build inside MindSpore 2.10 picks a reference
-#: convolution that is 30-100x slower than its AVX2 kernels (a 3x3 conv on 2x64x224x224 takes 9 s
-#: instead of 0.08 s). Capping the ISA at AVX2 selects the fast JIT kernels.
+#: ONEDNN_MAX_CPU_ISA=AVX2: with the oneDNN build inside MindSpore 2.10 the default ISA dispatch picks
+#: a reference convolution that is 30-100x slower than its AVX2 kernels (a 3x3 conv on 2x64x224x224
+#: takes 9 s instead of 0.08 s). Capping the ISA at AVX2 selects the fast JIT kernels.
 CPU_ENV_DEFAULTS = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 
+#: Environment switch for the fast CPU max pooling ("0" turns it off).
+FAST_POOL_ENV = "VISIONZOO_FAST_POOL"
+#: Environment switch that leaves the process environment untouched on import.
+NO_DEFAULTS_ENV = "VISIONZOO_NO_CPU_DEFAULTS"
+
 _applied: dict = {}
+_fast_pool_override: Optional[bool] = None
+
+
+def _is_off(value: Optional[str]) -> bool:
+    return value is not None and value.strip().lower() in ("0", "false", "no", "off")
 
 
 def apply_cpu_defaults(environ=None) -> dict:
@@ -29,7 +50,8 @@ def apply_cpu_defaults(environ=None) -> dict:
     """
     env = os.environ if environ is None else environ
     chosen = {}
-    if env.get("VISIONZOO_NO_CPU_DEFAULTS", "") not in ("", "0"):
+    if env.get(NO_DEFAULTS_ENV, "") not in ("", "0"):
+        _logger.debug("%s is set: environment left untouched", NO_DEFAULTS_ENV)
         return chosen
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return chosen
@@ -42,6 +64,40 @@ def apply_cpu_defaults(environ=None) -> dict:
     if chosen:
         _logger.debug("visionzoo CPU defaults applied: %s", chosen)
     return chosen
+
+
+def use_fast_pool(enabled: Optional[bool]) -> None:
+    """Force the fast CPU max pooling on (True) or off (False) for layers built from now on.
+
+    ``None`` restores the automatic choice (on for ``device_target == "CPU"`` unless
+    ``VISIONZOO_FAST_POOL=0``). Layers already built keep their choice.
+    """
+    global _fast_pool_override
+    _fast_pool_override = enabled
+
+
+def fast_pool_enabled() -> bool:
+    """Whether :class:`visionzoo.ops.MaxPool2d` layers built now take the fast CPU path.
+
+    Order: :func:`use_fast_pool` override, then ``VISIONZOO_FAST_POOL=0`` (off), then on exactly when
+    MindSpore's ``device_target`` is ``"CPU"`` (Ascend and GPU keep the standard op).
+    """
+    if _fast_pool_override is not None:
+        return _fast_pool_override
+    if _is_off(os.environ.get(FAST_POOL_ENV)):
+        return False
+    import mindspore as ms  # deferred: importing visionzoo must not initialise MindSpore's context
+
+    return ms.get_context("device_target") == "CPU"
+
+
+def cache_dir() -> str:
+    """Directory for build artefacts (compiled CPU kernels): ``$VISIONZOO_CACHE_DIR`` or
+    ``$XDG_CACHE_HOME/visionzoo`` (default ``~/.cache/visionzoo``)."""
+    if os.environ.get("VISIONZOO_CACHE_DIR"):
+        return os.environ["VISIONZOO_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "visionzoo")
 
 
 _applied = apply_cpu_defaults()

@@ -1,0 +1,161 @@
+"""visionzoo.ops.MaxPool2d's CPU fast path against mindspore.nn.MaxPool2d, forward and backward."""
+import numpy as np
+import mindspore as ms
+import pytest
+from mindspore import Tensor, nn
+
+from visionzoo import runtime
+from visionzoo.ops import MaxPool2d, set_fast_pool, standard_pooling
+from visionzoo.ops.pooling import build_cpu_kernels
+
+# (kwargs, input shape): every pooling configuration visionzoo's models use, plus the explicit
+# padding / ceil modes nn.MaxPool2d offers. Odd and even sizes exercise the asymmetric 'same' pad.
+CONFIGS = [
+    (dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 12, 12)),    # googlenet stem pools, even
+    (dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 13, 11)),    # odd: pad on both sides
+    (dict(kernel_size=3, stride=1, pad_mode="same"), (2, 4, 7, 7)),      # inception pool branch
+    (dict(kernel_size=2, stride=2, pad_mode="same"), (2, 4, 14, 14)),    # googlenet maxpool4
+    (dict(kernel_size=2, stride=2, pad_mode="same"), (1, 2, 7, 7)),      # ... on an odd size
+    (dict(kernel_size=2, stride=2), (3, 4, 8, 8)),                       # VGG
+    (dict(kernel_size=3, stride=2, pad_mode="pad", padding=1), (2, 3, 10, 10)),
+    (dict(kernel_size=3, stride=2, pad_mode="pad", padding=1, ceil_mode=True), (2, 3, 10, 10)),
+    (dict(kernel_size=3, stride=2, pad_mode="pad", padding=0, ceil_mode=True), (1, 2, 8, 9)),
+    (dict(kernel_size=(3, 2), stride=(1, 2), pad_mode="valid"), (1, 2, 6, 8)),
+]
+
+
+@pytest.fixture(params=[ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
+def mode(request):
+    old = ms.get_context("mode")
+    ms.set_context(mode=request.param)
+    yield request.param
+    ms.set_context(mode=old)
+
+
+class _WeightedSum(nn.Cell):
+    """sum(pool(x) * upstream): its gradient w.r.t. x is pooling's backward applied to ``upstream``."""
+
+    def __init__(self, pool):
+        super().__init__()
+        self.pool = pool
+
+    def construct(self, x, upstream):
+        return (self.pool(x) * upstream).sum()
+
+
+def _forward_backward(pool):
+    wrapped = _WeightedSum(pool)
+    wrapped.set_train(pool.training)
+    grad_fn = ms.grad(wrapped, grad_position=0)  # built once: its graph is reused
+
+    def run(x, upstream):
+        return pool(Tensor(x)).asnumpy(), grad_fn(Tensor(x), Tensor(upstream)).asnumpy()
+
+    return run
+
+
+def _inputs(shape, out_shape, seed):
+    """Yield (name, x, upstream): distinct mostly-negative values (padding must never win), then few
+    distinct values, so that many windows have tied maxima, as after ReLU."""
+    rng = np.random.default_rng(seed)
+    yield "distinct", rng.standard_normal(shape).astype(np.float32) - 2.0, rng.standard_normal(out_shape)
+    yield "ties", rng.integers(0, 3, size=shape).astype(np.float32), rng.standard_normal(out_shape)
+
+
+def test_kernels_build():
+    assert build_cpu_kernels() is not None
+
+
+@pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
+def test_fast_maxpool_matches_nn(mode, kwargs, shape):
+    runtime.use_fast_pool(True)
+    try:
+        fast = MaxPool2d(**kwargs)
+    finally:
+        runtime.use_fast_pool(None)
+    ref = nn.MaxPool2d(**kwargs)
+    assert fast.fast
+    fast.set_train(True)  # the fast path runs in training mode only
+    if mode == ms.PYNATIVE_MODE:  # prove the Custom op really runs (PyNative executes construct in Python)
+        calls, kernel = [], fast._forward
+        fast._forward = lambda *args: calls.append(1) or kernel(*args)
+    ref_shape = ref(Tensor(np.zeros(shape, np.float32))).shape
+    run_ref, run_fast = _forward_backward(ref), _forward_backward(fast)
+    for name, x, upstream in _inputs(shape, ref_shape, seed=sum(shape)):
+        upstream = upstream.astype(np.float32)
+        out_ref, grad_ref = run_ref(x, upstream)
+        out, grad = run_fast(x, upstream)
+        assert out.shape == out_ref.shape, name
+        np.testing.assert_array_equal(out, out_ref, err_msg=name)
+        # Each output's gradient goes to the first maximum of its window, as oneDNN's does: identical
+        # even with ties (a different tie-break would still conserve the sum; see pooling.py).
+        np.testing.assert_array_equal(grad, grad_ref, err_msg=name)
+    if mode == ms.PYNATIVE_MODE:
+        assert len(calls) >= 4
+
+
+def test_non_float32_and_3d_inputs_use_standard_op(mode):
+    runtime.use_fast_pool(True)
+    try:
+        pool = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+    finally:
+        runtime.use_fast_pool(None)
+    x = np.random.default_rng(0).standard_normal((3, 9, 9)).astype(np.float16)
+    ref = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+    np.testing.assert_array_equal(pool(Tensor(x)).asnumpy(), ref(Tensor(x)).asnumpy())
+    np.testing.assert_array_equal(pool(Tensor(x[None])).asnumpy(), ref(Tensor(x[None])).asnumpy())
+
+
+def test_switches(monkeypatch):
+    monkeypatch.delenv(runtime.FAST_POOL_ENV, raising=False)
+    assert ms.get_context("device_target") == "CPU"
+    assert runtime.fast_pool_enabled()
+    assert MaxPool2d(2, 2).fast
+    monkeypatch.setenv(runtime.FAST_POOL_ENV, "0")
+    assert not runtime.fast_pool_enabled()
+    assert not MaxPool2d(2, 2).fast
+    runtime.use_fast_pool(True)  # the function beats the environment
+    try:
+        assert MaxPool2d(2, 2).fast
+    finally:
+        runtime.use_fast_pool(None)
+    monkeypatch.delenv(runtime.FAST_POOL_ENV)
+    real_get_context = ms.get_context
+    monkeypatch.setattr(ms, "get_context",
+                        lambda key: "Ascend" if key == "device_target" else real_get_context(key))
+    assert not runtime.fast_pool_enabled()  # Ascend / GPU keep the standard op
+
+
+def test_unsupported_options_fall_back():
+    pool = MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, return_indices=True)
+    assert not pool.fast
+
+
+def test_standard_pooling_for_export(tmp_path):
+    runtime.use_fast_pool(True)
+    try:
+        net = nn.SequentialCell([nn.Conv2d(1, 2, 3), MaxPool2d(kernel_size=2, stride=2), nn.ReLU()])
+    finally:
+        runtime.use_fast_pool(None)
+    net.set_train(True)  # the fast path's mode: exporting it needs standard_pooling
+    assert set_fast_pool(net, True) == 1
+    with standard_pooling(net):
+        assert not net[1].fast
+        ms.export(net, Tensor(np.zeros((1, 1, 8, 8), np.float32)), file_name=str(tmp_path / "net"),
+                  file_format="ONNX")  # ONNX cannot express the aot Custom op
+    assert (tmp_path / "net.onnx").stat().st_size > 0
+    assert net[1].fast  # restored
+    assert set_fast_pool(net, False) == 0 and not net[1].fast
+
+
+def test_eval_mode_exports_without_switching(tmp_path):
+    """Eval-mode graphs use the standard op, so exports of an eval network need no switch."""
+    runtime.use_fast_pool(True)
+    try:
+        net = nn.SequentialCell([nn.Conv2d(1, 2, 3), MaxPool2d(kernel_size=3, stride=2, pad_mode="same")])
+    finally:
+        runtime.use_fast_pool(None)
+    net.set_train(False)
+    assert net[1].fast
+    ms.export(net, Tensor(np.zeros((1, 1, 9, 9), np.float32)), file_name=str(tmp_path / "net"), file_format="ONNX")
+    assert (tmp_path / "net.onnx").stat().st_size > 0
