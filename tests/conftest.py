@@ -2,6 +2,8 @@
 first operation (convolutions are 30-100x slower otherwise)."""
 import visionzoo  # noqa: F401  isort: skip
 
+import os
+
 import mindspore as ms
 import pytest
 
@@ -27,3 +29,25 @@ def _pynative_after_each_test():
     """Trainer runs switch to their recipe's mode (graph by default); give the next test PyNative back."""
     yield
     ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+_EXIT_STATUS = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["code"] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """End the process once pytest has printed its summary.
+
+    MindSpore 2.10's ``Cell.__del__`` raises for every cell still alive when the interpreter tears
+    down its modules, printing screens of "Exception ignored in Cell.__del__" after pytest's closing
+    line. Nothing is left to clean up here (pytest has finished and flushed), so skip that teardown.
+    """
+    if "code" in _EXIT_STATUS:
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS["code"])
