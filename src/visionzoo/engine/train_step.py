@@ -84,6 +84,7 @@ class TrainStep(nn.Cell):
         self.optimizer = optimizer
         self.weights = optimizer.parameters
         self.scale_state = scale_state
+        self.scaled = scale_state.dynamic or float(scale_state.scale.asnumpy()) != 1.0
         self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
         self.hyper_map = ops.HyperMap()
         self.check_overflow = check_overflow
@@ -104,10 +105,13 @@ class TrainStep(nn.Cell):
 
     def construct(self, images, labels):
         loss = self.network(images, labels)
-        scale = self.scale_state.scale
-        sens = ops.fill(loss.dtype, loss.shape, 1.0) * ops.cast(scale, loss.dtype)
-        grads = self.grad(self.network, self.weights)(images, labels, sens)
-        grads = self.hyper_map(ops.partial(_grad_scale, ops.reciprocal(scale)), grads)
+        sens = ops.fill(loss.dtype, loss.shape, 1.0)
+        if self.scaled:
+            scale = self.scale_state.scale
+            grads = self.grad(self.network, self.weights)(images, labels, sens * ops.cast(scale, loss.dtype))
+            grads = self.hyper_map(ops.partial(_grad_scale, ops.reciprocal(scale)), grads)
+        else:  # no loss scale: skip two passes over every gradient
+            grads = self.grad(self.network, self.weights)(images, labels, sens)
         if self.accum:
             # assign_add returns the updated buffers: the averaged gradients of all micro-batches so far
             grads = self.hyper_map(ops.partial(_accumulate, self.accum_factor), self.accum_buffers, grads)
