@@ -1,10 +1,12 @@
 """Trainer overhead and data-pipeline cost per training step, side by side in one process.
 
-Three ways to run the same training steps of one model (graph mode, float32, Momentum), interleaved
-A B C A B C over several rounds; medians of the per-step wall time:
+Four ways to run the same training steps of one model (graph mode, float32, Momentum), interleaved
+A B C D A B C D over several rounds; medians of the per-step wall time:
 
 - ``bare``: ``nn.TrainOneStepCell(nn.WithLossCell(net, CE), Momentum)`` on one pre-made batch
   (what a hand-written MindSpore loop does);
+- ``bare+visionzoo-optimizer``: the same bare loop with visionzoo's optimizer (decay groups by
+  role, per-update LR table), to attribute any difference;
 - ``visionzoo-step``: visionzoo's train step cell (the one the trainer compiles: loss scale
   state, per-update LR table, role-based weight decay groups) on the same pre-made batch;
 - ``trainer+pipeline``: ``Trainer._train_epoch`` over the recipe's real data pipeline
@@ -64,10 +66,21 @@ def main(argv=None) -> int:
     bare = nn.TrainOneStepCell(nn.WithLossCell(bare_net, nn.CrossEntropyLoss()),
                                nn.Momentum(bare_net.trainable_params(), 0.01, 0.9, weight_decay=5e-4))
     bare.set_train(True)
+    # the same bare loop with visionzoo's optimizer (role-based decay groups, per-update LR table)
+    from visionzoo.engine.optim import build_optimizer
+
+    grp_net = visionzoo.create_model(args.model, num_classes=10)
+    bare_groups = nn.TrainOneStepCell(nn.WithLossCell(grp_net, nn.CrossEntropyLoss()),
+                                      build_optimizer(cfg, grp_net, trainer.lr))
+    bare_groups.set_train(True)
 
     def run_bare():
         for _ in range(args.steps):
             float(bare(images, labels).asnumpy())
+
+    def run_bare_groups():
+        for _ in range(args.steps):
+            float(bare_groups(images, labels).asnumpy())
 
     def run_step():
         for _ in range(args.steps):
@@ -80,7 +93,8 @@ def main(argv=None) -> int:
         epoch[0] += 1
         trainer._train_epoch(epoch[0])  # steps per epoch = num_samples / batch = args.steps
 
-    variants = {"bare": run_bare, "visionzoo-step": run_step, "trainer+pipeline": run_trainer}
+    variants = {"bare": run_bare, "bare+visionzoo-optimizer": run_bare_groups, "visionzoo-step": run_step,
+                "trainer+pipeline": run_trainer}
     for fn in variants.values():  # compile and warm up
         fn()
     times = {k: [] for k in variants}
