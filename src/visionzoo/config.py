@@ -18,7 +18,8 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Key", "SCHEMA", "Config", "load_config", "parse_args", "load_yaml", "DEVICES"]
+__all__ = ["Key", "SCHEMA", "Config", "load_config", "load_config_text", "parse_args", "load_yaml", "parse_yaml",
+           "DEVICES"]
 
 DEVICES = ("Ascend", "GPU", "CPU")
 _NONE_STRINGS = ("none", "null", "~", "")
@@ -316,19 +317,24 @@ def load_yaml(path: str) -> Dict[str, Any]:
     """Read a recipe file into a flat ``{key: value}`` dict (groups flattened) with a safe loader."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path!r}; pass an existing recipe, e.g. -c configs/vgg/vgg11_bn_cifar_digits_cpu.yaml")
+    with open(path, "r", encoding="utf-8") as f:
+        return parse_yaml(f.read(), path)
+
+
+def parse_yaml(text: str, where: str) -> Dict[str, Any]:
+    """Parse recipe YAML ``text`` (from ``where``, for messages) into a flat ``{key: value}`` dict."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        data = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as e:
-        raise ConfigError(f"{path}: refused a YAML tag that could run code or build objects ({e.problem}); recipes hold plain values only") from None
+        raise ConfigError(f"{where}: refused a YAML tag that could run code or build objects ({e.problem}); recipes hold plain values only") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+        raise ConfigError(f"{where}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a recipe must be a mapping of keys to values, got {type(data).__name__}")
+        raise ConfigError(f"{where}: a recipe must be a mapping of keys to values, got {type(data).__name__}")
     flat: Dict[str, Any] = {}
     for name, value in data.items():
         if isinstance(value, dict) and (name not in KEYS or KEYS[name].kind != "dict"):  # a group
@@ -411,13 +417,21 @@ def parse_args(argv: Sequence[str], flags: Iterable[str] = ()) -> Tuple[Optional
 
 def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> Config:
     """Build a :class:`Config`: schema defaults, then the YAML at ``path``, then ``overrides``."""
+    return _build_config(load_yaml(path) if path else {}, path, overrides)
+
+
+def load_config_text(text: str, where: str, overrides: Optional[Dict[str, Any]] = None) -> Config:
+    """Like :func:`load_config` for recipe YAML held in memory (e.g. stored in a checkpoint)."""
+    return _build_config(parse_yaml(text, where), where, overrides)
+
+
+def _build_config(recipe: Dict[str, Any], where: Optional[str], overrides: Optional[Dict[str, Any]]) -> Config:
     values: Dict[str, Any] = {}
-    if path:
-        for name, value in load_yaml(path).items():
-            if name not in KEYS and name not in ALIASES:
-                raise ConfigError(f"{path}: {_unknown_key_message(name)}")
-            name, value = _resolve_alias(name, value)
-            values[name] = value
+    for name, value in recipe.items():
+        if name not in KEYS and name not in ALIASES:
+            raise ConfigError(f"{where}: {_unknown_key_message(name)}")
+        name, value = _resolve_alias(name, value)
+        values[name] = value
     for name, value in (overrides or {}).items():
         name, value = _resolve_alias(name, value)
         values[name] = value
@@ -426,7 +440,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] 
         try:
             setattr(cfg, name, value)
         except ConfigError as e:
-            raise ConfigError(f"{path}: {e}" if path and name not in (overrides or {}) else str(e)) from None
+            raise ConfigError(f"{where}: {e}" if where and name not in (overrides or {}) else str(e)) from None
     _check_cross_fields(cfg)
     return cfg
 

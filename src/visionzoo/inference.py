@@ -16,8 +16,7 @@ Example::
 
     from visionzoo import Predictor
     predictor = Predictor(checkpoint_path="ckpt/googlenet_cifar-best.ckpt")  # recipe read from the checkpoint
-    for p in predictor.predict(["cat.png", "ship.jpg"], topk=3):
-        print(p.source, p.labels[0], p.probs[0])
+    best = [(p.source, p.labels[0], p.probs[0]) for p in predictor.predict(["cat.png", "ship.jpg"], topk=3)]
 """
 from __future__ import annotations
 
@@ -29,7 +28,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .config import Config, load_config
+from .config import Config, load_config, load_config_text
 from .errors import CheckpointError, ConfigError, DataError
 
 __all__ = ["Predictor", "Prediction", "predict", "list_images", "read_checkpoint_meta", "class_names_for",
@@ -168,23 +167,11 @@ def config_for(cfg: Union[None, str, Config] = None, checkpoint_path: Optional[s
 
 
 def _config_from_yaml_text(text: str, where: str) -> Config:
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(suffix=".yaml")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        try:
-            return load_config(tmp)
-        except ConfigError as e:
-            raise ConfigError(f"the recipe stored in {where} does not load here ({str(e).replace(tmp + ': ', '')}); "
-                              "pass the recipe with -c/cfg") from None
-    finally:
-        os.remove(tmp)
-
-
-# ---------------------------------------------------------------------------------------------
-# image sources
+        return load_config_text(text, where)
+    except ConfigError as e:
+        raise ConfigError(f"the recipe stored in {where} does not load here ({str(e).replace(where + ': ', '')}); "
+                          "pass the recipe with -c/cfg") from None
 
 
 def list_images(path: Union[str, "os.PathLike[str]"]) -> List[str]:
