@@ -17,7 +17,7 @@ import mindspore as ms
 
 from ..errors import CheckpointError
 
-__all__ = ["save_atomic", "checkpoint_name", "list_epoch_checkpoints", "latest_checkpoint", "prune",
+__all__ = ["save_atomic", "write_text_atomic", "checkpoint_name", "list_epoch_checkpoints", "latest_checkpoint", "prune",
            "read_training_state", "BEST_SUFFIX"]
 
 _logger = logging.getLogger(__name__)
@@ -47,6 +47,14 @@ def save_atomic(obj: Any, path: str, append_dict: Optional[Dict[str, Any]] = Non
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def list_epoch_checkpoints(directory: str, model: Optional[str] = None) -> List[str]:

@@ -6,6 +6,8 @@ import logging
 import os
 from typing import Any, Dict, List
 
+from .checkpoints import write_text_atomic
+
 __all__ = ["MetricsLog"]
 
 _logger = logging.getLogger(__name__)
@@ -35,11 +37,7 @@ class MetricsLog:
     def truncate_after(self, epoch: int) -> None:
         """Keep only records with ``epoch <= epoch`` (atomic rewrite)."""
         records = [r for r in self.read() if int(r.get("epoch", 0)) <= epoch]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r) + "\n")
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in records))
 
     def append(self, record: Dict[str, Any]) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)

@@ -21,7 +21,8 @@ from mindspore import ParameterTuple
 from ..config import Config
 from ..distributed import RunContext, check_same_weights, launched_by_msrun, setup_context
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from .checkpoints import checkpoint_name, latest_checkpoint, prune, read_training_state, save_atomic
+from .checkpoints import (checkpoint_name, latest_checkpoint, prune, read_training_state, save_atomic,
+                          write_text_atomic)
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
 from .metrics import MetricsLog
@@ -312,8 +313,8 @@ class Trainer:
             start_epoch = self._restore(resume)
         if ctx.is_main:
             os.makedirs(directory, exist_ok=True)
-            _write_text(os.path.join(directory, "config.yaml"), cfg.dump_yaml())
-            _write_text(os.path.join(directory, "classes.json"), json.dumps(self.class_names))
+            write_text_atomic(os.path.join(directory, "config.yaml"), cfg.dump_yaml())
+            write_text_atomic(os.path.join(directory, "classes.json"), json.dumps(self.class_names))
             if os.path.exists(metrics.path):
                 metrics.truncate_after(start_epoch)
         self._banner(start_epoch)
@@ -348,13 +349,6 @@ class Trainer:
         record = dict(record)
         record["checkpoint"] = last_path or latest_checkpoint(directory, cfg.model)
         return record
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _progress(total: int, epoch: int, epochs: int, is_main: bool):
