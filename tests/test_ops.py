@@ -1,11 +1,12 @@
-"""visionzoo.ops.MaxPool2d's CPU fast path against mindspore.nn.MaxPool2d, forward and backward."""
+"""visionzoo.ops.MaxPool2d's CPU fast path against mindspore.nn.MaxPool2d, forward and backward; switching
+networks to the standard ops for export."""
 import numpy as np
 import mindspore as ms
 import pytest
 from mindspore import Tensor, nn
 
 from visionzoo import runtime
-from visionzoo.ops import MaxPool2d, set_fast_pool, standard_pooling
+from visionzoo.ops import MaxPool2d, set_fast_ops, standard_ops
 from visionzoo.ops.pooling import build_cpu_kernels
 
 # (kwargs, input shape): every pooling configuration visionzoo's models use, plus the explicit
@@ -66,8 +67,9 @@ def test_kernels_build():
     assert build_cpu_kernels() is not None
 
 
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
-def test_fast_maxpool_matches_nn(mode, kwargs, shape):
+def test_fast_maxpool_matches_nn(mode, kwargs, shape, training):
     runtime.use_fast_pool(True)
     try:
         fast = MaxPool2d(**kwargs)
@@ -75,7 +77,8 @@ def test_fast_maxpool_matches_nn(mode, kwargs, shape):
         runtime.use_fast_pool(None)
     ref = nn.MaxPool2d(**kwargs)
     assert fast.fast
-    fast.set_train(True)  # the fast path runs in training mode only
+    fast.set_train(training)
+    ref.set_train(training)
     if mode == ms.PYNATIVE_MODE:  # prove the Custom op really runs (PyNative executes construct in Python)
         calls, kernel = [], fast._forward
         fast._forward = lambda *args: calls.append(1) or kernel(*args)
@@ -131,31 +134,19 @@ def test_unsupported_options_fall_back():
     assert not pool.fast
 
 
-def test_standard_pooling_for_export(tmp_path):
+def test_standard_ops_for_export(tmp_path):
     runtime.use_fast_pool(True)
     try:
         net = nn.SequentialCell([nn.Conv2d(1, 2, 3), MaxPool2d(kernel_size=2, stride=2), nn.ReLU()])
     finally:
         runtime.use_fast_pool(None)
-    net.set_train(True)  # the fast path's mode: exporting it needs standard_pooling
-    assert set_fast_pool(net, True) == 1
-    with standard_pooling(net):
-        assert not net[1].fast
-        ms.export(net, Tensor(np.zeros((1, 1, 8, 8), np.float32)), file_name=str(tmp_path / "net"),
-                  file_format="ONNX")  # ONNX cannot express the aot Custom op
-    assert (tmp_path / "net.onnx").stat().st_size > 0
-    assert net[1].fast  # restored
-    assert set_fast_pool(net, False) == 0 and not net[1].fast
-
-
-def test_eval_mode_exports_without_switching(tmp_path):
-    """Eval-mode graphs use the standard op, so exports of an eval network need no switch."""
-    runtime.use_fast_pool(True)
-    try:
-        net = nn.SequentialCell([nn.Conv2d(1, 2, 3), MaxPool2d(kernel_size=3, stride=2, pad_mode="same")])
-    finally:
-        runtime.use_fast_pool(None)
     net.set_train(False)
     assert net[1].fast
-    ms.export(net, Tensor(np.zeros((1, 1, 9, 9), np.float32)), file_name=str(tmp_path / "net"), file_format="ONNX")
+    with standard_ops(net):  # ONNX cannot express the fast path's aot Custom op
+        assert not net[1].fast
+        ms.export(net, Tensor(np.zeros((1, 1, 8, 8), np.float32)), file_name=str(tmp_path / "net"),
+                  file_format="ONNX")
     assert (tmp_path / "net.onnx").stat().st_size > 0
+    assert net[1].fast  # restored
+    assert set_fast_ops(net, False) == 0 and not net[1].fast
+    assert set_fast_ops(net, True) == 1 and net[1].fast

@@ -47,6 +47,8 @@ def export_network(network: Any, file_name: str, file_format: str, input_shape: 
     import mindspore as ms
     import numpy as np
 
+    from .ops import standard_ops
+
     fmt = _check_format(file_format, device_target)
     target = os.path.abspath(export_path(file_name, fmt))
     folder = os.path.dirname(target)
@@ -58,7 +60,8 @@ def export_network(network: Any, file_name: str, file_format: str, input_shape: 
     try:
         dummy = ms.Tensor(np.zeros(tuple(int(d) for d in input_shape), dtype=np.float32))
         try:
-            ms.export(network, dummy, file_name=stem, file_format=fmt)
+            with standard_ops(network):  # the fast CPU ops are local aot Custom ops: export the standard ones
+                ms.export(network, dummy, file_name=stem, file_format=fmt)
         except (RuntimeError, ValueError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise VisionZooError(f"MindSpore could not export {fmt} ({first[:300]}); try another file_format "

@@ -30,11 +30,14 @@ CPU_ENV_DEFAULTS = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 #: Environment switch for the fast CPU max pooling ("0" turns it off).
 FAST_POOL_ENV = "VISIONZOO_FAST_POOL"
+#: Environment switch for the fast CPU convolution ("0" turns it off).
+FAST_CONV_ENV = "VISIONZOO_FAST_CONV"
 #: Environment switch that leaves the process environment untouched on import.
 NO_DEFAULTS_ENV = "VISIONZOO_NO_CPU_DEFAULTS"
 
 _applied: dict = {}
 _fast_pool_override: Optional[bool] = None
+_fast_conv_override: Optional[bool] = None
 
 
 def _is_off(value: Optional[str]) -> bool:
@@ -85,6 +88,31 @@ def fast_pool_enabled() -> bool:
     if _fast_pool_override is not None:
         return _fast_pool_override
     if _is_off(os.environ.get(FAST_POOL_ENV)):
+        return False
+    import mindspore as ms  # deferred: importing visionzoo must not initialise MindSpore's context
+
+    return ms.get_context("device_target") == "CPU"
+
+
+def use_fast_conv(enabled: Optional[bool]) -> None:
+    """Force the fast CPU convolution on (True) or off (False) for layers built from now on.
+
+    ``None`` restores the automatic choice (on for ``device_target == "CPU"`` unless
+    ``VISIONZOO_FAST_CONV=0``). Layers already built keep their choice.
+    """
+    global _fast_conv_override
+    _fast_conv_override = enabled
+
+
+def fast_conv_enabled() -> bool:
+    """Whether :class:`visionzoo.ops.Conv2d` layers built now take the fast CPU path.
+
+    Order: :func:`use_fast_conv` override, then ``VISIONZOO_FAST_CONV=0`` (off), then on exactly when
+    MindSpore's ``device_target`` is ``"CPU"`` (Ascend and GPU keep the standard op).
+    """
+    if _fast_conv_override is not None:
+        return _fast_conv_override
+    if _is_off(os.environ.get(FAST_CONV_ENV)):
         return False
     import mindspore as ms  # deferred: importing visionzoo must not initialise MindSpore's context
 

@@ -12,7 +12,7 @@ from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
 from ..errors import ConfigError
-from ..ops import MaxPool2d
+from ..ops import Conv2d, MaxPool2d
 
 __all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "make_dropout", "conv_initializer",
            "dense_initializer", "dense", "sync_parameter_names", "INIT_MODES"]
@@ -81,7 +81,7 @@ class ConvNormAct(nn.Cell):
                  padding: int = 0, pad_mode: str = "same", norm: bool = False, eps: float = 1e-5,
                  has_bias: bool = False, init_mode: str = "mindcv_googlenet") -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, pad_mode=pad_mode, padding=padding,
+        self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, pad_mode=pad_mode, padding=padding,
                               has_bias=has_bias, weight_init=conv_initializer(init_mode),
                               bias_init="zeros" if has_bias else None)
         self.bn = nn.BatchNorm2d(out_channels, eps=eps) if norm else nn.Identity()

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 from mindspore import Tensor, nn
 
 from ..errors import ConfigError
-from ..ops import MaxPool2d
+from ..ops import Conv2d, MaxPool2d
 from ..registry import CIFAR_MEAN, CIFAR_STD, ModelSpec, build_model_with_cfg, register_model
 from .layers import conv_initializer, dense, make_dropout, sync_parameter_names
 
@@ -45,7 +45,7 @@ def _make_features(cfg: Sequence[Union[str, int]], in_channels: int, batch_norm:
         if v == "M":
             layers.append(MaxPool2d(kernel_size=2, stride=2))
             continue
-        layers.append(nn.Conv2d(in_channels, int(v), kernel_size=3, pad_mode=pad_mode,
+        layers.append(Conv2d(in_channels, int(v), kernel_size=3, pad_mode=pad_mode,
                                 padding=1 if pad_mode == "pad" else 0, has_bias=has_bias,
                                 weight_init=conv_initializer(initialize_mode),
                                 bias_init="zeros" if has_bias else None))

@@ -1,0 +1,177 @@
+"""visionzoo.ops.Conv2d's CPU fast path against mindspore.nn.Conv2d: outputs, input and weight gradients."""
+import ctypes
+
+import numpy as np
+import mindspore as ms
+import pytest
+from mindspore import Tensor, nn
+
+import visionzoo
+from visionzoo import runtime
+from visionzoo.ops import Conv2d, MaxPool2d, set_fast_ops, standard_ops
+from visionzoo.ops.conv import build_conv_kernels
+
+# (kwargs, input shape): the convolutions visionzoo's models use (googlenet's 7x7/2 stem on even and
+# odd sizes, 1x1, 3x3 and 5x5 'same', VGG's 3x3 'pad' 1 with bias), plus 'valid', strided 'valid' on
+# odd sizes and an asymmetric explicit padding.
+CONFIGS = [
+    (dict(in_channels=3, out_channels=8, kernel_size=7, stride=2, pad_mode="same"), (2, 3, 16, 16)),
+    (dict(in_channels=3, out_channels=8, kernel_size=7, stride=2, pad_mode="same"), (2, 3, 15, 13)),
+    (dict(in_channels=16, out_channels=24, kernel_size=1), (2, 16, 7, 7)),
+    (dict(in_channels=16, out_channels=16, kernel_size=3, pad_mode="same"), (2, 16, 9, 8)),
+    (dict(in_channels=8, out_channels=12, kernel_size=5, pad_mode="same"), (2, 8, 7, 7)),
+    (dict(in_channels=3, out_channels=16, kernel_size=3, pad_mode="pad", padding=1, has_bias=True), (3, 3, 8, 8)),
+    (dict(in_channels=6, out_channels=5, kernel_size=3, pad_mode="valid", has_bias=True), (2, 6, 9, 10)),
+    (dict(in_channels=6, out_channels=8, kernel_size=3, stride=2, pad_mode="valid"), (2, 6, 11, 9)),
+    (dict(in_channels=4, out_channels=8, kernel_size=(3, 2), stride=(2, 1), pad_mode="pad", padding=(1, 0, 2, 1)),
+     (2, 4, 9, 7)),
+]
+
+
+@pytest.fixture(params=[ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
+def mode(request):
+    old = ms.get_context("mode")
+    ms.set_context(mode=request.param)
+    yield request.param
+    ms.set_context(mode=old)
+
+
+def _fast_conv(**kwargs):
+    runtime.use_fast_conv(True)
+    try:
+        return Conv2d(**kwargs)
+    finally:
+        runtime.use_fast_conv(None)
+
+
+class _WeightedSum(nn.Cell):
+    """sum(conv(x) * upstream): its gradients are the convolution's backward applied to ``upstream``."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+
+    def construct(self, x, upstream):
+        return (self.conv(x) * upstream).sum()
+
+
+def _forward_backward(conv, x, upstream):
+    wrapped = _WeightedSum(conv)
+    wrapped.set_train(conv.training)
+    grad_fn = ms.grad(wrapped, grad_position=0, weights=conv.trainable_params())
+    dx, dparams = grad_fn(Tensor(x), Tensor(upstream))
+    return conv(Tensor(x)).asnumpy(), dx.asnumpy(), [g.asnumpy() for g in dparams]
+
+
+def _close(got, want, what):
+    # float32 sums of up to 16*7*7 products in another order: relative to the magnitude of the values
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * scale, err_msg=what)
+
+
+def test_kernels_build_and_pass_their_self_check():
+    lib = build_conv_kernels()
+    assert lib is not None
+    assert ctypes.CDLL(lib).VzConvSelfCheck() == 0  # enumerations and a conv + gradients vs direct loops
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
+def test_fast_conv_matches_nn(mode, kwargs, shape, training):
+    fast = _fast_conv(**kwargs)
+    assert fast.fast
+    ref = nn.Conv2d(**kwargs)
+    rng = np.random.default_rng(sum(shape))
+    fast.weight.set_data(Tensor(rng.standard_normal(fast.weight.shape).astype(np.float32)))
+    ref.weight.set_data(fast.weight.data.copy())
+    if fast.has_bias:
+        fast.bias.set_data(Tensor(rng.standard_normal(fast.bias.shape).astype(np.float32)))
+        ref.bias.set_data(fast.bias.data.copy())
+    fast.set_train(training)
+    ref.set_train(training)
+    if mode == ms.PYNATIVE_MODE:  # prove the Custom op really runs (PyNative executes construct in Python)
+        calls = []
+        for name in ("_forward", "_inference"):
+            kernel = getattr(fast, name)
+            setattr(fast, name, lambda *args, _k=kernel: calls.append(1) or _k(*args))
+    x = rng.standard_normal(shape).astype(np.float32)
+    out_shape = ref(Tensor(x)).shape
+    upstream = rng.standard_normal(out_shape).astype(np.float32)
+    out_ref, dx_ref, dp_ref = _forward_backward(ref, x, upstream)
+    out, dx, dp = _forward_backward(fast, x, upstream)
+    assert out.shape == out_ref.shape and dx.shape == dx_ref.shape
+    _close(out, out_ref, "output")
+    _close(dx, dx_ref, "input gradient")
+    assert len(dp) == len(dp_ref) == (2 if fast.has_bias else 1)
+    for got, want, name in zip(dp, dp_ref, ("weight gradient", "bias gradient")):
+        _close(got, want, name)
+    if mode == ms.PYNATIVE_MODE:
+        assert len(calls) >= 2
+
+
+def test_amp_float16_and_unsupported_configurations_use_standard_op():
+    conv = _fast_conv(in_channels=4, out_channels=4, kernel_size=3, pad_mode="same")
+    ref = nn.Conv2d(4, 4, 3, pad_mode="same")
+    conv.weight.set_data(ref.weight.data.copy())
+    conv.to_float(ms.float16)
+    ref.to_float(ms.float16)
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 4, 6, 6)).astype(np.float32))
+    np.testing.assert_array_equal(conv(x).asnumpy(), ref(x).asnumpy())
+    runtime.use_fast_pool(True)
+    try:
+        pool = MaxPool2d(kernel_size=2, stride=2)
+    finally:
+        runtime.use_fast_pool(None)
+    assert pool.fast
+    pool.to_float(ms.float16)  # PyNative then casts the op's input: the float32 kernel must not run
+    np.testing.assert_array_equal(pool(x).asnumpy(), nn.MaxPool2d(2, 2).to_float(ms.float16)(x).asnumpy())
+    assert not _fast_conv(in_channels=4, out_channels=4, kernel_size=3, group=2).fast
+    assert not _fast_conv(in_channels=4, out_channels=4, kernel_size=3, dilation=2).fast
+
+
+def test_switches(monkeypatch):
+    monkeypatch.delenv(runtime.FAST_CONV_ENV, raising=False)
+    assert ms.get_context("device_target") == "CPU"
+    assert runtime.fast_conv_enabled()
+    assert Conv2d(2, 2, 3).fast
+    monkeypatch.setenv(runtime.FAST_CONV_ENV, "0")
+    assert not runtime.fast_conv_enabled()
+    assert not Conv2d(2, 2, 3).fast
+    runtime.use_fast_conv(True)  # the function beats the environment
+    try:
+        assert Conv2d(2, 2, 3).fast
+    finally:
+        runtime.use_fast_conv(None)
+    monkeypatch.delenv(runtime.FAST_CONV_ENV)
+    real_get_context = ms.get_context
+    monkeypatch.setattr(ms, "get_context",
+                        lambda key: "Ascend" if key == "device_target" else real_get_context(key))
+    assert not runtime.fast_conv_enabled()  # Ascend / GPU keep the standard op
+
+
+def test_model_with_fast_ops_equals_standard_ops():
+    """A whole model (convolutions with BN and bias, pooling) trained one step either way: same logits,
+    same gradients, to float32 rounding; standard_ops switches every layer and restores them."""
+    ms.set_seed(0)
+    net = visionzoo.create_model("vgg11_bn_cifar", num_classes=10)
+    fast_layers = [c for _, c in net.cells_and_names() if getattr(c, "fast", False)]
+    assert len(fast_layers) == 8 + 5  # 8 convolutions, 5 pools
+    x = Tensor(np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32))
+    y = Tensor(np.array([0, 3, 5, 9], np.int32))
+    loss = nn.WithLossCell(net, nn.CrossEntropyLoss())
+    loss.set_train(True)
+    net.set_train(False)
+    logits_fast = net(x).asnumpy()
+    grad_fast = ms.grad(loss, grad_position=None, weights=net.trainable_params())
+    g_fast = [g.asnumpy() for g in grad_fast(x, y)]
+    with standard_ops(net):
+        assert not any(c.fast for c in fast_layers)
+        net.set_train(False)
+        logits_std = net(x).asnumpy()
+        grad_std = ms.grad(loss, grad_position=None, weights=net.trainable_params())
+        g_std = [g.asnumpy() for g in grad_std(x, y)]
+    assert all(c.fast for c in fast_layers)
+    _close(logits_fast, logits_std, "logits")
+    for (name, _), got, want in zip(net.parameters_and_names(), g_fast, g_std):
+        _close(got, want, name)
+    assert set_fast_ops(net, False) == 0
