@@ -5,9 +5,12 @@ first operation, and PyTorch must not share a process with it). The workers are 
 driven in turns, A B C D A B C D ..., so that slow drifts of the machine hit every variant alike.
 
 Variants:
-  visionzoo  visionzoo.create_model(...) with visionzoo's defaults (fast CPU path), MindSpore graph mode
+  visionzoo  visionzoo's trainer: the train step cell ``Trainer`` compiles (its optimizer, LR table and loss
+             scale state) on a model from visionzoo.create_model(...) with visionzoo's defaults (fast CPU
+             path), MindSpore graph mode
   plain      the same visionzoo architecture under plain MindSpore defaults: no ONEDNN_MAX_CPU_ISA,
-             VISIONZOO_NO_CPU_DEFAULTS=1, VISIONZOO_FAST_POOL=0 (standard nn.MaxPool2d)
+             VISIONZOO_NO_CPU_DEFAULTS=1, VISIONZOO_FAST_POOL=0, VISIONZOO_FAST_CONV=0 (standard
+             nn.MaxPool2d and nn.Conv2d), the plain TrainOneStepCell loop
   torch      PyTorch eager on the identical architecture (defined below)
   mindcv     mindcv.create_model(...) under plain MindSpore defaults, where MindCV has the model
 
@@ -38,7 +41,7 @@ MODELS = {
     "googlenet_cifar": (32, 128, 10, None),
 }
 VARIANTS = ("visionzoo", "plain", "torch", "mindcv")
-_ENV_KEYS = ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS", "VISIONZOO_FAST_POOL")
+_ENV_KEYS = ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS", "VISIONZOO_FAST_POOL", "VISIONZOO_FAST_CONV")
 
 
 def _variant_env(variant: str) -> dict:
@@ -48,6 +51,7 @@ def _variant_env(variant: str) -> dict:
     if variant in ("plain", "mindcv"):
         env["VISIONZOO_NO_CPU_DEFAULTS"] = "1"
         env["VISIONZOO_FAST_POOL"] = "0"
+        env["VISIONZOO_FAST_CONV"] = "0"
     return env
 
 
@@ -166,22 +170,28 @@ class _MindSporeRunner:
         ms.set_context(mode=mode)
         ms.set_seed(0)
         self.mode = mode
-        if variant == "mindcv":
-            import mindcv
-
-            self.model = mindcv.create_model(MODELS[model_name][3], num_classes=classes)
-        else:
-            import visionzoo
-
-            self.model = visionzoo.create_model(model_name, num_classes=classes)
-        self.params = sum(int(np.prod(p.shape)) for p in self.model.trainable_params())
-        self.fast_pool = sum(bool(getattr(c, "fast", False)) for _, c in self.model.cells_and_names())
-        loss = nn.CrossEntropyLoss()
-        opt = nn.Momentum(self.model.trainable_params(), learning_rate=0.01, momentum=0.9)
-        self.train_net = nn.TrainOneStepCell(nn.WithLossCell(self.model, loss), opt)
         rng = np.random.default_rng(0)
         self.x = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
         self.y = ms.Tensor(rng.integers(0, classes, batch).astype(np.int32))
+        self.trainer = None
+        if variant == "visionzoo":  # through visionzoo's trainer: the step cell it compiles
+            self.trainer = _visionzoo_trainer(model_name, batch, size, classes, mode)
+            self.model = self.trainer.network
+            self.train_net = self.trainer.train_step
+        else:
+            if variant == "mindcv":
+                import mindcv
+
+                self.model = mindcv.create_model(MODELS[model_name][3], num_classes=classes)
+            else:
+                import visionzoo
+
+                self.model = visionzoo.create_model(model_name, num_classes=classes)
+            loss = nn.CrossEntropyLoss()
+            opt = nn.Momentum(self.model.trainable_params(), learning_rate=0.01, momentum=0.9)
+            self.train_net = nn.TrainOneStepCell(nn.WithLossCell(self.model, loss), opt)
+        self.params = sum(int(np.prod(p.shape)) for p in self.model.trainable_params())
+        self.fast_layers = sum(bool(getattr(c, "fast", False)) for _, c in self.model.cells_and_names())
         self.eval_net = _EvalNet(self.model)
 
     def compile(self):
@@ -194,11 +204,30 @@ class _MindSporeRunner:
 
     def train_step(self):
         self.train_net.set_train(True)
+        if self.trainer is not None:
+            loss, _ = self.train_net(self.x, self.y)
+            return float(loss.asnumpy())
         return float(self.train_net(self.x, self.y).asnumpy())
 
     def infer_step(self):
         self.train_net.set_train(False)
         return float(self.eval_net(self.x).asnumpy()[0, 0])
+
+
+def _visionzoo_trainer(model_name, batch, size, classes, mode):
+    """visionzoo's Trainer, set up for the same step as the others: SGD momentum 0.9, lr 0.01 constant,
+    no weight decay, no loss scale, float32."""
+    from visionzoo.config import load_config
+    from visionzoo.engine.trainer import Trainer
+
+    cfg = load_config(None, {
+        "model": model_name, "dataset": "synthetic", "num_samples": str(batch), "num_classes": str(classes),
+        "image_resize": str(size), "batch_size": str(batch), "epoch_size": "1", "scheduler": "constant",
+        "warmup_epochs": "0", "lr": "0.01", "momentum": "0.9", "weight_decay": "0", "opt": "momentum",
+        "loss_scale_type": "none", "amp_level": "O0", "num_parallel_workers": "1", "device_target": "CPU",
+        "mode": str(mode), "ckpt_save_dir": os.path.join(os.path.expanduser("~"), ".cache", "vz_bench_models"),
+    })
+    return Trainer(cfg).setup()
 
 
 def _EvalNet(model):  # a separate top cell so that inference gets its own graph
@@ -231,7 +260,7 @@ def worker_main(args) -> None:
         runner = _MindSporeRunner(args.worker, args.model, batch, size, classes, args.mode)
         import mindspore as ms
 
-        info = {"version": ms.__version__, "fast_pool_layers": runner.fast_pool,
+        info = {"version": ms.__version__, "fast_layers": runner.fast_layers,
                 "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA")}
     build_s = time.perf_counter() - t0
     compile_s = runner.compile() if hasattr(runner, "compile") else 0.0

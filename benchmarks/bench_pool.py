@@ -56,7 +56,7 @@ def main() -> None:
         runtime.use_fast_pool(True)
         fast = MaxPool2d(**kwargs)
         runtime.use_fast_pool(None)
-        fast.set_train(True)  # visionzoo's fast path runs in training mode
+        fast.set_train(True)
         pools = {"nn": nn.MaxPool2d(**kwargs), "fast": fast}
         pools["nn"].set_train(True)
         up = Tensor(rng.standard_normal(pools["nn"](x).shape).astype(np.float32))

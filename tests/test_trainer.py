@@ -51,8 +51,12 @@ def test_training_lowers_loss_and_writes_everything(tmp_path):
     records = read_metrics(d)
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
     for r in records:
-        for key in ("train_loss", "lr", "epoch_seconds", "images_per_second", "val_top1", "val_top5", "val_loss"):
+        for key in ("train_loss", "lr", "epoch_seconds", "images_per_second", "val_top1", "val_top5", "val_loss",
+                    "rss_mb", "peak_rss_mb"):
             assert key in r, key
+        assert 50 < r["rss_mb"] <= r["peak_rss_mb"]  # MindSpore alone holds hundreds of MiB
+    peaks = [r["peak_rss_mb"] for r in records]
+    assert peaks == sorted(peaks)  # a high-water mark never goes down
     assert records[-1]["train_loss"] < records[0]["train_loss"]
     assert records[-1]["val_top1"] > 0.5  # 10 classes: chance is 0.1
     files = sorted(os.listdir(d))

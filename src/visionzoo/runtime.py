@@ -9,8 +9,12 @@ choice                         why                                          over
 ``ONEDNN_MAX_CPU_ISA=AVX2``    MindSpore 2.10's oneDNN otherwise picks a     set the variable yourself, or
 (x86-64, set on import)        reference convolution 30-100x slower          ``VISIONZOO_NO_CPU_DEFAULTS=1``
 fast max pooling               oneDNN's ``simple_nchw`` pooling backward is  ``VISIONZOO_FAST_POOL=0`` or
-(CPU target, training mode)    ~40% of a GoogLeNet step; a C++ kernel is     :func:`use_fast_pool`\\ ``(False)``
+(CPU target)                   ~40% of a GoogLeNet step; a C++ kernel is     :func:`use_fast_pool`\\ ``(False)``
                                5-20x faster with identical numerics
+fast convolution               MindSpore hands oneDNN plain NCHW tensors,    ``VISIONZOO_FAST_CONV=0`` or
+(CPU target)                   so convolutions run as im2col + GEMM; a C++   :func:`use_fast_conv`\\ ``(False)``
+                               kernel lets oneDNN pick blocked layouts and
+                               its direct kernels (~1.6x on VGG's convs)
 =============================  ===========================================  ==============================
 """
 from __future__ import annotations

@@ -8,9 +8,36 @@ from typing import Any, Dict, List
 
 from .checkpoints import write_text_atomic
 
-__all__ = ["MetricsLog"]
+__all__ = ["MetricsLog", "process_memory_mb"]
 
 _logger = logging.getLogger(__name__)
+
+_peak_seen_mb = 0.0
+
+
+def process_memory_mb() -> Dict[str, float]:
+    """This process's memory in MiB: ``rss_mb`` (resident now, Linux ``/proc/self/statm``; absent
+    elsewhere) and ``peak_rss_mb`` (the most it has held: ``getrusage``'s high-water mark, which the
+    kernel updates lazily, so never less than ``rss_mb`` or an earlier reading)."""
+    global _peak_seen_mb
+    out: Dict[str, float] = {}
+    try:
+        with open("/proc/self/statm", "r", encoding="ascii") as f:
+            resident_pages = int(f.read().split()[1])
+        out["rss_mb"] = round(resident_pages * os.sysconf("SC_PAGE_SIZE") / (1024.0 * 1024.0), 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        peak_mb = round(peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0), 1)
+        _peak_seen_mb = max(_peak_seen_mb, peak_mb, out.get("rss_mb", 0.0))
+        out["peak_rss_mb"] = _peak_seen_mb
+    except (ImportError, OSError):
+        pass
+    return out
 
 
 class MetricsLog:

@@ -25,7 +25,7 @@ from .checkpoints import (checkpoint_name, latest_checkpoint, prune, read_traini
                           write_text_atomic)
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
-from .metrics import MetricsLog
+from .metrics import MetricsLog, process_memory_mb
 from .optim import build_optimizer
 from .schedules import build_lr_schedule
 from .train_step import LossScaleState, TrainStep
@@ -333,6 +333,7 @@ class Trainer:
             if eval_step is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
                 result = evaluate(self.network, self.val_data.dataset, cfg.num_classes, ctx, eval_step)
                 record.update(val_top1=result["top1"], val_top5=result["top5"], val_loss=result["loss"])
+            record.update(process_memory_mb())  # this rank's memory: watch rss_mb stay flat across epochs
             if ctx.is_main:
                 if epoch % cfg.ckpt_save_interval == 0 or epoch == cfg.epoch_size:
                     last_path = self._save(epoch)
