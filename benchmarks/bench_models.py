@@ -222,7 +222,7 @@ def _visionzoo_trainer(model_name, batch, size, classes, mode):
 
     cfg = load_config(None, {
         "model": model_name, "dataset": "synthetic", "num_samples": str(batch), "num_classes": str(classes),
-        "image_resize": str(size), "batch_size": str(batch), "epoch_size": "1", "scheduler": "constant",
+        "image_resize": str(size), "batch_size": str(batch), "epoch_size": "100000", "scheduler": "constant",
         "warmup_epochs": "0", "lr": "0.01", "momentum": "0.9", "weight_decay": "0", "opt": "momentum",
         "loss_scale_type": "none", "amp_level": "O0", "num_parallel_workers": "1", "device_target": "CPU",
         "mode": str(mode), "ckpt_save_dir": os.path.join(os.path.expanduser("~"), ".cache", "vz_bench_models"),

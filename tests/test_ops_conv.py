@@ -109,6 +109,34 @@ def test_fast_conv_matches_nn(mode, kwargs, shape, training):
         assert len(calls) >= 2
 
 
+@pytest.mark.parametrize("candidate", [0, 1], ids=["blocked", "plain"])
+@pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
+def test_each_candidate_matches_nn(kwargs, shape, candidate):
+    """The kernel keeps, per geometry and direction, the faster of two oneDNN formulations (blocked
+    layouts / plain NCHW); both must be right, whichever a machine's timing picks."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    previous = lib.VzConvForceCandidate(candidate)
+    try:
+        test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=True)
+    finally:
+        lib.VzConvForceCandidate(previous)
+    assert previous == -1  # tuning is the default
+
+
+def test_tuning_keeps_one_candidate_per_geometry():
+    lib = ctypes.CDLL(build_conv_kernels())
+    conv = _fast_conv(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
+    x = Tensor(np.random.default_rng(3).standard_normal((3, 5, 11, 11)).astype(np.float32))
+    geometry = [np.array(v, dtype=d) for v, d in (((3, 5, 11, 11), np.int64), ((7, 5, 3, 3), np.int64),
+                                                  ((3, 7, 6, 6), np.int64), ((2, 2, 1, 1, 1, 1), np.int32))]
+    pointers = [g.ctypes.data_as(ctypes.c_void_p) for g in geometry]
+    inference = 1  # the kernel's direction numbers: 0 forward (training), 1 inference, 2/3 backward
+    assert lib.VzConvChosenCandidate(inference, *pointers) == -1  # not run yet
+    conv.set_train(False)
+    conv(x).asnumpy()
+    assert lib.VzConvChosenCandidate(inference, *pointers) in (0, 1)
+
+
 def test_amp_float16_and_unsupported_configurations_use_standard_op():
     conv = _fast_conv(in_channels=4, out_channels=4, kernel_size=3, pad_mode="same")
     ref = nn.Conv2d(4, 4, 3, pad_mode="same")

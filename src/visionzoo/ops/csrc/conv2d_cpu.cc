@@ -18,6 +18,8 @@
 // Parameters arrive as an int32 tensor p = [sh, sw, pad_top, pad_bottom, pad_left, pad_right].
 #include <omp.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -231,7 +233,7 @@ struct Conv {
   int args[3];
 };
 
-bool Build(Conv *c, const Key &k) {
+bool Build(Conv *c, const Key &k, int layout) {
   const int kind = std::get<0>(k);
   const dnnl_dims_t src = {std::get<1>(k), std::get<2>(k), std::get<3>(k), std::get<4>(k)};
   const dnnl_dims_t wei = {std::get<5>(k), std::get<2>(k), std::get<6>(k), std::get<7>(k)};
@@ -241,9 +243,9 @@ bool Build(Conv *c, const Key &k) {
   const dnnl_dims_t pad_l = {std::get<12>(k), std::get<14>(k)};
   const dnnl_dims_t pad_r = {std::get<13>(k), std::get<15>(k)};
   dnnl_memory_desc_t any_src = nullptr, any_wei = nullptr, any_dst = nullptr;
-  bool ok = dnnl_memory_desc_create_with_tag(&any_src, 4, src, kF32, kTagAny) == 0 &&
-            dnnl_memory_desc_create_with_tag(&any_wei, 4, wei, kF32, kTagAny) == 0 &&
-            dnnl_memory_desc_create_with_tag(&any_dst, 4, dst, kF32, kTagAny) == 0;
+  bool ok = dnnl_memory_desc_create_with_tag(&any_src, 4, src, kF32, layout) == 0 &&
+            dnnl_memory_desc_create_with_tag(&any_wei, 4, wei, kF32, layout) == 0 &&
+            dnnl_memory_desc_create_with_tag(&any_dst, 4, dst, kF32, layout) == 0;
   dnnl_primitive_desc_t fwd = nullptr;
   const int prop = kind == kInference ? kForwardInference : kForwardTraining;
   ok = ok && dnnl_convolution_forward_primitive_desc_create(&fwd, Engine(), prop, kConvolutionDirect, any_src,
@@ -281,18 +283,6 @@ bool Build(Conv *c, const Key &k) {
   return ok;
 }
 
-// Primitives are built once per key (JIT compilation is the expensive part) and kept for the process.
-const Conv *GetConv(const Key &key) {
-  static std::mutex mutex;
-  static std::map<Key, std::unique_ptr<Conv>> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second.get();
-  std::unique_ptr<Conv> conv(new Conv());
-  if (!Build(conv.get(), key)) return nullptr;  // leaks the partial build on this error path only
-  return (cache[key] = std::move(conv)).get();
-}
-
 // Runs conv on user buffers in0, in1 -> out (plain layouts), reordering through scratch as needed.
 bool Run(const Conv &c, void *in0, void *in1, void *out) {
   void *user[3] = {in0, in1, out};
@@ -318,6 +308,57 @@ bool Run(const Conv &c, void *in0, void *in1, void *out) {
   return ok && dnnl_stream_wait(Stream()) == 0;
 }
 
+// The candidates for one geometry and direction: [0] layouts chosen by oneDNN (channel-blocked, direct
+// kernels; what PyTorch asks for), [1] plain NCHW/OIHW (im2col + GEMM; what MindSpore's Conv2D asks for).
+// Neither wins everywhere (e.g. the backward-data of a 3-channel 7x7/2 stem is faster as GEMM), so the
+// first call of each geometry runs both, twice each, and keeps the faster, as cuDNN-style "benchmark"
+// modes do. Either agrees with the other to float32 rounding.
+struct Candidates {
+  Conv conv[2];
+  bool built[2] = {false, false};
+  std::atomic<int> chosen{-1};
+  std::mutex tune;
+};
+
+// Built once per key (JIT compilation is the expensive part) and kept for the process.
+Candidates *GetCandidates(const Key &key) {
+  static std::mutex mutex;
+  static std::map<Key, std::unique_ptr<Candidates>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second.get();
+  std::unique_ptr<Candidates> c(new Candidates());
+  c->built[0] = Build(&c->conv[0], key, kTagAny);
+  c->built[1] = Build(&c->conv[1], key, kTagAbcd);
+  if (!c->built[0] && !c->built[1]) return nullptr;  // leaks the partial builds on this error path only
+  if (!c->built[0] || !c->built[1]) c->chosen = c->built[0] ? 0 : 1;
+  return (cache[key] = std::move(c)).get();
+}
+
+// -1: tune (default); 0 or 1: always that candidate (tests and measurements, VzConvForceCandidate).
+std::atomic<int> g_force{-1};
+
+bool RunTuned(Candidates *c, void *in0, void *in1, void *out) {
+  const int force = g_force.load();
+  if (force == 0 || force == 1) return c->built[force] && Run(c->conv[force], in0, in1, out);
+  const int chosen = c->chosen.load();
+  if (chosen >= 0) return Run(c->conv[chosen], in0, in1, out);
+  std::lock_guard<std::mutex> lock(c->tune);
+  if (c->chosen.load() >= 0) return Run(c->conv[c->chosen.load()], in0, in1, out);
+  double best[2] = {1e300, 1e300};
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 2; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      if (!Run(c->conv[i], in0, in1, out)) return false;
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (dt < best[i]) best[i] = dt;
+    }
+  }
+  const int pick = best[0] <= best[1] ? 0 : 1;
+  c->chosen = pick;
+  return Run(c->conv[pick], in0, in1, out);  // "out" holds the kept candidate's result, as later calls will
+}
+
 Key MakeKey(int kind, const int64_t *x, const int64_t *w, const int64_t *y, const int32_t *p) {
   return Key(kind, x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], p[0], p[1], p[2], p[3], p[4], p[5]);
 }
@@ -325,9 +366,9 @@ Key MakeKey(int kind, const int64_t *x, const int64_t *w, const int64_t *y, cons
 int Execute(int kind, const int64_t *x, const int64_t *w, const int64_t *y, const int32_t *p, void *in0, void *in1,
             void *out) {
   if (Engine() == nullptr || Stream() == nullptr) return 2;
-  const Conv *c = GetConv(MakeKey(kind, x, w, y, p));
+  Candidates *c = GetCandidates(MakeKey(kind, x, w, y, p));
   if (c == nullptr) return 3;
-  return Run(*c, in0, in1, out) ? 0 : 4;
+  return RunTuned(c, in0, in1, out) ? 0 : 4;
 }
 
 bool Is4d(int *ndims, const char **dtypes, int n) {
@@ -409,9 +450,28 @@ extern "C" int VzConvSelfCheck() {
     return true;
   };
   std::vector<float> dx(x.size()), dw(w.size());
-  if (Execute(kForward, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) return 11;
-  if (Execute(kInference, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) return 12;
-  if (Execute(kBackwardData, xs, ws, ys, p, dy.data(), w.data(), dx.data()) != 0 || !close(dx, dxref)) return 13;
-  if (Execute(kBackwardWeights, xs, ws, ys, p, x.data(), dy.data(), dw.data()) != 0 || !close(dw, dwref)) return 14;
-  return 0;
+  const int previous = g_force.load();
+  int status = 0;
+  for (int candidate = 0; candidate < 2 && status == 0; ++candidate) {  // each candidate, then tuned
+    g_force = candidate;
+    if (Execute(kForward, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) status = 11;
+    else if (Execute(kInference, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) status = 12;
+    else if (Execute(kBackwardData, xs, ws, ys, p, dy.data(), w.data(), dx.data()) != 0 || !close(dx, dxref))
+      status = 13;
+    else if (Execute(kBackwardWeights, xs, ws, ys, p, x.data(), dy.data(), dw.data()) != 0 || !close(dw, dwref))
+      status = 14;
+  }
+  g_force = previous;
+  return status;
+}
+
+// Tests and measurements: -1 lets each geometry keep the faster candidate (default); 0 always uses
+// oneDNN-chosen (blocked) layouts, 1 always plain NCHW/OIHW. Returns the previous setting.
+extern "C" int VzConvForceCandidate(int candidate) { return g_force.exchange(candidate); }
+
+// Which candidate a geometry kept (-1: not tuned yet or unknown key), for tests.
+extern "C" int VzConvChosenCandidate(int kind, const int64_t *x, const int64_t *w, const int64_t *y,
+                                     const int32_t *p) {
+  Candidates *c = GetCandidates(MakeKey(kind, x, w, y, p));
+  return c == nullptr ? -1 : c->chosen.load();
 }
