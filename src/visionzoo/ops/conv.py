@@ -9,7 +9,9 @@ switched off), float32 NCHW convolutions with ``group=1`` and dilation 1 go thro
 (``csrc/conv2d_cpu.cc``) run as an ``aot`` Custom op with its own backward: it calls the same oneDNN
 library MindSpore loads, but lets the convolution choose its memory layouts (channel-blocked, as
 PyTorch does), which selects oneDNN's direct AVX2/AVX-512 kernels; inputs and outputs are reordered
-from and to NCHW around each call. It is compiled once per machine on first use (g++, linked against
+from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM formulation wins for
+every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), so each geometry and direction
+runs both on first use and keeps the faster. It is compiled once per machine on first use (g++, linked against
 MindSpore's ``libdnnl.so.3``, cached), then checked by a self-test against direct loops; if it cannot
 be built or the check fails, the standard op is used with a warning.
 
