@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         cfg = load_config(None, {
             "model": args.model, "dataset": "synthetic", "num_samples": str(args.samples), "num_classes": "10",
             "image_resize": "32", "batch_size": str(args.batch), "epoch_size": str(args.epochs),
-            "scheduler": "cosine_decay", "warmup_epochs": "1", "lr": "0.05", "weight_decay": "5e-4",
+            "scheduler": "cosine_decay", "warmup_epochs": "1", "lr": "0.01", "weight_decay": "5e-4",
             "num_parallel_workers": "1", "device_target": "CPU", "mode": str(args.mode),
             "val_while_train": "True", "val_interval": "1", "keep_checkpoint_max": "2", "crop_padding": "4",
             "hflip": "0.5", "log_interval": "100000", "ckpt_save_dir": os.path.join(tmp, "run"),

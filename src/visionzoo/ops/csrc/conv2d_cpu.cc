@@ -349,7 +349,7 @@ bool RunTuned(Candidates *c, void *in0, void *in1, void *out) {
   if (chosen >= 0) return Run(c->conv[chosen], in0, in1, out);
   std::lock_guard<std::mutex> lock(c->tune);
   if (c->chosen.load() >= 0) return Run(c->conv[c->chosen.load()], in0, in1, out);
-  // One timed run each (the best of up to three when unclear), scratch buffers grown and touched
+  // One timed run each (the best of up to three for short runs), scratch buffers grown and touched
   // beforehand so that page faults are not timed; plain first, so that when the blocked candidate wins
   // (the usual case) its result is the one left in "out" and the choice costs a single extra run.
   for (int i = 0; i < 2; ++i)
@@ -357,10 +357,9 @@ bool RunTuned(Candidates *c, void *in0, void *in1, void *out) {
       if (!c->conv[i].ops[j].same) ScratchBuffer(j).Touch(dnnl_memory_desc_get_size(c->conv[i].ops[j].prim_md));
   double seconds[2] = {1e300, 1e300};
   for (int round = 0; round < 3; ++round) {
-    // more rounds (up to 3, best of each) while the choice is unclear: short runs, or within 30%
-    const double lo = seconds[0] < seconds[1] ? seconds[0] : seconds[1];
-    const double hi = seconds[0] < seconds[1] ? seconds[1] : seconds[0];
-    if (round > 0 && hi > 0.02 && hi > 1.3 * lo) break;
+    // short runs are noisy and cheap to repeat: up to 3 rounds (best of each) while both take < 20 ms;
+    // a long one is timed once, so that the choice costs about one extra run of each convolution
+    if (round > 0 && (seconds[0] > 0.02 || seconds[1] > 0.02)) break;
     for (int i = 1; i >= 0; --i) {
       const auto t0 = std::chrono::steady_clock::now();
       if (!Run(c->conv[i], in0, in1, out)) return false;
