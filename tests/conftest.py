@@ -24,6 +24,15 @@ def isolated_registry():
     registry._PLUGINS_TRIED.update(tried)
 
 
+@pytest.fixture(params=[ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
+def mode(request):
+    """Run the test once in graph mode and once in PyNative mode (the value is the mode)."""
+    old = ms.get_context("mode")
+    ms.set_context(mode=request.param)
+    yield request.param
+    ms.set_context(mode=old)
+
+
 @pytest.fixture(autouse=True)
 def _pynative_after_each_test():
     """Trainer runs switch to their recipe's mode (graph by default); give the next test PyNative back."""

@@ -6,7 +6,7 @@ import pytest
 from mindspore import Tensor, nn
 
 from visionzoo import runtime
-from visionzoo.ops import MaxPool2d, set_fast_ops, standard_ops
+from visionzoo.ops import Conv2d, MaxPool2d, set_fast_ops, standard_ops
 from visionzoo.ops.pooling import build_cpu_kernels
 
 # (kwargs, input shape): every pooling configuration visionzoo's models use, plus the explicit
@@ -23,14 +23,6 @@ CONFIGS = [
     (dict(kernel_size=3, stride=2, pad_mode="pad", padding=0, ceil_mode=True), (1, 2, 8, 9)),
     (dict(kernel_size=(3, 2), stride=(1, 2), pad_mode="valid"), (1, 2, 6, 8)),
 ]
-
-
-@pytest.fixture(params=[ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
-def mode(request):
-    old = ms.get_context("mode")
-    ms.set_context(mode=request.param)
-    yield request.param
-    ms.set_context(mode=old)
 
 
 class _WeightedSum(nn.Cell):
@@ -109,24 +101,34 @@ def test_non_float32_and_3d_inputs_use_standard_op(mode):
     np.testing.assert_array_equal(pool(Tensor(x[None])).asnumpy(), ref(Tensor(x[None])).asnumpy())
 
 
-def test_switches(monkeypatch):
-    monkeypatch.delenv(runtime.FAST_POOL_ENV, raising=False)
+# (environment variable, override function, decision function, a layer that can take the fast path)
+SWITCHES = {
+    "pool": (runtime.FAST_POOL_ENV, runtime.use_fast_pool, runtime.fast_pool_enabled, lambda: MaxPool2d(2, 2)),
+    "conv": (runtime.FAST_CONV_ENV, runtime.use_fast_conv, runtime.fast_conv_enabled, lambda: Conv2d(2, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SWITCHES))
+def test_switches(monkeypatch, kind):
+    env, use, enabled, layer = SWITCHES[kind]
+    monkeypatch.delenv(env, raising=False)
     assert ms.get_context("device_target") == "CPU"
-    assert runtime.fast_pool_enabled()
-    assert MaxPool2d(2, 2).fast
-    monkeypatch.setenv(runtime.FAST_POOL_ENV, "0")
-    assert not runtime.fast_pool_enabled()
-    assert not MaxPool2d(2, 2).fast
-    runtime.use_fast_pool(True)  # the function beats the environment
+    assert enabled()
+    assert layer().fast
+    monkeypatch.setenv(env, "0")
+    assert not enabled()
+    assert not layer().fast
+    use(True)  # the function beats the environment
     try:
-        assert MaxPool2d(2, 2).fast
+        assert layer().fast
     finally:
-        runtime.use_fast_pool(None)
-    monkeypatch.delenv(runtime.FAST_POOL_ENV)
+        use(None)
+    assert not enabled()  # None restored the automatic choice (here: the environment's "0")
+    monkeypatch.delenv(env)
     real_get_context = ms.get_context
     monkeypatch.setattr(ms, "get_context",
                         lambda key: "Ascend" if key == "device_target" else real_get_context(key))
-    assert not runtime.fast_pool_enabled()  # Ascend / GPU keep the standard op
+    assert not enabled()  # Ascend / GPU keep the standard op
 
 
 def test_unsupported_options_fall_back():

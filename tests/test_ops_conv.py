@@ -28,14 +28,6 @@ CONFIGS = [
 ]
 
 
-@pytest.fixture(params=[ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
-def mode(request):
-    old = ms.get_context("mode")
-    ms.set_context(mode=request.param)
-    yield request.param
-    ms.set_context(mode=old)
-
-
 def _fast_conv(**kwargs):
     runtime.use_fast_conv(True)
     try:
@@ -155,26 +147,6 @@ def test_amp_float16_and_unsupported_configurations_use_standard_op():
     np.testing.assert_array_equal(pool(x).asnumpy(), nn.MaxPool2d(2, 2).to_float(ms.float16)(x).asnumpy())
     assert not _fast_conv(in_channels=4, out_channels=4, kernel_size=3, group=2).fast
     assert not _fast_conv(in_channels=4, out_channels=4, kernel_size=3, dilation=2).fast
-
-
-def test_switches(monkeypatch):
-    monkeypatch.delenv(runtime.FAST_CONV_ENV, raising=False)
-    assert ms.get_context("device_target") == "CPU"
-    assert runtime.fast_conv_enabled()
-    assert Conv2d(2, 2, 3).fast
-    monkeypatch.setenv(runtime.FAST_CONV_ENV, "0")
-    assert not runtime.fast_conv_enabled()
-    assert not Conv2d(2, 2, 3).fast
-    runtime.use_fast_conv(True)  # the function beats the environment
-    try:
-        assert Conv2d(2, 2, 3).fast
-    finally:
-        runtime.use_fast_conv(None)
-    monkeypatch.delenv(runtime.FAST_CONV_ENV)
-    real_get_context = ms.get_context
-    monkeypatch.setattr(ms, "get_context",
-                        lambda key: "Ascend" if key == "device_target" else real_get_context(key))
-    assert not runtime.fast_conv_enabled()  # Ascend / GPU keep the standard op
 
 
 def test_model_with_fast_ops_equals_standard_ops():

@@ -40,8 +40,7 @@ FAST_CONV_ENV = "VISIONZOO_FAST_CONV"
 NO_DEFAULTS_ENV = "VISIONZOO_NO_CPU_DEFAULTS"
 
 _applied: dict = {}
-_fast_pool_override: Optional[bool] = None
-_fast_conv_override: Optional[bool] = None
+_overrides: dict = {"pool": None, "conv": None}  # use_fast_pool / use_fast_conv
 
 
 def _is_off(value: Optional[str]) -> bool:
@@ -73,14 +72,25 @@ def apply_cpu_defaults(environ=None) -> dict:
     return chosen
 
 
+def _fast_path_enabled(kind: str, env_var: str) -> bool:
+    """The choice for one kind of fast CPU layer: the use_fast_* override, then ``env_var=0`` (off),
+    then on exactly when MindSpore's ``device_target`` is ``"CPU"`` (Ascend and GPU keep standard ops)."""
+    if _overrides[kind] is not None:
+        return _overrides[kind]
+    if _is_off(os.environ.get(env_var)):
+        return False
+    import mindspore as ms  # deferred: importing visionzoo must not initialise MindSpore's context
+
+    return ms.get_context("device_target") == "CPU"
+
+
 def use_fast_pool(enabled: Optional[bool]) -> None:
     """Force the fast CPU max pooling on (True) or off (False) for layers built from now on.
 
     ``None`` restores the automatic choice (on for ``device_target == "CPU"`` unless
     ``VISIONZOO_FAST_POOL=0``). Layers already built keep their choice.
     """
-    global _fast_pool_override
-    _fast_pool_override = enabled
+    _overrides["pool"] = enabled
 
 
 def fast_pool_enabled() -> bool:
@@ -89,38 +99,21 @@ def fast_pool_enabled() -> bool:
     Order: :func:`use_fast_pool` override, then ``VISIONZOO_FAST_POOL=0`` (off), then on exactly when
     MindSpore's ``device_target`` is ``"CPU"`` (Ascend and GPU keep the standard op).
     """
-    if _fast_pool_override is not None:
-        return _fast_pool_override
-    if _is_off(os.environ.get(FAST_POOL_ENV)):
-        return False
-    import mindspore as ms  # deferred: importing visionzoo must not initialise MindSpore's context
-
-    return ms.get_context("device_target") == "CPU"
+    return _fast_path_enabled("pool", FAST_POOL_ENV)
 
 
 def use_fast_conv(enabled: Optional[bool]) -> None:
-    """Force the fast CPU convolution on (True) or off (False) for layers built from now on.
-
-    ``None`` restores the automatic choice (on for ``device_target == "CPU"`` unless
-    ``VISIONZOO_FAST_CONV=0``). Layers already built keep their choice.
+    """Force the fast CPU convolution on (True) or off (False) for layers built from now on; ``None``
+    restores the automatic choice (see :func:`fast_conv_enabled`). Layers already built keep theirs.
     """
-    global _fast_conv_override
-    _fast_conv_override = enabled
+    _overrides["conv"] = enabled
 
 
 def fast_conv_enabled() -> bool:
-    """Whether :class:`visionzoo.ops.Conv2d` layers built now take the fast CPU path.
-
-    Order: :func:`use_fast_conv` override, then ``VISIONZOO_FAST_CONV=0`` (off), then on exactly when
-    MindSpore's ``device_target`` is ``"CPU"`` (Ascend and GPU keep the standard op).
+    """Whether :class:`visionzoo.ops.Conv2d` layers built now take the fast CPU path: the
+    :func:`use_fast_conv` override, then ``VISIONZOO_FAST_CONV=0`` (off), then on for the CPU target.
     """
-    if _fast_conv_override is not None:
-        return _fast_conv_override
-    if _is_off(os.environ.get(FAST_CONV_ENV)):
-        return False
-    import mindspore as ms  # deferred: importing visionzoo must not initialise MindSpore's context
-
-    return ms.get_context("device_target") == "CPU"
+    return _fast_path_enabled("conv", FAST_CONV_ENV)
 
 
 def cache_dir() -> str:
