@@ -9,6 +9,8 @@ from visionzoo import runtime
 from visionzoo.ops import Conv2d, MaxPool2d, set_fast_ops, standard_ops
 from visionzoo.ops.pooling import build_cpu_kernels
 
+from op_utils import WeightedSum
+
 # (kwargs, input shape): every pooling configuration visionzoo's models use, plus the explicit
 # padding / ceil modes nn.MaxPool2d offers. Odd and even sizes exercise the asymmetric 'same' pad.
 CONFIGS = [
@@ -25,21 +27,8 @@ CONFIGS = [
 ]
 
 
-class _WeightedSum(nn.Cell):
-    """sum(pool(x) * upstream): its gradient w.r.t. x is pooling's backward applied to ``upstream``."""
-
-    def __init__(self, pool):
-        super().__init__()
-        self.pool = pool
-
-    def construct(self, x, upstream):
-        return (self.pool(x) * upstream).sum()
-
-
 def _forward_backward(pool):
-    wrapped = _WeightedSum(pool)
-    wrapped.set_train(pool.training)
-    grad_fn = ms.grad(wrapped, grad_position=0)  # built once: its graph is reused
+    grad_fn = ms.grad(WeightedSum(pool), grad_position=0)  # built once: its graph is reused
 
     def run(x, upstream):
         return pool(Tensor(x)).asnumpy(), grad_fn(Tensor(x), Tensor(upstream)).asnumpy()

@@ -11,6 +11,8 @@ from visionzoo import runtime
 from visionzoo.ops import Conv2d, MaxPool2d, set_fast_ops, standard_ops
 from visionzoo.ops.conv import build_conv_kernels
 
+from op_utils import WeightedSum
+
 # (kwargs, input shape): the convolutions visionzoo's models use (googlenet's 7x7/2 stem on even and
 # odd sizes, 1x1, 3x3 and 5x5 'same', VGG's 3x3 'pad' 1 with bias), plus 'valid', strided 'valid' on
 # odd sizes and an asymmetric explicit padding.
@@ -36,21 +38,8 @@ def _fast_conv(**kwargs):
         runtime.use_fast_conv(None)
 
 
-class _WeightedSum(nn.Cell):
-    """sum(conv(x) * upstream): its gradients are the convolution's backward applied to ``upstream``."""
-
-    def __init__(self, conv):
-        super().__init__()
-        self.conv = conv
-
-    def construct(self, x, upstream):
-        return (self.conv(x) * upstream).sum()
-
-
 def _forward_backward(conv, x, upstream):
-    wrapped = _WeightedSum(conv)
-    wrapped.set_train(conv.training)
-    grad_fn = ms.grad(wrapped, grad_position=0, weights=conv.trainable_params())
+    grad_fn = ms.grad(WeightedSum(conv), grad_position=0, weights=conv.trainable_params())
     dx, dparams = grad_fn(Tensor(x), Tensor(upstream))
     return conv(Tensor(x)).asnumpy(), dx.asnumpy(), [g.asnumpy() for g in dparams]
 

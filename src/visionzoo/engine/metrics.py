@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from typing import Any, Dict, List
 
 from .checkpoints import write_text_atomic
@@ -28,8 +29,7 @@ def process_memory_mb() -> Dict[str, float]:
     except (OSError, ValueError, IndexError):
         pass
     try:
-        import resource
-        import sys
+        import resource  # not on Windows
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
         peak_mb = round(peak / (1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0), 1)

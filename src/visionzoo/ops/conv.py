@@ -16,7 +16,7 @@ MindSpore's ``libdnnl.so.3``, cached), then checked by a self-test against direc
 be built or the check fails, the standard op is used with a warning.
 
 Numerics: the same convolution with a different summation order; outputs and gradients agree with
-``nn.Conv2d`` to float32 rounding (``tests/test_ops.py``).
+``nn.Conv2d`` to float32 rounding (``tests/test_ops_conv.py``).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .. import runtime
-from ._amp import TracksLowPrecision
+from ._fast import FastPathLayer, same_pads
 from ._build import build_library
 
 _logger = logging.getLogger(__name__)
@@ -66,13 +66,6 @@ def build_conv_kernels() -> Optional[str]:
     return lib
 
 
-def _same_pads(size: int, k: int, s: int) -> Tuple[int, int]:
-    """MindSpore's ``same`` padding along one axis (dilation 1): (before, after), the extra cell after."""
-    out = (size + s - 1) // s
-    total = max((out - 1) * s + k - size, 0)
-    return total // 2, total - total // 2
-
-
 def _bprop(backward_data, backward_weights):
     def bprop(x, w, params, out, dout):
         return backward_data(dout, w, x, params), backward_weights(x, dout, w, params), ops.zeros_like(params)
@@ -80,7 +73,7 @@ def _bprop(backward_data, backward_weights):
     return bprop
 
 
-class Conv2d(TracksLowPrecision, nn.Conv2d):
+class Conv2d(FastPathLayer, nn.Conv2d):
     """Drop-in for :class:`mindspore.nn.Conv2d` (NCHW) with a fast CPU path.
 
     The fast path is taken for float32 NCHW inputs (training and eval mode) when
@@ -96,10 +89,10 @@ class Conv2d(TracksLowPrecision, nn.Conv2d):
         if (runtime.fast_conv_enabled() and self.group == 1 and tuple(self.dilation) == (1, 1)
                 and self.data_format == "NCHW"):
             lib = build_conv_kernels()
-        self.fast = lib is not None
-        self.has_fast_path = self.fast
-        if self.fast:
+        self._forward = None
+        if lib is not None:
             self._make_ops(lib)
+        self.fast = self.has_fast_path
 
     def _make_ops(self, lib: str) -> None:
         def same_as(index):
@@ -124,8 +117,8 @@ class Conv2d(TracksLowPrecision, nn.Conv2d):
         """(top, bottom, left, right) padding of an h x w input."""
         mode = self.pad_mode.lower()
         if mode == "same":
-            return (*_same_pads(h, self.kernel_size[0], self.stride[0]),
-                    *_same_pads(w, self.kernel_size[1], self.stride[1]))
+            return (*same_pads(h, self.kernel_size[0], self.stride[0]),
+                    *same_pads(w, self.kernel_size[1], self.stride[1]))
         if mode == "valid":
             return 0, 0, 0, 0
         pad = self.padding

@@ -25,7 +25,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .. import runtime
-from ._amp import TracksLowPrecision
+from ._fast import FastPathLayer, same_pads
 from ._build import build_library
 
 _logger = logging.getLogger(__name__)
@@ -48,8 +48,7 @@ def _pair(value) -> Tuple[int, int]:
 def _out_and_pad(size: int, k: int, s: int, mode: str, pad: int, ceil_mode: bool) -> Tuple[int, int]:
     """Output length and leading padding along one axis, as nn.MaxPool2d computes them."""
     if mode == "SAME":
-        out = (size + s - 1) // s
-        return out, max((out - 1) * s + k - size, 0) // 2
+        return (size + s - 1) // s, same_pads(size, k, s)[0]
     if mode == "VALID":
         return (size - k) // s + 1, 0
     span = size + 2 * pad - k
@@ -59,7 +58,7 @@ def _out_and_pad(size: int, k: int, s: int, mode: str, pad: int, ceil_mode: bool
     return out, pad
 
 
-class MaxPool2d(TracksLowPrecision, nn.MaxPool2d):
+class MaxPool2d(FastPathLayer, nn.MaxPool2d):
     """Drop-in for :class:`mindspore.nn.MaxPool2d` (NCHW) with a fast CPU path.
 
     The fast path is taken for float32 NCHW inputs (training and eval mode) when
@@ -80,10 +79,8 @@ class MaxPool2d(TracksLowPrecision, nn.MaxPool2d):
         if (runtime.fast_pool_enabled() and _pair(dilation) == (1, 1) and not return_indices
                 and self.format == "NCHW"):
             lib = build_cpu_kernels()
-        self.fast = lib is not None
-        self.has_fast_path = self.fast
         self._forward = None
-        if self.fast:
+        if lib is not None:
             backward = ops.Custom(f"{lib}:MaxPool2dBackward", out_shape=lambda x, dy, p: x,
                                   out_dtype=lambda x, dy, p: x, func_type="aot")
 
@@ -95,6 +92,7 @@ class MaxPool2d(TracksLowPrecision, nn.MaxPool2d):
             # The output shape depends on the configuration, not only on the inputs: make it part of the
             # primitive so that PyNative's per-primitive shape cache cannot mix two configurations.
             self._forward.add_prim_attr("pool_config", f"{self._k}{self._s}{self.pad_mode}{self._pad}{self._ceil}")
+        self.fast = self.has_fast_path
 
     def _geometry(self, h, w):
         ho, pt = _out_and_pad(h, self._k[0], self._s[0], self.pad_mode, self._pad[0], self._ceil)

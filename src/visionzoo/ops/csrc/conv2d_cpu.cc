@@ -237,6 +237,7 @@ struct Conv {
   int args[3];
 };
 
+// Builds the primitive for key k with every tensor in `layout`: kTagAny (oneDNN chooses) or kTagAbcd.
 bool Build(Conv *c, const Key &k, int layout) {
   const int kind = std::get<0>(k);
   const dnnl_dims_t src = {std::get<1>(k), std::get<2>(k), std::get<3>(k), std::get<4>(k)};
@@ -246,14 +247,14 @@ bool Build(Conv *c, const Key &k, int layout) {
   const dnnl_dims_t dilates = {0, 0};
   const dnnl_dims_t pad_l = {std::get<12>(k), std::get<14>(k)};
   const dnnl_dims_t pad_r = {std::get<13>(k), std::get<15>(k)};
-  dnnl_memory_desc_t any_src = nullptr, any_wei = nullptr, any_dst = nullptr;
-  bool ok = dnnl_memory_desc_create_with_tag(&any_src, 4, src, kF32, layout) == 0 &&
-            dnnl_memory_desc_create_with_tag(&any_wei, 4, wei, kF32, layout) == 0 &&
-            dnnl_memory_desc_create_with_tag(&any_dst, 4, dst, kF32, layout) == 0;
+  dnnl_memory_desc_t src_md = nullptr, wei_md = nullptr, dst_md = nullptr;
+  bool ok = dnnl_memory_desc_create_with_tag(&src_md, 4, src, kF32, layout) == 0 &&
+            dnnl_memory_desc_create_with_tag(&wei_md, 4, wei, kF32, layout) == 0 &&
+            dnnl_memory_desc_create_with_tag(&dst_md, 4, dst, kF32, layout) == 0;
   dnnl_primitive_desc_t fwd = nullptr;
   const int prop = kind == kInference ? kForwardInference : kForwardTraining;
-  ok = ok && dnnl_convolution_forward_primitive_desc_create(&fwd, Engine(), prop, kConvolutionDirect, any_src,
-                                                            any_wei, nullptr, any_dst, strides, dilates, pad_l,
+  ok = ok && dnnl_convolution_forward_primitive_desc_create(&fwd, Engine(), prop, kConvolutionDirect, src_md,
+                                                            wei_md, nullptr, dst_md, strides, dilates, pad_l,
                                                             pad_r, nullptr) == 0;
   if (ok && (kind == kForward || kind == kInference)) {
     c->pd = fwd;
@@ -263,16 +264,16 @@ bool Build(Conv *c, const Key &k, int layout) {
          MakeOperand(&c->ops[2], dst, c->pd, kQueryDstMd, false);
     c->args[0] = kArgSrc; c->args[1] = kArgWeights; c->args[2] = kArgDst;
   } else if (ok && kind == kBackwardData) {
-    ok = dnnl_convolution_backward_data_primitive_desc_create(&c->pd, Engine(), kConvolutionDirect, any_src, any_wei,
-                                                              any_dst, strides, dilates, pad_l, pad_r, fwd,
+    ok = dnnl_convolution_backward_data_primitive_desc_create(&c->pd, Engine(), kConvolutionDirect, src_md, wei_md,
+                                                              dst_md, strides, dilates, pad_l, pad_r, fwd,
                                                               nullptr) == 0 &&
          MakeOperand(&c->ops[0], dst, c->pd, kQueryDiffDstMd, true) &&
          MakeOperand(&c->ops[1], wei, c->pd, kQueryWeightsMd, true) &&
          MakeOperand(&c->ops[2], src, c->pd, kQueryDiffSrcMd, false);
     c->args[0] = kArgDiffDst; c->args[1] = kArgWeights; c->args[2] = kArgDiffSrc;
   } else if (ok) {
-    ok = dnnl_convolution_backward_weights_primitive_desc_create(&c->pd, Engine(), kConvolutionDirect, any_src,
-                                                                 any_wei, nullptr, any_dst, strides, dilates, pad_l,
+    ok = dnnl_convolution_backward_weights_primitive_desc_create(&c->pd, Engine(), kConvolutionDirect, src_md,
+                                                                 wei_md, nullptr, dst_md, strides, dilates, pad_l,
                                                                  pad_r, fwd, nullptr) == 0 &&
          MakeOperand(&c->ops[0], src, c->pd, kQuerySrcMd, true) &&
          MakeOperand(&c->ops[1], dst, c->pd, kQueryDiffDstMd, true) &&
@@ -281,9 +282,9 @@ bool Build(Conv *c, const Key &k, int layout) {
   }
   ok = ok && dnnl_primitive_create(&c->prim, c->pd) == 0;
   if (fwd) dnnl_primitive_desc_destroy(fwd);
-  if (any_src) dnnl_memory_desc_destroy(any_src);
-  if (any_wei) dnnl_memory_desc_destroy(any_wei);
-  if (any_dst) dnnl_memory_desc_destroy(any_dst);
+  if (src_md) dnnl_memory_desc_destroy(src_md);
+  if (wei_md) dnnl_memory_desc_destroy(wei_md);
+  if (dst_md) dnnl_memory_desc_destroy(dst_md);
   return ok;
 }
 
