@@ -10,8 +10,9 @@ switched off), float32 NCHW convolutions with ``group=1`` and dilation 1 go thro
 library MindSpore loads, but lets the convolution choose its memory layouts (channel-blocked, as
 PyTorch does), which selects oneDNN's direct AVX2/AVX-512 kernels; inputs and outputs are reordered
 from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM formulation wins for
-every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), so each geometry and direction
-runs both on first use and keeps the faster. It is compiled once per machine on first use (g++, linked against
+every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), and on some layers splitting the
+batch between threads beats one primitive threaded by oneDNN; so each geometry and direction times the
+four combinations over its first few calls (one per call, each at least twice) and keeps the fastest. It is compiled once per machine on first use (g++, linked against
 MindSpore's ``libdnnl.so.3``, cached), then checked by a self-test against direct loops; if it cannot
 be built or the check fails, the standard op is used with a warning.
 
@@ -64,6 +65,14 @@ def build_conv_kernels() -> Optional[str]:
                         "oneDNN; using the standard CPU convolution", status)
         return None
     return lib
+
+
+def tuning_pending() -> int:
+    """How many convolution geometries and directions this process has started tuning and not finished
+    (0 when the kernels are not in use). Tuning runs one candidate formulation per call over a layer's
+    first few calls (docs/performance.md); benchmarks warm up until this is 0."""
+    lib = build_conv_kernels() if runtime.fast_conv_enabled() else None
+    return int(ctypes.CDLL(lib).VzConvTuning()) if lib else 0
 
 
 def _bprop(backward_data, backward_weights):

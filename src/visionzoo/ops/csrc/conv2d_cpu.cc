@@ -18,6 +18,7 @@
 // Parameters arrive as an int32 tensor p = [sh, sw, pad_top, pad_bottom, pad_left, pad_right].
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -47,6 +48,7 @@ typedef struct dnnl_primitive_desc *dnnl_primitive_desc_t;
 typedef const struct dnnl_primitive_desc *const_dnnl_primitive_desc_t;
 typedef struct dnnl_primitive *dnnl_primitive_t;
 typedef const struct dnnl_primitive *const_dnnl_primitive_t;
+typedef struct dnnl_primitive_attr *dnnl_primitive_attr_t;
 typedef const struct dnnl_primitive_attr *const_dnnl_primitive_attr_t;
 typedef struct {
   int arg;
@@ -55,6 +57,8 @@ typedef struct {
 
 dnnl_status_t dnnl_engine_create(dnnl_engine_t *engine, int kind, size_t index);
 dnnl_status_t dnnl_threadpool_interop_stream_create(dnnl_stream_t *stream, dnnl_engine_t engine, void *threadpool);
+dnnl_status_t dnnl_threadpool_interop_set_max_concurrency(int max_concurrency);
+dnnl_status_t dnnl_threadpool_interop_get_max_concurrency(int *max_concurrency);
 dnnl_status_t dnnl_stream_wait(dnnl_stream_t stream);
 dnnl_status_t dnnl_memory_desc_create_with_tag(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
                                                int data_type, int tag);
@@ -88,6 +92,10 @@ dnnl_status_t dnnl_primitive_desc_destroy(dnnl_primitive_desc_t pd);
 dnnl_status_t dnnl_primitive_create(dnnl_primitive_t *primitive, const_dnnl_primitive_desc_t pd);
 dnnl_status_t dnnl_primitive_execute(const_dnnl_primitive_t primitive, dnnl_stream_t stream, int nargs,
                                      const dnnl_exec_arg_t *args);
+dnnl_status_t dnnl_primitive_attr_create(dnnl_primitive_attr_t *attr);
+dnnl_status_t dnnl_primitive_attr_destroy(dnnl_primitive_attr_t attr);
+dnnl_status_t dnnl_primitive_attr_set_scratchpad_mode(dnnl_primitive_attr_t attr, int mode);
+const char *dnnl_scratchpad_mode2str(int v);
 const char *dnnl_dt2str(int v);
 const char *dnnl_fmt_tag2str(int v);
 const char *dnnl_prop_kind2str(int v);
@@ -110,8 +118,10 @@ constexpr int kQueryWeightsMd = 131;
 constexpr int kQueryDiffWeightsMd = 132;
 constexpr int kQueryDstMd = 133;
 constexpr int kQueryDiffDstMd = 134;
+constexpr int kQueryScratchpadMd = 136;  // after workspace (135)
+constexpr int kScratchpadUser = 1;      // dnnl_scratchpad_mode_user
 constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33, kArgDiffSrc = 129, kArgDiffDst = 145,
-              kArgDiffWeights = 161;  // DNNL_ARG_*; reorders use FROM = SRC, TO = DST
+              kArgDiffWeights = 161, kArgScratchpad = 80;  // DNNL_ARG_*; reorders use FROM = SRC, TO = DST
 
 // oneDNN's dnnl::threadpool_interop::threadpool_iface, same virtual functions in the same order.
 struct ThreadpoolIface {
@@ -138,6 +148,17 @@ struct OmpThreadpool final : ThreadpoolIface {
   void wait() override {}
 };
 
+// One thread: for the batch-split candidates, where each thread runs its own slice of the batch.
+struct SerialThreadpool final : ThreadpoolIface {
+  int get_num_threads() const override { return 1; }
+  bool get_in_parallel() const override { return false; }
+  void parallel_for(int n, const std::function<void(int, int)> &fn) override {
+    for (int i = 0; i < n; ++i) fn(i, n);
+  }
+  uint64_t get_flags() const override { return 0; }
+  void wait() override {}
+};
+
 #define VZ_CHECK(call)           \
   do {                           \
     if ((call) != 0) return false; \
@@ -152,14 +173,24 @@ dnnl_engine_t Engine() {
   return engine;
 }
 
-// One stream per calling thread (MindSpore may run independent ops on several threads).
+template <class Pool>
+dnnl_stream_t MakeStream(Pool *pool) {
+  dnnl_stream_t s = nullptr;
+  if (Engine() == nullptr || dnnl_threadpool_interop_stream_create(&s, Engine(), pool) != 0) s = nullptr;
+  return s;
+}
+
+// One stream per calling thread (MindSpore may run independent ops on several threads): Stream() runs
+// a primitive on all OpenMP threads, SerialStream() on the calling thread only.
 dnnl_stream_t Stream() {
   thread_local OmpThreadpool pool;
-  thread_local dnnl_stream_t stream = [] {
-    dnnl_stream_t s = nullptr;
-    if (Engine() == nullptr || dnnl_threadpool_interop_stream_create(&s, Engine(), &pool) != 0) s = nullptr;
-    return s;
-  }();
+  thread_local dnnl_stream_t stream = MakeStream(&pool);
+  return stream;
+}
+
+dnnl_stream_t SerialStream() {
+  thread_local SerialThreadpool pool;
+  thread_local dnnl_stream_t stream = MakeStream(&pool);
   return stream;
 }
 
@@ -181,16 +212,67 @@ struct Scratch {
   }
   ~Scratch() { std::free(ptr); }
 };
+// [0..2]: the operands (input 0, input 1, output) in the primitive's layout; [3]: the weights shared by
+// the threads of a batch-split run; [4]: a thread's partial weight gradient in a batch-split run; [5]: a
+// further slice's gradient when a thread runs several slices; [6]: oneDNN's scratchpad.
+enum { kSharedWeights = 3, kPartial = 4, kExtra = 5, kScratchpad = 6 };
 Scratch &ScratchBuffer(int i) {
-  thread_local Scratch buffers[3];
+  thread_local Scratch buffers[7];
   return buffers[i];
+}
+
+// Every primitive is created with a user-managed scratchpad, and each calling thread passes its own
+// (ScratchBuffer(kScratchpad)): the same primitive may run on several threads at once (the batch-split
+// candidates; MindSpore's parallel actors), where a library-managed scratchpad was found to be shared
+// (oneDNN 3.10's brgemm convolution gave wrong results when two threads ran it concurrently).
+const_dnnl_primitive_attr_t Attr() {
+  static dnnl_primitive_attr_t attr = [] {
+    dnnl_primitive_attr_t a = nullptr;
+    if (dnnl_primitive_attr_create(&a) != 0) return static_cast<dnnl_primitive_attr_t>(nullptr);
+    if (dnnl_primitive_attr_set_scratchpad_mode(a, kScratchpadUser) != 0) {
+      dnnl_primitive_attr_destroy(a);
+      return static_cast<dnnl_primitive_attr_t>(nullptr);
+    }
+    return a;
+  }();
+  return attr;
+}
+
+// A primitive with its descriptor (kept for the scratchpad's memory descriptor).
+struct Primitive {
+  dnnl_primitive_desc_t pd = nullptr;
+  dnnl_primitive_t prim = nullptr;
+  const_dnnl_memory_desc_t scratchpad_md = nullptr;  // owned by pd
+  size_t scratchpad_bytes = 0;
+};
+
+bool MakePrimitive(Primitive *p) {  // p->pd set
+  VZ_CHECK(dnnl_primitive_create(&p->prim, p->pd));
+  p->scratchpad_md = dnnl_primitive_desc_query_md(p->pd, kQueryScratchpadMd, 0);
+  p->scratchpad_bytes = p->scratchpad_md ? dnnl_memory_desc_get_size(p->scratchpad_md) : 0;
+  return true;
+}
+
+// Runs p with args plus, when it needs one, the calling thread's scratchpad.
+bool ExecuteWithScratchpad(const Primitive &p, int nargs, const dnnl_exec_arg_t *args, dnnl_stream_t stream) {
+  dnnl_exec_arg_t all[4];
+  for (int i = 0; i < nargs; ++i) all[i] = args[i];
+  dnnl_memory_t scratchpad = nullptr;
+  if (p.scratchpad_bytes > 0) {
+    void *buffer = ScratchBuffer(kScratchpad).Get(p.scratchpad_bytes);
+    if (buffer == nullptr || dnnl_memory_create(&scratchpad, p.scratchpad_md, Engine(), buffer) != 0) return false;
+    all[nargs++] = {kArgScratchpad, scratchpad};
+  }
+  const bool ok = dnnl_primitive_execute(p.prim, stream, nargs, all) == 0;
+  if (scratchpad) dnnl_memory_destroy(scratchpad);
+  return ok;
 }
 
 // A tensor as the user holds it (plain NCHW/OIHW) and as the primitive wants it.
 struct Operand {
   dnnl_memory_desc_t user_md = nullptr;
   const_dnnl_memory_desc_t prim_md = nullptr;  // owned by the primitive descriptor
-  dnnl_primitive_t reorder = nullptr;          // user -> prim (inputs) or prim -> user (outputs)
+  Primitive reorder;                           // user -> prim (inputs) or prim -> user (outputs)
   bool same = true;
 };
 
@@ -200,22 +282,19 @@ bool MakeOperand(Operand *op, const dnnl_dims_t dims, const_dnnl_primitive_desc_
   if (op->prim_md == nullptr) return false;
   op->same = dnnl_memory_desc_equal(op->user_md, op->prim_md) != 0;
   if (op->same) return true;
-  dnnl_primitive_desc_t rpd = nullptr;
   const_dnnl_memory_desc_t from = is_input ? op->user_md : op->prim_md;
   const_dnnl_memory_desc_t to = is_input ? op->prim_md : op->user_md;
-  VZ_CHECK(dnnl_reorder_primitive_desc_create(&rpd, from, Engine(), to, Engine(), nullptr));
-  const dnnl_status_t st = dnnl_primitive_create(&op->reorder, rpd);
-  dnnl_primitive_desc_destroy(rpd);
-  return st == 0;
+  VZ_CHECK(dnnl_reorder_primitive_desc_create(&op->reorder.pd, from, Engine(), to, Engine(), Attr()));
+  return MakePrimitive(&op->reorder);
 }
 
-bool Reorder(dnnl_primitive_t reorder, const_dnnl_memory_desc_t from_md, void *from,
-             const_dnnl_memory_desc_t to_md, void *to) {
+bool Reorder(const Primitive &reorder, const_dnnl_memory_desc_t from_md, void *from,
+             const_dnnl_memory_desc_t to_md, void *to, dnnl_stream_t stream) {
   dnnl_memory_t a = nullptr, b = nullptr;
   bool ok = dnnl_memory_create(&a, from_md, Engine(), from) == 0 && dnnl_memory_create(&b, to_md, Engine(), to) == 0;
   if (ok) {
     const dnnl_exec_arg_t args[2] = {{kArgSrc, a}, {kArgDst, b}};
-    ok = dnnl_primitive_execute(reorder, Stream(), 2, args) == 0;
+    ok = ExecuteWithScratchpad(reorder, 2, args, stream);
   }
   if (a) dnnl_memory_destroy(a);
   if (b) dnnl_memory_destroy(b);
@@ -231,8 +310,7 @@ using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t
 // (input 0, input 1, output): forward (src, weights, dst), backward data (diff_dst, weights, diff_src),
 // backward weights (src, diff_dst, diff_weights).
 struct Conv {
-  dnnl_primitive_desc_t pd = nullptr;
-  dnnl_primitive_t prim = nullptr;
+  Primitive p;
   Operand ops[3];
   int args[3];
 };
@@ -255,32 +333,32 @@ bool Build(Conv *c, const Key &k, int layout) {
   const int prop = kind == kInference ? kForwardInference : kForwardTraining;
   ok = ok && dnnl_convolution_forward_primitive_desc_create(&fwd, Engine(), prop, kConvolutionDirect, src_md,
                                                             wei_md, nullptr, dst_md, strides, dilates, pad_l,
-                                                            pad_r, nullptr) == 0;
+                                                            pad_r, Attr()) == 0;
   if (ok && (kind == kForward || kind == kInference)) {
-    c->pd = fwd;
+    c->p.pd = fwd;
     fwd = nullptr;
-    ok = MakeOperand(&c->ops[0], src, c->pd, kQuerySrcMd, true) &&
-         MakeOperand(&c->ops[1], wei, c->pd, kQueryWeightsMd, true) &&
-         MakeOperand(&c->ops[2], dst, c->pd, kQueryDstMd, false);
+    ok = MakeOperand(&c->ops[0], src, c->p.pd, kQuerySrcMd, true) &&
+         MakeOperand(&c->ops[1], wei, c->p.pd, kQueryWeightsMd, true) &&
+         MakeOperand(&c->ops[2], dst, c->p.pd, kQueryDstMd, false);
     c->args[0] = kArgSrc; c->args[1] = kArgWeights; c->args[2] = kArgDst;
   } else if (ok && kind == kBackwardData) {
-    ok = dnnl_convolution_backward_data_primitive_desc_create(&c->pd, Engine(), kConvolutionDirect, src_md, wei_md,
+    ok = dnnl_convolution_backward_data_primitive_desc_create(&c->p.pd, Engine(), kConvolutionDirect, src_md, wei_md,
                                                               dst_md, strides, dilates, pad_l, pad_r, fwd,
-                                                              nullptr) == 0 &&
-         MakeOperand(&c->ops[0], dst, c->pd, kQueryDiffDstMd, true) &&
-         MakeOperand(&c->ops[1], wei, c->pd, kQueryWeightsMd, true) &&
-         MakeOperand(&c->ops[2], src, c->pd, kQueryDiffSrcMd, false);
+                                                              Attr()) == 0 &&
+         MakeOperand(&c->ops[0], dst, c->p.pd, kQueryDiffDstMd, true) &&
+         MakeOperand(&c->ops[1], wei, c->p.pd, kQueryWeightsMd, true) &&
+         MakeOperand(&c->ops[2], src, c->p.pd, kQueryDiffSrcMd, false);
     c->args[0] = kArgDiffDst; c->args[1] = kArgWeights; c->args[2] = kArgDiffSrc;
   } else if (ok) {
-    ok = dnnl_convolution_backward_weights_primitive_desc_create(&c->pd, Engine(), kConvolutionDirect, src_md,
+    ok = dnnl_convolution_backward_weights_primitive_desc_create(&c->p.pd, Engine(), kConvolutionDirect, src_md,
                                                                  wei_md, nullptr, dst_md, strides, dilates, pad_l,
-                                                                 pad_r, fwd, nullptr) == 0 &&
-         MakeOperand(&c->ops[0], src, c->pd, kQuerySrcMd, true) &&
-         MakeOperand(&c->ops[1], dst, c->pd, kQueryDiffDstMd, true) &&
-         MakeOperand(&c->ops[2], wei, c->pd, kQueryDiffWeightsMd, false);
+                                                                 pad_r, fwd, Attr()) == 0 &&
+         MakeOperand(&c->ops[0], src, c->p.pd, kQuerySrcMd, true) &&
+         MakeOperand(&c->ops[1], dst, c->p.pd, kQueryDiffDstMd, true) &&
+         MakeOperand(&c->ops[2], wei, c->p.pd, kQueryDiffWeightsMd, false);
     c->args[0] = kArgSrc; c->args[1] = kArgDiffDst; c->args[2] = kArgDiffWeights;
   }
-  ok = ok && dnnl_primitive_create(&c->prim, c->pd) == 0;
+  ok = ok && MakePrimitive(&c->p);
   if (fwd) dnnl_primitive_desc_destroy(fwd);
   if (src_md) dnnl_memory_desc_destroy(src_md);
   if (wei_md) dnnl_memory_desc_destroy(wei_md);
@@ -288,89 +366,251 @@ bool Build(Conv *c, const Key &k, int layout) {
   return ok;
 }
 
-// Runs conv on user buffers in0, in1 -> out (plain layouts), reordering through scratch as needed.
-bool Run(const Conv &c, void *in0, void *in1, void *out) {
-  void *user[3] = {in0, in1, out};
-  void *prim[3];
-  for (int i = 0; i < 3; ++i) {
-    prim[i] = c.ops[i].same ? user[i] : ScratchBuffer(i).Get(dnnl_memory_desc_get_size(c.ops[i].prim_md));
-    if (prim[i] == nullptr) return false;
-  }
-  for (int i = 0; i < 2; ++i) {
-    if (!c.ops[i].same && !Reorder(c.ops[i].reorder, c.ops[i].user_md, user[i], c.ops[i].prim_md, prim[i]))
-      return false;
-  }
+// Executes the primitive on buffers already in its layouts.
+bool ExecutePrimitive(const Conv &c, void *const prim[3], dnnl_stream_t stream) {
   dnnl_memory_t mem[3] = {nullptr, nullptr, nullptr};
   bool ok = true;
   for (int i = 0; i < 3 && ok; ++i) ok = dnnl_memory_create(&mem[i], c.ops[i].prim_md, Engine(), prim[i]) == 0;
   if (ok) {
     const dnnl_exec_arg_t args[3] = {{c.args[0], mem[0]}, {c.args[1], mem[1]}, {c.args[2], mem[2]}};
-    ok = dnnl_primitive_execute(c.prim, Stream(), 3, args) == 0;
+    ok = ExecuteWithScratchpad(c.p, 3, args, stream);
   }
   for (auto m : mem)
     if (m) dnnl_memory_destroy(m);
-  if (ok && !c.ops[2].same) ok = Reorder(c.ops[2].reorder, c.ops[2].prim_md, prim[2], c.ops[2].user_md, out);
+  return ok;
+}
+
+// Operand i of c in the primitive's layout: the user's buffer itself, or scratch buffer `slot`, filled
+// from the user's buffer when it is an input.
+void *PrimBuffer(const Conv &c, int i, void *user, int slot, dnnl_stream_t stream) {
+  if (c.ops[i].same) return user;
+  void *prim = ScratchBuffer(slot).Get(dnnl_memory_desc_get_size(c.ops[i].prim_md));
+  if (prim == nullptr || (i < 2 && !Reorder(c.ops[i].reorder, c.ops[i].user_md, user, c.ops[i].prim_md, prim, stream)))
+    return nullptr;
+  return prim;
+}
+
+// Runs conv on user buffers in0, in1 -> out (plain layouts) on all threads, reordering through scratch.
+bool Run(const Conv &c, void *in0, void *in1, void *out) {
+  void *user[3] = {in0, in1, out};
+  void *prim[3];
+  for (int i = 0; i < 3; ++i)
+    if ((prim[i] = PrimBuffer(c, i, user[i], i, Stream())) == nullptr) return false;
+  bool ok = ExecutePrimitive(c, prim, Stream());
+  if (ok && !c.ops[2].same) ok = Reorder(c.ops[2].reorder, c.ops[2].prim_md, prim[2], c.ops[2].user_md, out, Stream());
   return ok && dnnl_stream_wait(Stream()) == 0;
 }
 
-// The candidates for one geometry and direction: [0] layouts chosen by oneDNN (channel-blocked, direct
-// kernels; what PyTorch asks for), [1] plain NCHW/OIHW (im2col + GEMM; what MindSpore's Conv2D asks for).
-// Neither wins everywhere (e.g. the backward-data of a 3-channel 7x7/2 stem is faster as GEMM), so the
-// first call of each geometry runs both and keeps the faster, as cuDNN-style "benchmark" modes do.
-// Either agrees with the other to float32 rounding.
+// At most this many threads per split run (0: one per slice); the self-check sets 1 to cover a thread
+// running several slices, as happens when called from inside a parallel region.
+std::atomic<int> g_split_threads{0};
+
+// The batch-split formulation: c is built for one of `parts` equal slices of the batch, and each
+// OpenMP thread runs whole slices on its own with single-threaded primitives. Forward and backward data
+// slice their activations (contiguous in NCHW) and share the weights, reordered once; backward weights
+// slices both inputs and adds the threads' partial gradients. No synchronisation inside a primitive,
+// but a reduction for the weights and less cache sharing: faster on some layers, slower on others.
+
+bool RunSplit(const Conv &c, int kind, int parts, void *in0, void *in1, void *out) {
+  const bool reduce = kind == kBackwardWeights;
+  const size_t bytes[3] = {dnnl_memory_desc_get_size(c.ops[0].user_md), dnnl_memory_desc_get_size(c.ops[1].user_md),
+                           dnnl_memory_desc_get_size(c.ops[2].user_md)};
+  void *shared = reduce ? nullptr : PrimBuffer(c, 1, in1, kSharedWeights, Stream());
+  if (!reduce && (shared == nullptr || dnnl_stream_wait(Stream()) != 0)) return false;
+  std::vector<float *> partial(parts, nullptr);  // per thread: the sum of its slices' weight gradients
+  std::atomic<bool> ok{true};
+  const int limit = g_split_threads.load();
+#pragma omp parallel num_threads(limit > 0 && limit < parts ? limit : parts)
+  {
+    const int tid = omp_get_thread_num(), nthr = omp_get_num_threads();  // nthr < parts when nested
+    const dnnl_stream_t stream = SerialStream();
+    float *mine = nullptr;
+    if (reduce) {
+      mine = tid == 0 ? static_cast<float *>(out) : static_cast<float *>(ScratchBuffer(kPartial).Get(bytes[2]));
+      if (mine == nullptr) ok = false;
+      partial[tid] = mine;
+    }
+    for (int t = tid; t < parts && ok; t += nthr) {  // thread tid runs slices tid, tid + nthr, ...
+      const bool first = t == tid;
+      char *user[3] = {static_cast<char *>(in0) + t * bytes[0],
+                       reduce ? static_cast<char *>(in1) + t * bytes[1] : nullptr,
+                       reduce ? reinterpret_cast<char *>(first ? mine : static_cast<float *>(
+                                                                            ScratchBuffer(kExtra).Get(bytes[2])))
+                              : static_cast<char *>(out) + t * bytes[2]};
+      void *prim[3] = {PrimBuffer(c, 0, user[0], 0, stream), reduce ? PrimBuffer(c, 1, user[1], 1, stream) : shared,
+                       user[2] == nullptr ? nullptr : PrimBuffer(c, 2, user[2], 2, stream)};
+      if (prim[0] == nullptr || prim[1] == nullptr || prim[2] == nullptr || !ExecutePrimitive(c, prim, stream) ||
+          (!c.ops[2].same &&
+           !Reorder(c.ops[2].reorder, c.ops[2].prim_md, prim[2], c.ops[2].user_md, user[2], stream)) ||
+          dnnl_stream_wait(stream) != 0) {
+        ok = false;
+      } else if (reduce && !first) {  // only when there are fewer threads than slices
+        const float *extra = reinterpret_cast<const float *>(user[2]);
+        for (size_t i = 0; i < bytes[2] / sizeof(float); ++i) mine[i] += extra[i];
+      }
+    }
+#pragma omp barrier
+    if (reduce && ok) {  // the same for every thread after the barrier
+      float *sum = static_cast<float *>(out);
+      const int64_t n = static_cast<int64_t>(bytes[2] / sizeof(float));
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i)
+        for (int t = 1; t < nthr; ++t) sum[i] += partial[t][i];
+    }
+  }
+  return ok;
+}
+
+// The formulations tried for each geometry and direction. Layout: oneDNN's choice (channel-blocked,
+// direct kernels; what PyTorch asks for) or plain NCHW/OIHW (im2col + GEMM; what MindSpore's Conv2D asks
+// for). Threading: one primitive run by all threads, or the batch split between threads (RunSplit).
+// None wins everywhere (a 3-channel 7x7/2 stem's backward data is fastest as GEMM, some of VGG's layers
+// when split), so each geometry and direction tunes itself, as cuDNN-style "benchmark" modes do, but
+// spread over its first calls instead of timing every candidate inside the first one: each call runs
+// one candidate (they all compute the same result, to float32 rounding) and times it, rounds go on
+// until every remaining candidate has kRounds timings (kShortRounds when all are short, being noisier),
+// a candidate slower than kDropRatio x the best so far leaves after a round, and the one with the best
+// timing is kept for the rest of the process. Repeated, interleaved timings resist the noise of a
+// shared machine better than one run each, and the first training step costs one run, not four.
+constexpr int kCandidates = 4;
+constexpr int kLayout[kCandidates] = {kTagAny, kTagAbcd, kTagAny, kTagAbcd};
+constexpr bool kSplit[kCandidates] = {false, false, true, true};
+constexpr int kRounds = 2, kShortRounds = 3;
+constexpr double kShort = 0.02, kDropRatio = 1.5;
+
 struct Candidates {
-  Conv conv[2];
-  bool built[2] = {false, false};
+  Conv conv[kCandidates];
+  bool built[kCandidates] = {false, false, false, false};
+  int kind = 0;
+  int parts = 1;  // slices of the batch for the split candidates
   std::atomic<int> chosen{-1};
-  std::mutex tune;
+  std::mutex tune;  // guards the tuning state below
+  bool active[kCandidates] = {false, false, false, false};
+  bool touched[kCandidates] = {false, false, false, false};
+  int timings[kCandidates] = {0, 0, 0, 0};
+  double best[kCandidates] = {1e300, 1e300, 1e300, 1e300};
+  std::atomic<int> calls{0};  // tuning calls so far
 };
 
-// Built once per key (JIT compilation is the expensive part) and kept for the process.
+// Built once per key (JIT compilation is the expensive part) and kept for the process. The split
+// candidates exist when there are several threads and the batch divides evenly between them; their
+// primitives are built for one slice and for a single thread.
+std::mutex g_cache_mutex;
+std::map<Key, std::unique_ptr<Candidates>> g_cache;
+
 Candidates *GetCandidates(const Key &key) {
-  static std::mutex mutex;
-  static std::map<Key, std::unique_ptr<Candidates>> cache;
-  std::lock_guard<std::mutex> lock(mutex);
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  auto &cache = g_cache;
   auto it = cache.find(key);
   if (it != cache.end()) return it->second.get();
   std::unique_ptr<Candidates> c(new Candidates());
-  c->built[0] = Build(&c->conv[0], key, kTagAny);
-  c->built[1] = Build(&c->conv[1], key, kTagAbcd);
-  if (!c->built[0] && !c->built[1]) return nullptr;  // leaks the partial builds on this error path only
-  if (!c->built[0] || !c->built[1]) c->chosen = c->built[0] ? 0 : 1;
+  c->kind = std::get<0>(key);
+  const int64_t batch = std::get<1>(key);
+  const int threads = omp_get_max_threads();
+  c->parts = threads > 1 && batch % threads == 0 ? threads : 1;
+  Key slice = key;
+  std::get<1>(slice) = batch / c->parts;
+  int concurrency = 0;
+  const bool serial_ok = c->parts > 1 && dnnl_threadpool_interop_get_max_concurrency(&concurrency) == 0;
+  bool any = false;
+  for (int i = 0; i < kCandidates; ++i) {
+    if (kSplit[i]) {
+      if (!serial_ok) continue;
+      dnnl_threadpool_interop_set_max_concurrency(1);  // a per-thread setting, for primitive creation
+      c->built[i] = Build(&c->conv[i], slice, kLayout[i]);
+      dnnl_threadpool_interop_set_max_concurrency(concurrency);
+    } else {
+      c->built[i] = Build(&c->conv[i], key, kLayout[i]);
+    }
+    any = any || c->built[i];
+  }
+  if (!any) return nullptr;  // leaks the partial builds on this error path only
+  int count = 0, last = -1;
+  for (int i = 0; i < kCandidates; ++i)
+    if (c->built[i]) ++count, last = i;
+  if (count == 1) c->chosen = last;
+  for (int i = 0; i < kCandidates; ++i) c->active[i] = c->built[i];
   return (cache[key] = std::move(c)).get();
 }
 
-// -1: tune (default); 0 or 1: always that candidate (tests and measurements, VzConvForceCandidate).
+// -1: tune (default); 0-3: always that candidate (tests and measurements, VzConvForceCandidate); a split
+// candidate that could not be built for a geometry falls back to the same layout unsplit.
 std::atomic<int> g_force{-1};
+
+bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out) {
+  return kSplit[i] ? RunSplit(c->conv[i], c->kind, c->parts, in0, in1, out) : Run(c->conv[i], in0, in1, out);
+}
+
+// Grows the scratch buffers candidate i needs, on every thread that will use them, and faults their pages
+// in, so that tuning does not time page faults.
+void Touch(Candidates *c, int i) {
+  const Conv &conv = c->conv[i];
+  auto touch_operands = [&conv] {
+    for (int j = 0; j < 3; ++j)
+      if (!conv.ops[j].same) ScratchBuffer(j).Touch(dnnl_memory_desc_get_size(conv.ops[j].prim_md));
+    ScratchBuffer(kScratchpad).Touch(conv.p.scratchpad_bytes);
+  };
+  if (!kSplit[i]) return touch_operands();
+  if (c->kind != kBackwardWeights && !conv.ops[1].same)
+    ScratchBuffer(kSharedWeights).Touch(dnnl_memory_desc_get_size(conv.ops[1].prim_md));
+#pragma omp parallel num_threads(c->parts)
+  {
+    touch_operands();
+    if (c->kind == kBackwardWeights && omp_get_thread_num() > 0)
+      ScratchBuffer(kPartial).Touch(dnnl_memory_desc_get_size(conv.ops[2].user_md));
+  }
+}
+
+// Picks the candidate for this call while tuning: the active one with the fewest timings (the lowest
+// index first). Ends tuning (sets c->chosen) when every active candidate has enough timings.
+int NextCandidate(Candidates *c) {
+  int next = -1, fewest = 1 << 30, pick = -1, active = 0;
+  bool all_short = true;
+  for (int i = 0; i < kCandidates; ++i) {
+    if (!c->active[i]) continue;
+    ++active;
+    if (c->timings[i] < fewest) fewest = c->timings[i], next = i;
+    if (pick < 0 || c->best[i] < c->best[pick]) pick = i;
+    all_short = all_short && c->best[i] < kShort;
+  }
+  if (active == 1 || fewest >= (all_short ? kShortRounds : kRounds)) {
+    c->chosen = pick;
+    return pick;
+  }
+  return next;
+}
 
 bool RunTuned(Candidates *c, void *in0, void *in1, void *out) {
   const int force = g_force.load();
-  if (force == 0 || force == 1) return c->built[force] && Run(c->conv[force], in0, in1, out);
-  const int chosen = c->chosen.load();
-  if (chosen >= 0) return Run(c->conv[chosen], in0, in1, out);
-  std::lock_guard<std::mutex> lock(c->tune);
-  if (c->chosen.load() >= 0) return Run(c->conv[c->chosen.load()], in0, in1, out);
-  // One timed run each (the best of up to three for short runs), scratch buffers grown and touched
-  // beforehand so that page faults are not timed; plain first, so that when the blocked candidate wins
-  // (the usual case) its result is the one left in "out" and the choice costs a single extra run.
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 3; ++j)
-      if (!c->conv[i].ops[j].same) ScratchBuffer(j).Touch(dnnl_memory_desc_get_size(c->conv[i].ops[j].prim_md));
-  double seconds[2] = {1e300, 1e300};
-  for (int round = 0; round < 3; ++round) {
-    // short runs are noisy and cheap to repeat: up to 3 rounds (best of each) while both take < 20 ms;
-    // a long one is timed once, so that the choice costs about one extra run of each convolution
-    if (round > 0 && (seconds[0] > 0.02 || seconds[1] > 0.02)) break;
-    for (int i = 1; i >= 0; --i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      if (!Run(c->conv[i], in0, in1, out)) return false;
-      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (dt < seconds[i]) seconds[i] = dt;
-    }
+  if (force >= 0 && force < kCandidates) {
+    const int i = c->built[force] ? force : (kSplit[force] && c->built[force - 2] ? force - 2 : -1);
+    return i >= 0 && RunCandidate(c, i, in0, in1, out);
   }
-  const int pick = seconds[0] <= seconds[1] ? 0 : 1;
-  c->chosen = pick;
-  return pick == 0 || Run(c->conv[pick], in0, in1, out);  // "out" holds the kept candidate's result
+  const int chosen = c->chosen.load();
+  if (chosen >= 0) return RunCandidate(c, chosen, in0, in1, out);
+  std::lock_guard<std::mutex> lock(c->tune);
+  const int i = NextCandidate(c);
+  if (c->chosen.load() >= 0) return RunCandidate(c, i, in0, in1, out);
+  if (!c->touched[i]) {  // grow and fault in its scratch buffers first, so that page faults are not timed
+    Touch(c, i);
+    c->touched[i] = true;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!RunCandidate(c, i, in0, in1, out)) return false;
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  c->best[i] = std::min(c->best[i], dt);
+  ++c->timings[i];
+  ++c->calls;
+  // after each round, candidates far behind the best so far stop being tried
+  bool round_done = true;
+  double best = 1e300;
+  for (int j = 0; j < kCandidates; ++j)
+    if (c->active[j]) round_done = round_done && c->timings[j] >= c->timings[i], best = std::min(best, c->best[j]);
+  if (round_done)
+    for (int j = 0; j < kCandidates; ++j)
+      if (c->active[j] && c->best[j] > kDropRatio * best) c->active[j] = false;
+  NextCandidate(c);  // ends tuning once the last timing is in
+  return true;
 }
 
 Key MakeKey(int kind, const int64_t *x, const int64_t *w, const int64_t *y, const int32_t *p) {
@@ -430,7 +670,8 @@ extern "C" int VzConvSelfCheck() {
   if (!eq(dnnl_dt2str(kF32), "f32") || !eq(dnnl_fmt_tag2str(kTagAny), "any") ||
       !eq(dnnl_fmt_tag2str(kTagAbcd), "abcd") || !eq(dnnl_prop_kind2str(kForwardTraining), "forward_training") ||
       !eq(dnnl_prop_kind2str(kForwardInference), "forward_inference") ||
-      !eq(dnnl_alg_kind2str(kConvolutionDirect), "convolution_direct") || !eq(dnnl_engine_kind2str(kCpu), "cpu"))
+      !eq(dnnl_alg_kind2str(kConvolutionDirect), "convolution_direct") || !eq(dnnl_engine_kind2str(kCpu), "cpu") ||
+      !eq(dnnl_scratchpad_mode2str(kScratchpadUser), "user") || Attr() == nullptr)
     return 10;
   const int64_t N = 2, C = 9, H = 7, W = 6, O = 10, KH = 3, KW = 2;
   const int32_t p[6] = {2, 1, 1, 0, 0, 1};  // sh, sw, pt, pb, pl, pr
@@ -466,8 +707,10 @@ extern "C" int VzConvSelfCheck() {
   std::vector<float> dx(x.size()), dw(w.size());
   const int previous = g_force.load();
   int status = 0;
-  for (int candidate = 0; candidate < 2 && status == 0; ++candidate) {  // each candidate, then tuned
-    g_force = candidate;
+  // each candidate, then each split candidate with one thread running every slice
+  for (int run = 0; run < kCandidates + 2 && status == 0; ++run) {
+    g_force = run < kCandidates ? run : run - 2;
+    g_split_threads = run < kCandidates ? 0 : 1;
     if (Execute(kForward, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) status = 11;
     else if (Execute(kInference, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) status = 12;
     else if (Execute(kBackwardData, xs, ws, ys, p, dy.data(), w.data(), dx.data()) != 0 || !close(dx, dxref))
@@ -475,17 +718,27 @@ extern "C" int VzConvSelfCheck() {
     else if (Execute(kBackwardWeights, xs, ws, ys, p, x.data(), dy.data(), dw.data()) != 0 || !close(dw, dwref))
       status = 14;
   }
+  g_split_threads = 0;
   g_force = previous;
   return status;
 }
 
-// Tests and measurements: -1 lets each geometry keep the faster candidate (default); 0 always uses
-// oneDNN-chosen (blocked) layouts, 1 always plain NCHW/OIHW. Returns the previous setting.
+// Tests and measurements: -1 lets each geometry keep the fastest candidate (default); 0 always uses
+// oneDNN-chosen (blocked) layouts, 1 always plain NCHW/OIHW, 2 and 3 the same with the batch split
+// between threads (or unsplit where the batch does not divide). Returns the previous setting.
 extern "C" int VzConvForceCandidate(int candidate) { return g_force.exchange(candidate); }
 
-// Which candidate a geometry kept (-1: not tuned yet or unknown key), for tests.
+// Which candidate a geometry kept (-1: still tuning or unknown key), for tests.
 extern "C" int VzConvChosenCandidate(int kind, const int64_t *x, const int64_t *w, const int64_t *y,
                                      const int32_t *p) {
   Candidates *c = GetCandidates(MakeKey(kind, x, w, y, p));
   return c == nullptr ? -1 : c->chosen.load();
+}
+
+// How many geometries and directions have started tuning and not finished (benchmarks warm up until 0).
+extern "C" int VzConvTuning() {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  int n = 0;
+  for (const auto &entry : g_cache) n += entry.second->calls.load() > 0 && entry.second->chosen.load() < 0;
+  return n;
 }
