@@ -90,13 +90,16 @@ def test_fast_conv_matches_nn(mode, kwargs, shape, training):
         assert len(calls) >= 2
 
 
-@pytest.mark.parametrize("candidate", [0, 1, 2, 3], ids=["blocked", "plain", "blocked-split", "plain-split"])
+@pytest.mark.parametrize("candidate", [0, 1, 2, 3, 4],
+                         ids=["blocked", "plain", "blocked-split", "plain-split", "batch-gemm"])
 @pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
 def test_each_candidate_matches_nn(kwargs, shape, candidate):
     """The kernel keeps, per geometry and direction, the fastest of four oneDNN formulations (blocked
-    layouts / plain NCHW, one primitive on all threads / the batch split between threads); each must be
-    right, whichever a machine's timing picks. An odd batch cannot be split: there the split candidates
-    fall back to the unsplit one of the same layout."""
+    layouts / plain NCHW, one primitive on all threads / the batch split between threads) and, for the
+    weight gradient, a GEMM over the whole batch; each must be right, whichever a machine's timing picks.
+    An odd batch cannot be split: there the split candidates fall back to the unsplit one of the same
+    layout; the batch GEMM exists only for the weight gradient (the other directions fall back to the
+    blocked formulation)."""
     lib = ctypes.CDLL(build_conv_kernels())
     previous = lib.VzConvForceCandidate(candidate)
     try:
@@ -104,6 +107,23 @@ def test_each_candidate_matches_nn(kwargs, shape, candidate):
     finally:
         lib.VzConvForceCandidate(previous)
     assert previous == -1  # tuning is the default
+
+
+@pytest.mark.parametrize("kwargs,shape", [CONFIGS[1], CONFIGS[5], CONFIGS[8]], ids=["stem", "vgg", "asymmetric"])
+def test_batch_gemm_in_groups_of_images_matches_nn(kwargs, shape):
+    """The weight-gradient GEMM gathers as many images per GEMM as fit its column buffer and adds the
+    groups' products: with room for one image only, every image is its own group."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvMaxColumnBytes.restype = ctypes.c_size_t
+    lib.VzConvMaxColumnBytes.argtypes = [ctypes.c_size_t]
+    previous_force = lib.VzConvForceCandidate(4)
+    previous_limit = lib.VzConvMaxColumnBytes(1)
+    try:
+        test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=True)
+    finally:
+        lib.VzConvForceCandidate(previous_force)
+        assert lib.VzConvMaxColumnBytes(previous_limit) == 1
+    assert previous_limit == 64 << 20
 
 
 def test_tuning_settles_on_one_candidate_over_the_first_calls():
@@ -123,13 +143,13 @@ def test_tuning_settles_on_one_candidate_over_the_first_calls():
     ref.set_train(False)
     want = ref(x).asnumpy()
     chosen = []
-    for _ in range(4 * 3):  # at most 4 candidates x 3 timings
+    for _ in range(5 * 3):  # at most 5 candidates x 3 timings
         _close(conv(x).asnumpy(), want, "output while tuning")
         chosen.append(lib.VzConvChosenCandidate(inference, *pointers))
     assert chosen[0] == -1  # one timing is not enough to choose
-    assert chosen[-1] in (0, 1, 2, 3)
+    assert chosen[-1] in (0, 1, 2, 3)  # inference: no batch GEMM (weight gradient only)
     settled = chosen.index(chosen[-1])
-    assert 2 <= settled + 1 <= 4 * 3 and all(c == chosen[-1] for c in chosen[settled:])
+    assert 1 <= settled < 5 * 3 and all(c == chosen[-1] for c in chosen[settled:])
 
 
 def test_amp_float16_and_unsupported_configurations_use_standard_op():

@@ -59,6 +59,10 @@ dnnl_status_t dnnl_engine_create(dnnl_engine_t *engine, int kind, size_t index);
 dnnl_status_t dnnl_threadpool_interop_stream_create(dnnl_stream_t *stream, dnnl_engine_t engine, void *threadpool);
 dnnl_status_t dnnl_threadpool_interop_set_max_concurrency(int max_concurrency);
 dnnl_status_t dnnl_threadpool_interop_get_max_concurrency(int *max_concurrency);
+// row-major C := alpha * op(A) * op(B) + beta * C on the given threadpool
+dnnl_status_t dnnl_threadpool_interop_sgemm(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_t K,
+                                            float alpha, const float *A, dnnl_dim_t lda, const float *B,
+                                            dnnl_dim_t ldb, float beta, float *C, dnnl_dim_t ldc, void *threadpool);
 dnnl_status_t dnnl_stream_wait(dnnl_stream_t stream);
 dnnl_status_t dnnl_memory_desc_create_with_tag(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
                                                int data_type, int tag);
@@ -182,9 +186,13 @@ dnnl_stream_t MakeStream(Pool *pool) {
 
 // One stream per calling thread (MindSpore may run independent ops on several threads): Stream() runs
 // a primitive on all OpenMP threads, SerialStream() on the calling thread only.
-dnnl_stream_t Stream() {
+OmpThreadpool *Pool() {
   thread_local OmpThreadpool pool;
-  thread_local dnnl_stream_t stream = MakeStream(&pool);
+  return &pool;
+}
+
+dnnl_stream_t Stream() {
+  thread_local dnnl_stream_t stream = MakeStream(Pool());
   return stream;
 }
 
@@ -214,10 +222,11 @@ struct Scratch {
 };
 // [0..2]: the operands (input 0, input 1, output) in the primitive's layout; [3]: the weights shared by
 // the threads of a batch-split run; [4]: a thread's partial weight gradient in a batch-split run; [5]: a
-// further slice's gradient when a thread runs several slices; [6]: oneDNN's scratchpad.
-enum { kSharedWeights = 3, kPartial = 4, kExtra = 5, kScratchpad = 6 };
+// further slice's gradient when a thread runs several slices; [6]: oneDNN's scratchpad; [7], [8]: the
+// whole-batch im2col and the transposed output gradient of BatchGemmBackwardWeights.
+enum { kSharedWeights = 3, kPartial = 4, kExtra = 5, kScratchpad = 6, kColumns = 7, kTransposed = 8 };
 Scratch &ScratchBuffer(int i) {
-  thread_local Scratch buffers[7];
+  thread_local Scratch buffers[9];
   return buffers[i];
 }
 
@@ -461,6 +470,64 @@ bool RunSplit(const Conv &c, int kind, int parts, void *in0, void *in1, void *ou
   return ok;
 }
 
+// the batch GEMM's im2col buffer is at most this large, or one image's (kept per thread, like all
+// scratch); VzConvMaxColumnBytes changes it for tests
+std::atomic<size_t> g_max_column_bytes{size_t(64) << 20};
+
+// Images per GEMM of BatchGemmBackwardWeights: as many as keep its im2col columns within the limit.
+int64_t ImagesPerGemm(const Key &k) {
+  const size_t per_image = sizeof(float) * size_t(std::get<2>(k) * std::get<6>(k) * std::get<7>(k)) *
+                           size_t(std::get<8>(k) * std::get<9>(k));
+  return std::max<int64_t>(1, std::min<int64_t>(std::get<1>(k), int64_t(g_max_column_bytes.load() / per_image)));
+}
+
+// dw[O, C*KH*KW] = sum over groups of images of dyt[O, n*OH*OW] x col[C*KH*KW, n*OH*OW]^T, where
+// dyt[o, m*OH*OW + p] = dy[m, o, p] and col[(c, a, b), m*OH*OW + i*OW + j] = x[m, c, i*sh - pt + a,
+// j*sw - pl + b] (0 in the padding), m running over the group's images.
+bool BatchGemmBackwardWeights(const Key &k, const float *x, const float *dy, float *dw) {
+  const int64_t N = std::get<1>(k), C = std::get<2>(k), H = std::get<3>(k), W = std::get<4>(k), O = std::get<5>(k),
+                KH = std::get<6>(k), KW = std::get<7>(k), OH = std::get<8>(k), OW = std::get<9>(k);
+  const int sh = std::get<10>(k), sw = std::get<11>(k), pt = std::get<12>(k), pl = std::get<14>(k);
+  const int64_t P = OH * OW, CK = C * KH * KW, group = ImagesPerGemm(k);
+  float *col = static_cast<float *>(ScratchBuffer(kColumns).Get(sizeof(float) * size_t(CK * group * P)));
+  float *dyt = static_cast<float *>(ScratchBuffer(kTransposed).Get(sizeof(float) * size_t(O * group * P)));
+  if (col == nullptr || dyt == nullptr) return false;
+  for (int64_t n0 = 0; n0 < N; n0 += group) {
+    const int64_t images = std::min(group, N - n0), K = images * P;
+#pragma omp parallel
+    {
+#pragma omp for collapse(2) schedule(static) nowait
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t m = 0; m < images; ++m)
+          std::memcpy(dyt + o * K + m * P, dy + ((n0 + m) * O + o) * P, sizeof(float) * P);
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < CK; ++r) {
+        const int64_t c = r / (KH * KW), a = r / KW % KH, b = r % KW;
+        float *row = col + r * K;
+        for (int64_t m = 0; m < images; ++m) {
+          const float *plane = x + ((n0 + m) * C + c) * H * W;
+          for (int64_t i = 0; i < OH; ++i) {
+            const int64_t hi = i * sh - pt + a;
+            float *out = row + m * P + i * OW;
+            if (hi < 0 || hi >= H) {
+              std::memset(out, 0, sizeof(float) * OW);
+              continue;
+            }
+            for (int64_t j = 0; j < OW; ++j) {
+              const int64_t wi = j * sw - pl + b;
+              out[j] = wi >= 0 && wi < W ? plane[hi * W + wi] : 0.0f;
+            }
+          }
+        }
+      }
+    }
+    if (dnnl_threadpool_interop_sgemm('N', 'T', O, CK, K, 1.0f, dyt, K, col, K, n0 == 0 ? 0.0f : 1.0f, dw, CK,
+                                      Pool()) != 0)
+      return false;
+  }
+  return true;
+}
+
 // The formulations tried for each geometry and direction. Layout: oneDNN's choice (channel-blocked,
 // direct kernels; what PyTorch asks for) or plain NCHW/OIHW (im2col + GEMM; what MindSpore's Conv2D asks
 // for). Threading: one primitive run by all threads, or the batch split between threads (RunSplit).
@@ -472,23 +539,31 @@ bool RunSplit(const Conv &c, int kind, int parts, void *in0, void *in1, void *ou
 // a candidate slower than kDropRatio x the best so far leaves after a round, and the one with the best
 // timing is kept for the rest of the process. Repeated, interleaved timings resist the noise of a
 // shared machine better than one run each, and the first training step costs one run, not four.
-constexpr int kCandidates = 4;
-constexpr int kLayout[kCandidates] = {kTagAny, kTagAbcd, kTagAny, kTagAbcd};
-constexpr bool kSplit[kCandidates] = {false, false, true, true};
+//
+// Backward weights has a fifth candidate, BatchGemmBackwardWeights: oneDNN's GEMM formulation runs one
+// GEMM per image, whose inner dimension is that image's output pixels: 4 or 16 on VGG's last layers at
+// 32x32 input, far too few to run a GEMM near peak (0.08 s for 2.4 GFLOP there). Gathering many images
+// first makes one GEMM with (images x OH*OW) inner products, as many images at a time as fit in
+// g_max_column_bytes (64 MiB) of im2col columns.
+constexpr int kCandidates = 5;
+constexpr int kBatchGemm = 4;
+constexpr int kLayout[kCandidates] = {kTagAny, kTagAbcd, kTagAny, kTagAbcd, kTagAbcd};
+constexpr bool kSplit[kCandidates] = {false, false, true, true, false};
 constexpr int kRounds = 2, kShortRounds = 3;
 constexpr double kShort = 0.02, kDropRatio = 1.5;
 
 struct Candidates {
   Conv conv[kCandidates];
-  bool built[kCandidates] = {false, false, false, false};
+  bool built[kCandidates] = {false, false, false, false, false};
+  Key key;
   int kind = 0;
   int parts = 1;  // slices of the batch for the split candidates
   std::atomic<int> chosen{-1};
   std::mutex tune;  // guards the tuning state below
-  bool active[kCandidates] = {false, false, false, false};
-  bool touched[kCandidates] = {false, false, false, false};
-  int timings[kCandidates] = {0, 0, 0, 0};
-  double best[kCandidates] = {1e300, 1e300, 1e300, 1e300};
+  bool active[kCandidates] = {false, false, false, false, false};
+  bool touched[kCandidates] = {false, false, false, false, false};
+  int timings[kCandidates] = {0, 0, 0, 0, 0};
+  double best[kCandidates] = {1e300, 1e300, 1e300, 1e300, 1e300};
   std::atomic<int> calls{0};  // tuning calls so far
 };
 
@@ -504,6 +579,7 @@ Candidates *GetCandidates(const Key &key) {
   auto it = cache.find(key);
   if (it != cache.end()) return it->second.get();
   std::unique_ptr<Candidates> c(new Candidates());
+  c->key = key;
   c->kind = std::get<0>(key);
   const int64_t batch = std::get<1>(key);
   const int threads = omp_get_max_threads();
@@ -514,7 +590,9 @@ Candidates *GetCandidates(const Key &key) {
   const bool serial_ok = c->parts > 1 && dnnl_threadpool_interop_get_max_concurrency(&concurrency) == 0;
   bool any = false;
   for (int i = 0; i < kCandidates; ++i) {
-    if (kSplit[i]) {
+    if (i == kBatchGemm) {
+      c->built[i] = c->kind == kBackwardWeights;
+    } else if (kSplit[i]) {
       if (!serial_ok) continue;
       dnnl_threadpool_interop_set_max_concurrency(1);  // a per-thread setting, for primitive creation
       c->built[i] = Build(&c->conv[i], slice, kLayout[i]);
@@ -533,17 +611,28 @@ Candidates *GetCandidates(const Key &key) {
   return (cache[key] = std::move(c)).get();
 }
 
-// -1: tune (default); 0-3: always that candidate (tests and measurements, VzConvForceCandidate); a split
-// candidate that could not be built for a geometry falls back to the same layout unsplit.
+// -1: tune (default); 0-4: always that candidate (tests and measurements, VzConvForceCandidate); where it
+// is not built for a geometry: the same layout unsplit, else the blocked one, else the plain one.
 std::atomic<int> g_force{-1};
 
 bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out) {
+  if (i == kBatchGemm)
+    return BatchGemmBackwardWeights(c->key, static_cast<const float *>(in0), static_cast<const float *>(in1),
+                                    static_cast<float *>(out));
   return kSplit[i] ? RunSplit(c->conv[i], c->kind, c->parts, in0, in1, out) : Run(c->conv[i], in0, in1, out);
 }
 
 // Grows the scratch buffers candidate i needs, on every thread that will use them, and faults their pages
 // in, so that tuning does not time page faults.
 void Touch(Candidates *c, int i) {
+  if (i == kBatchGemm) {
+    const Key &k = c->key;
+    const size_t images = size_t(ImagesPerGemm(k)), pixels = size_t(std::get<8>(k) * std::get<9>(k));
+    ScratchBuffer(kColumns).Touch(sizeof(float) * size_t(std::get<2>(k) * std::get<6>(k) * std::get<7>(k)) *
+                                  images * pixels);
+    ScratchBuffer(kTransposed).Touch(sizeof(float) * size_t(std::get<5>(k)) * images * pixels);
+    return;
+  }
   const Conv &conv = c->conv[i];
   auto touch_operands = [&conv] {
     for (int j = 0; j < 3; ++j)
@@ -583,8 +672,10 @@ int NextCandidate(Candidates *c) {
 bool RunTuned(Candidates *c, void *in0, void *in1, void *out) {
   const int force = g_force.load();
   if (force >= 0 && force < kCandidates) {
-    const int i = c->built[force] ? force : (kSplit[force] && c->built[force - 2] ? force - 2 : -1);
-    return i >= 0 && RunCandidate(c, i, in0, in1, out);
+    int i = force;  // where it is not built: the same layout unsplit, else blocked, else plain
+    if (!c->built[i] && kSplit[i]) i -= 2;
+    if (!c->built[i]) i = c->built[0] ? 0 : 1;
+    return c->built[i] && RunCandidate(c, i, in0, in1, out);
   }
   const int chosen = c->chosen.load();
   if (chosen >= 0) return RunCandidate(c, chosen, in0, in1, out);
@@ -709,7 +800,7 @@ extern "C" int VzConvSelfCheck() {
   int status = 0;
   // each candidate, then each split candidate with one thread running every slice
   for (int run = 0; run < kCandidates + 2 && status == 0; ++run) {
-    g_force = run < kCandidates ? run : run - 2;
+    g_force = run < kCandidates ? run : run - kCandidates + 2;
     g_split_threads = run < kCandidates ? 0 : 1;
     if (Execute(kForward, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) status = 11;
     else if (Execute(kInference, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) status = 12;
@@ -725,8 +816,12 @@ extern "C" int VzConvSelfCheck() {
 
 // Tests and measurements: -1 lets each geometry keep the fastest candidate (default); 0 always uses
 // oneDNN-chosen (blocked) layouts, 1 always plain NCHW/OIHW, 2 and 3 the same with the batch split
-// between threads (or unsplit where the batch does not divide). Returns the previous setting.
+// between threads, 4 the whole-batch GEMM for backward weights (see RunTuned for the fallbacks where a
+// candidate does not exist). Returns the previous setting.
 extern "C" int VzConvForceCandidate(int candidate) { return g_force.exchange(candidate); }
+
+// Tests: the im2col limit of the batch GEMM (bytes; 1 = one image per GEMM). Returns the previous one.
+extern "C" size_t VzConvMaxColumnBytes(size_t bytes) { return g_max_column_bytes.exchange(bytes); }
 
 // Which candidate a geometry kept (-1: still tuning or unknown key), for tests.
 extern "C" int VzConvChosenCandidate(int kind, const int64_t *x, const int64_t *w, const int64_t *y,
