@@ -6,8 +6,9 @@ folder, then prints what the trainer recorded per epoch in ``metrics.jsonl``: ``
 MiB at the end of the epoch) and ``peak_rss_mb`` (the process's high-water mark).
 
 Epoch 1 includes graph compilation and the first allocations of every buffer; growth is measured from
-the end of epoch 2 to the end of the last epoch (a leak of a fixed amount per step or epoch shows as a
-steady slope; a flat line is what we want).
+the end of epoch 2 to the end of the last epoch, and over the second half of the run alone (a leak of a
+fixed amount per step or epoch keeps a steady slope there; caches and allocator arenas filling up in the
+first epochs do not).
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_memory.py [--model vgg11_bn_cifar] [--epochs 8]
 [--batch 64] [--samples 512]``
@@ -63,6 +64,12 @@ def main(argv=None) -> int:
         per_epoch = growth / (last["epoch"] - first["epoch"])
         print(f"\nresident growth from the end of epoch {first['epoch']} to epoch {last['epoch']}: {growth:+.1f} MiB "
               f"({per_epoch:+.2f} MiB/epoch); peak {max(r['peak_rss_mb'] for r in records):.1f} MiB")
+        # the first epochs fill caches and allocator arenas; a leak keeps its slope in the second half too
+        half = records[len(records) // 2]
+        if last["epoch"] > half["epoch"]:
+            late = last["rss_mb"] - half["rss_mb"]
+            print(f"second half, epoch {half['epoch']} to {last['epoch']}: {late:+.1f} MiB "
+                  f"({late / (last['epoch'] - half['epoch']):+.3f} MiB/epoch)")
     return 0
 
 
