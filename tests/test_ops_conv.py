@@ -198,3 +198,21 @@ def test_model_with_fast_ops_equals_standard_ops():
     for (name, _), got, want in zip(net.parameters_and_names(), g_fast, g_std):
         _close(got, want, name)
     assert set_fast_ops(net, False) == 0
+
+
+@pytest.mark.parametrize("setting,forced", [(None, -1), ("0", 0)], ids=["default", "off"])
+def test_conv_tuning_switch_fixes_the_formulation(setting, forced):
+    """VISIONZOO_CONV_TUNING=0 makes every geometry use the blocked formulation from the start (runs with
+    the same seed then round identically); by default the kernel tunes (-1)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != runtime.CONV_TUNING_ENV}
+    if setting is not None:
+        env[runtime.CONV_TUNING_ENV] = setting
+    code = ("import ctypes, visionzoo; from visionzoo.ops.conv import build_conv_kernels; "
+            "print('FORCED', ctypes.CDLL(build_conv_kernels()).VzConvForceCandidate(-1))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"FORCED {forced}" in out.stdout.splitlines()

@@ -15,6 +15,10 @@ fast convolution               MindSpore hands oneDNN plain NCHW tensors,    ``V
 (CPU target)                   so convolutions run as im2col + GEMM; a C++   :func:`use_fast_conv`\\ ``(False)``
                                kernel lets oneDNN pick blocked layouts and
                                its direct kernels (~1.6x on VGG's convs)
+conv formulation tuning        each conv geometry keeps the fastest of up    ``VISIONZOO_CONV_TUNING=0``:
+(fast convolution)             to five formulations, timed over its first    always oneDNN's blocked one
+                               calls; they round differently in the last     (bitwise-reproducible runs)
+                               bits, and the choice depends on timings
 =============================  ===========================================  ==============================
 """
 from __future__ import annotations
@@ -36,6 +40,8 @@ CPU_ENV_DEFAULTS = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 FAST_POOL_ENV = "VISIONZOO_FAST_POOL"
 #: Environment switch for the fast CPU convolution ("0" turns it off).
 FAST_CONV_ENV = "VISIONZOO_FAST_CONV"
+#: Environment switch for the fast convolution's tuning ("0": always oneDNN's blocked formulation).
+CONV_TUNING_ENV = "VISIONZOO_CONV_TUNING"
 #: Environment switch that leaves the process environment untouched on import.
 NO_DEFAULTS_ENV = "VISIONZOO_NO_CPU_DEFAULTS"
 
@@ -114,6 +120,16 @@ def fast_conv_enabled() -> bool:
     :func:`use_fast_conv` override, then ``VISIONZOO_FAST_CONV=0`` (off), then on for the CPU target.
     """
     return _fast_path_enabled("conv", FAST_CONV_ENV)
+
+
+def conv_tuning_enabled() -> bool:
+    """Whether the fast convolution times its formulations over each geometry's first calls and keeps the
+    fastest (default), or always runs oneDNN's blocked one (``VISIONZOO_CONV_TUNING=0``, read when the
+    kernels are first loaded in a process). The formulations compute the same convolution with float32
+    sums in different orders, and which one wins depends on timings; switch tuning off when two runs
+    with the same seed must agree bit for bit.
+    """
+    return not _is_off(os.environ.get(CONV_TUNING_ENV))
 
 
 def cache_dir() -> str:

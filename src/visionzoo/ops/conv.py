@@ -64,6 +64,8 @@ def build_conv_kernels() -> Optional[str]:
         _logger.warning("visionzoo's CPU convolution kernels failed their self-check (%s) against this MindSpore's "
                         "oneDNN; using the standard CPU convolution", status)
         return None
+    if not runtime.conv_tuning_enabled():
+        ctypes.CDLL(lib).VzConvForceCandidate(0)  # always the blocked formulation: reproducible rounding
     return lib
 
 
