@@ -10,11 +10,13 @@ switched off), float32 NCHW convolutions with ``group=1`` and dilation 1 go thro
 library MindSpore loads, but lets the convolution choose its memory layouts (channel-blocked, as
 PyTorch does), which selects oneDNN's direct AVX2/AVX-512 kernels; inputs and outputs are reordered
 from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM formulation wins for
-every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), and on some layers splitting the
-batch between threads beats one primitive threaded by oneDNN; so each geometry and direction times the
-four combinations over its first few calls (one per call, each at least twice) and keeps the fastest. It is compiled once per machine on first use (g++, linked against
-MindSpore's ``libdnnl.so.3``, cached), then checked by a self-test against direct loops; if it cannot
-be built or the check fails, the standard op is used with a warning.
+every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), on some layers splitting the
+batch between threads beats one primitive threaded by oneDNN, and the weight gradient of small images is
+fastest as one GEMM over many images; so each geometry and direction times its formulations (four, five
+for the weight gradient) over its first few calls, one per call, each at least twice, and keeps the
+fastest (``VISIONZOO_CONV_TUNING=0``: always the blocked one). It is compiled once per machine on first
+use (g++, linked against MindSpore's ``libdnnl.so.3``, cached), then checked by a self-test against
+direct loops; if it cannot be built or the check fails, the standard op is used with a warning.
 
 Numerics: the same convolution with a different summation order; outputs and gradients agree with
 ``nn.Conv2d`` to float32 rounding (``tests/test_ops_conv.py``).

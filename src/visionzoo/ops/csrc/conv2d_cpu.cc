@@ -30,6 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 // ---------------------------------------------------------------------------------------------
@@ -481,6 +482,13 @@ int64_t ImagesPerGemm(const Key &k) {
   return std::max<int64_t>(1, std::min<int64_t>(std::get<1>(k), int64_t(g_max_column_bytes.load() / per_image)));
 }
 
+// Bytes of BatchGemmBackwardWeights' two buffers for one group of images: the im2col columns
+// [C*KH*KW, images*OH*OW] and the transposed output gradient [O, images*OH*OW].
+std::pair<size_t, size_t> BatchGemmBufferBytes(const Key &k) {
+  const size_t inner = sizeof(float) * size_t(ImagesPerGemm(k) * std::get<8>(k) * std::get<9>(k));
+  return {inner * size_t(std::get<2>(k) * std::get<6>(k) * std::get<7>(k)), inner * size_t(std::get<5>(k))};
+}
+
 // dw[O, C*KH*KW] = sum over groups of images of dyt[O, n*OH*OW] x col[C*KH*KW, n*OH*OW]^T, where
 // dyt[o, m*OH*OW + p] = dy[m, o, p] and col[(c, a, b), m*OH*OW + i*OW + j] = x[m, c, i*sh - pt + a,
 // j*sw - pl + b] (0 in the padding), m running over the group's images.
@@ -489,8 +497,9 @@ bool BatchGemmBackwardWeights(const Key &k, const float *x, const float *dy, flo
                 KH = std::get<6>(k), KW = std::get<7>(k), OH = std::get<8>(k), OW = std::get<9>(k);
   const int sh = std::get<10>(k), sw = std::get<11>(k), pt = std::get<12>(k), pl = std::get<14>(k);
   const int64_t P = OH * OW, CK = C * KH * KW, group = ImagesPerGemm(k);
-  float *col = static_cast<float *>(ScratchBuffer(kColumns).Get(sizeof(float) * size_t(CK * group * P)));
-  float *dyt = static_cast<float *>(ScratchBuffer(kTransposed).Get(sizeof(float) * size_t(O * group * P)));
+  const auto bytes = BatchGemmBufferBytes(k);
+  float *col = static_cast<float *>(ScratchBuffer(kColumns).Get(bytes.first));
+  float *dyt = static_cast<float *>(ScratchBuffer(kTransposed).Get(bytes.second));
   if (col == nullptr || dyt == nullptr) return false;
   for (int64_t n0 = 0; n0 < N; n0 += group) {
     const int64_t images = std::min(group, N - n0), K = images * P;
@@ -561,7 +570,6 @@ struct Candidates {
   std::atomic<int> chosen{-1};
   std::mutex tune;  // guards the tuning state below
   bool active[kCandidates] = {false, false, false, false, false};
-  bool touched[kCandidates] = {false, false, false, false, false};
   int timings[kCandidates] = {0, 0, 0, 0, 0};
   double best[kCandidates] = {1e300, 1e300, 1e300, 1e300, 1e300};
   std::atomic<int> calls{0};  // tuning calls so far
@@ -575,9 +583,8 @@ std::map<Key, std::unique_ptr<Candidates>> g_cache;
 
 Candidates *GetCandidates(const Key &key) {
   std::lock_guard<std::mutex> lock(g_cache_mutex);
-  auto &cache = g_cache;
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second.get();
+  auto it = g_cache.find(key);
+  if (it != g_cache.end()) return it->second.get();
   std::unique_ptr<Candidates> c(new Candidates());
   c->key = key;
   c->kind = std::get<0>(key);
@@ -608,7 +615,7 @@ Candidates *GetCandidates(const Key &key) {
     if (c->built[i]) ++count, last = i;
   if (count == 1) c->chosen = last;
   for (int i = 0; i < kCandidates; ++i) c->active[i] = c->built[i];
-  return (cache[key] = std::move(c)).get();
+  return (g_cache[key] = std::move(c)).get();
 }
 
 // -1: tune (default); 0-4: always that candidate (tests and measurements, VzConvForceCandidate); where it
@@ -623,14 +630,12 @@ bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out) {
 }
 
 // Grows the scratch buffers candidate i needs, on every thread that will use them, and faults their pages
-// in, so that tuning does not time page faults.
+// in, so that tuning does not time page faults (nothing to do once they are large enough).
 void Touch(Candidates *c, int i) {
   if (i == kBatchGemm) {
-    const Key &k = c->key;
-    const size_t images = size_t(ImagesPerGemm(k)), pixels = size_t(std::get<8>(k) * std::get<9>(k));
-    ScratchBuffer(kColumns).Touch(sizeof(float) * size_t(std::get<2>(k) * std::get<6>(k) * std::get<7>(k)) *
-                                  images * pixels);
-    ScratchBuffer(kTransposed).Touch(sizeof(float) * size_t(std::get<5>(k)) * images * pixels);
+    const auto bytes = BatchGemmBufferBytes(c->key);
+    ScratchBuffer(kColumns).Touch(bytes.first);
+    ScratchBuffer(kTransposed).Touch(bytes.second);
     return;
   }
   const Conv &conv = c->conv[i];
@@ -680,12 +685,10 @@ bool RunTuned(Candidates *c, void *in0, void *in1, void *out) {
   const int chosen = c->chosen.load();
   if (chosen >= 0) return RunCandidate(c, chosen, in0, in1, out);
   std::lock_guard<std::mutex> lock(c->tune);
+  if (c->chosen.load() >= 0) return RunCandidate(c, c->chosen.load(), in0, in1, out);  // chosen meanwhile
+  // not chosen yet, so more timings are due: the previous call's NextCandidate would have ended tuning
   const int i = NextCandidate(c);
-  if (c->chosen.load() >= 0) return RunCandidate(c, i, in0, in1, out);
-  if (!c->touched[i]) {  // grow and fault in its scratch buffers first, so that page faults are not timed
-    Touch(c, i);
-    c->touched[i] = true;
-  }
+  Touch(c, i);
   const auto t0 = std::chrono::steady_clock::now();
   if (!RunCandidate(c, i, in0, in1, out)) return false;
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
