@@ -204,11 +204,13 @@ def test_model_with_fast_ops_equals_standard_ops():
 def test_conv_tuning_switch_fixes_the_formulation(setting, forced):
     """VISIONZOO_CONV_TUNING=0 makes every geometry use the blocked formulation from the start (runs with
     the same seed then round identically); by default the kernel tunes (-1)."""
-    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != runtime.CONV_TUNING_ENV}
+    from script_utils import script_env
+
+    env = script_env()
+    env.pop(runtime.CONV_TUNING_ENV, None)
     if setting is not None:
         env[runtime.CONV_TUNING_ENV] = setting
     code = ("import ctypes, visionzoo; from visionzoo.ops.conv import build_conv_kernels; "
