@@ -12,8 +12,9 @@ from mindspore import nn
 import visionzoo
 from visionzoo import CheckpointError, create_model
 from visionzoo.checkpoint import (TRAINING_STATE_NAMES, TRAINING_STATE_PREFIXES, CheckpointNotFoundError,
-                                  file_sha256, is_training_state, load_checkpoint)
-from visionzoo.registry import ModelSpec, WeightSpec, build_model_with_cfg, register_model
+                                  is_training_state, load_checkpoint)
+from visionzoo.files import file_digest as file_sha256
+from visionzoo.registry import ModelSpec, WeightSpec, build_model, register_model
 
 SMALL = "googlenet_cifar"  # the fastest model to build
 
@@ -176,8 +177,8 @@ def _register_tiny(registry, sha256, filename="tiny-test.ckpt"):
     spec = ModelSpec(num_params=0, num_features=4, classifier="classifier", first_conv="conv", weights=(weight,))
 
     @register_model(name="tiny_test", spec=spec)
-    def tiny_test(pretrained=False, **kwargs):
-        return build_model_with_cfg(TinyNet, "tiny_test", pretrained, **kwargs)
+    def tiny_test(**kwargs):
+        return build_model(TinyNet, "tiny_test", **kwargs)
 
 
 @pytest.fixture
@@ -206,7 +207,7 @@ def test_pretrained_cache_hit(cache, isolated_registry):
 def test_pretrained_wrong_sha256(cache, isolated_registry):
     folder, _ = cache
     _register_tiny(isolated_registry, "0" * 64)
-    with pytest.raises(CheckpointError, match="checksum mismatch.*tiny-test.ckpt.*expected 0000"):
+    with pytest.raises(CheckpointError, match="tiny-test.ckpt: checksum mismatch.*expected 0000"):
         create_model("tiny_test", pretrained=True)
 
 

@@ -4,7 +4,8 @@ import os
 import pytest
 import yaml
 
-from visionzoo.config import KEYS, SCHEMA, Config, load_config, load_yaml, parse_args
+from visionzoo.cli import parse_args
+from visionzoo.config import KEYS, SCHEMA, Config, load_config, load_yaml
 from visionzoo.errors import ConfigError
 
 from script_utils import error_lines, run_script
@@ -124,14 +125,14 @@ def test_dynamic_loss_scale_is_fine_on_ascend():
 
 
 def test_dump_yaml_round_trips(tmp_path):
-    cfg = load_config(None, {"lr": "0.3", "scale": "0.2,1.0", "model_kwargs": "has_bias=false"})
+    cfg = load_config(None, {"model": "vgg11", "lr": "0.3", "scale": "0.2,1.0", "model_kwargs": "has_bias=false"})
     path = write(tmp_path, cfg.dump_yaml(), "dump.yaml")
     assert load_config(path) == cfg
     assert yaml.safe_load(open(path))["optimizer"]["opt"] == cfg.opt
 
 
 def test_model_kwargs_from_command_line():
-    cfg = load_config(None, {"model_kwargs": "has_bias=false,initialize_mode=XavierUniform"})
+    cfg = load_config(None, {"model": "vgg16", "model_kwargs": "has_bias=false,initialize_mode=XavierUniform"})
     assert cfg.model_kwargs == {"has_bias": False, "initialize_mode": "XavierUniform"}
     with pytest.raises(ConfigError, match="model_kwargs"):
         load_config(None, {"model_kwargs": "[1, 2]"})
@@ -148,7 +149,7 @@ def test_parse_args_forms():
 
 @pytest.mark.parametrize("args,fragment", [
     (["--epoch_sizee", "3"], "unknown option '--epoch_sizee'; did you mean --epoch_size?"),
-    (["-c", "does/not/exist.yaml"], "config file not found: 'does/not/exist.yaml'"),
+    (["-c", "does/not/exist.yaml"], "does/not/exist.yaml: config file not found"),
     (["--amp_level", "O7"], "allowed values: O0, O1, O2, O3"),
     (["--distribute", "perhaps"], "must be true or false"),
 ])

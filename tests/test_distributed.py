@@ -159,7 +159,7 @@ def test_two_workers_equal_one_process_with_double_batch(plain_job, single_refer
 
 def test_distributed_validation_equals_single_process(plain_job, tmp_path):
     assert plain_job["proc"].returncode == 0, plain_job["proc"].stdout[-3000:]
-    from visionzoo.engine.evaluate import run_validation
+    from visionzoo.tasks.validate import run_validation
 
     ckpt = str(plain_job["ckpt_dir"] / "vz_tiny_plain-e0001.ckpt")
     values = dict(PLAIN, ckpt_save_dir=str(tmp_path / "unused"), ckpt_path=ckpt)

@@ -10,9 +10,9 @@ import pytest
 import tiny_model  # noqa: F401  registers vz_tiny_test
 from ckpt_utils import train_tiny, write_recipe
 from script_utils import error_lines, run_script
-from visionzoo.engine.evaluate import load_for_eval
+from visionzoo.tasks.validate import load_for_eval
 from visionzoo.errors import ConfigError, DeviceError
-from visionzoo.export import export_checkpoint, export_network
+from visionzoo.tasks.export import export_checkpoint, export_network
 
 TOL = 1e-4  # max abs logit difference allowed between the exported graph and the network
 

@@ -15,7 +15,7 @@ from visionzoo.data import build_dataset
 from visionzoo.data.digits import load_digits_split
 from visionzoo.data.transforms import DIGITS_MEAN, DIGITS_STD
 from visionzoo.errors import DataError
-from visionzoo.inference import list_images
+from visionzoo.data.images import list_images
 
 N_IMAGES = 12
 

@@ -70,16 +70,23 @@ def test_model_info_is_frozen_and_typed():
 
 
 def test_recipes_are_found_by_model_key(tmp_path, monkeypatch):
+    from visionzoo import recipes
+
     (tmp_path / "configs" / "googlenet").mkdir(parents=True)
     (tmp_path / "configs" / "googlenet" / "googlenet_cifar10_cpu.yaml").write_text("model: googlenet_cifar\nlr: 0.1\n")
     (tmp_path / "configs" / "googlenet" / "grouped.yaml").write_text("model:\n  model: googlenet_cifar\n")
     (tmp_path / "configs" / "googlenet" / "other.yaml").write_text("model: googlenet\n")
     (tmp_path / "configs" / "broken.yaml").write_text("model: [unclosed\n")
-    monkeypatch.chdir(tmp_path)
-    assert get_model_info("googlenet_cifar").recipes == (
-        "configs/googlenet/googlenet_cifar10_cpu.yaml", "configs/googlenet/grouped.yaml")
-    assert get_model_info("googlenet").recipes == ("configs/googlenet/other.yaml",)
+    monkeypatch.setattr(recipes, "recipes_dir", lambda: tmp_path / "configs")
+    assert get_model_info("googlenet_cifar").recipes == ("googlenet_cifar10_cpu", "grouped")
+    assert get_model_info("googlenet").recipes == ("other",)
     assert get_model_info("vgg16").recipes == ()
+
+
+def test_recipes_come_from_the_package_whatever_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ here: an installed wheel's situation
+    assert get_model_info("vgg11_bn_cifar").recipes == ("vgg11_bn_cifar_digits_cpu",)
+    assert "vgg11_bn_cifar_digits_cpu" in visionzoo.list_recipes("vgg11*")
 
 
 def _write_plugin(root, package, dist, body, entry):
@@ -96,7 +103,7 @@ def test_plugin_models_load_lazily_from_entry_points(tmp_path, monkeypatch, isol
         from visionzoo import register_model
         from visionzoo.registry import ModelSpec
 
-        default_cfgs = {"plugin_net": ModelSpec(num_params=7, num_features=3, flavour="test", source="myplugin")}
+        model_specs = {"plugin_net": ModelSpec(num_params=7, num_features=3, flavour="test", source="myplugin")}
 
         @register_model
         def plugin_net(pretrained=False, num_classes=1000, in_channels=3, **kwargs):

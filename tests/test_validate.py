@@ -75,7 +75,7 @@ def test_scores_equal_a_hand_computation_over_every_sample(trained):
 
 def test_amp_o2_on_cpu(trained):
     """validate honours --amp_level typed on its command line as val_amp_level; O2 runs on CPU."""
-    from visionzoo.engine.evaluate import run_validation
+    from visionzoo.tasks.validate import run_validation
 
     o0 = run_validation(trained["cfg"].replace(ckpt_path=trained["ckpt"]))
     proc = run_script("tests/tiny_run.py", ["validate.py", "-c", trained["recipe"], "--ckpt_path", trained["ckpt"],
@@ -110,7 +110,7 @@ def test_a_checkpoint_that_does_not_fit_is_one_line_exit_2(trained, tmp_path, ot
 
 
 def test_ckpt_path_auto_and_missing(trained, tmp_path):
-    from visionzoo.engine.evaluate import run_validation
+    from visionzoo.tasks.validate import run_validation
 
     result = run_validation(trained["cfg"].replace(ckpt_path="auto"))
     assert result["checkpoint"] == trained["ckpt"]  # the latest epoch (no best without val_while_train)

@@ -10,16 +10,16 @@ YAML files may be flat (MindCV's layout) or grouped one level deep (``system:``,
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
+from .recipes import resolve_recipe
 
-__all__ = ["Key", "SCHEMA", "Config", "load_config", "load_config_text", "parse_args", "load_yaml", "parse_yaml",
-           "DEVICES"]
+__all__ = ["Key", "SCHEMA", "KEYS", "ALIASES", "Config", "load_config", "load_config_text", "load_yaml", "parse_yaml",
+           "parse_value", "parse_scalar", "unknown_key_message", "help_text", "DEVICES"]
 
 DEVICES = ("Ascend", "GPU", "CPU")
 _NONE_STRINGS = ("none", "null", "~", "")
@@ -45,9 +45,6 @@ class Key:
 def _k(group: str, name: str, kind: str, default: Any, help: str, **kw: Any) -> Key:
     return Key(name=name, kind=kind, default=default, help=help, group=group, **kw)
 
-
-_IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
-_IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 
 SCHEMA: Tuple[Key, ...] = (
     # system
@@ -177,7 +174,7 @@ def _resolve_alias(name: str, value: Any) -> Tuple[str, Any]:
         return name, value
     target, table = ALIASES[name]
     if table is not None:
-        value = table[_parse_scalar(KEYS[target], "bool", value)]
+        value = table[parse_scalar(KEYS[target], "bool", value)]
     return target, value
 GROUPS = tuple(dict.fromkeys(k.group for k in SCHEMA))
 
@@ -193,7 +190,7 @@ class Config:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in KEYS:
-            raise ConfigError(_unknown_key_message(name))
+            raise ConfigError(unknown_key_message(name))
         object.__setattr__(self, name, parse_value(KEYS[name], value))
 
     def to_dict(self) -> Dict[str, Any]:
@@ -223,13 +220,13 @@ class Config:
         return isinstance(other, Config) and self.to_dict() == other.to_dict()
 
 
-def _unknown_key_message(name: str) -> str:
+def unknown_key_message(name: str) -> str:
     close = difflib.get_close_matches(name, list(KEYS), n=3, cutoff=0.75)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see docs/training.md for the keys"
     return f"unknown key {name!r}{hint}"
 
 
-def _parse_scalar(key: Key, kind: str, value: Any) -> Any:
+def parse_scalar(key: Key, kind: str, value: Any) -> Any:
     where = f"key {key.name!r}"
     if kind == "bool":
         if isinstance(value, bool):
@@ -297,12 +294,12 @@ def parse_value(key: Key, value: Any) -> Any:
         if not isinstance(items, (list, tuple)):
             items = [items]
         scalar = "float" if key.kind == "floats" else "int"
-        parsed = tuple(_parse_scalar(key, scalar, v) for v in items)
+        parsed = tuple(parse_scalar(key, scalar, v) for v in items)
         if key.length is not None and len(parsed) != key.length:
             raise ConfigError(f"key {key.name!r} needs {key.length} comma-separated numbers, got {value!r}")
         result: Any = parsed
     else:
-        result = _parse_scalar(key, key.kind, value)
+        result = parse_scalar(key, key.kind, value)
     if key.choices is not None and result not in key.choices:
         allowed = ", ".join(str(c) for c in key.choices)
         raise ConfigError(f"key {key.name!r} got {result!r}; allowed values: {allowed}")
@@ -314,9 +311,9 @@ def parse_value(key: Key, value: Any) -> Any:
 
 
 def load_yaml(path: str) -> Dict[str, Any]:
-    """Read a recipe file into a flat ``{key: value}`` dict (groups flattened) with a safe loader."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path!r}; pass an existing recipe, e.g. -c configs/vgg/vgg11_bn_cifar_digits_cpu.yaml")
+    """Read a recipe (a file path or a packaged recipe name) into a flat ``{key: value}`` dict
+    (groups flattened) with a safe loader."""
+    path = resolve_recipe(path)
     with open(path, "r", encoding="utf-8") as f:
         return parse_yaml(f.read(), path)
 
@@ -345,6 +342,21 @@ def parse_yaml(text: str, where: str) -> Dict[str, Any]:
     return flat
 
 
+def _check_model(cfg: Config) -> None:
+    """``model`` must be registered and ``model_kwargs`` options it takes (checked before any data is built)."""
+    from . import models  # noqa: F401  registers the built-in models
+    from .registry import check_model_options, is_model, registered_models, suggest
+
+    if not is_model(cfg.model):
+        close = suggest(cfg.model, registered_models())
+        hint = f"did you mean: {', '.join(close)}?" if close else "visionzoo.list_models() lists the models"
+        raise ConfigError(f"key 'model': unknown model {cfg.model!r}", hint=hint)
+    try:
+        check_model_options(cfg.model, cfg.model_kwargs)
+    except ModelError as e:
+        raise ConfigError(f"key 'model_kwargs': {e.what}", hint=e.hint) from None
+
+
 def _check_cross_fields(cfg: Config) -> None:
     if cfg.device_target == "CPU":
         if cfg.loss_scale_type in ("dynamic", "auto"):
@@ -363,58 +375,6 @@ def _check_cross_fields(cfg: Config) -> None:
         raise ConfigError("mixup/cutmix are not supported by visionzoo yet; set mixup 0 and cutmix 0")
 
 
-def parse_args(argv: Sequence[str], flags: Iterable[str] = ()) -> Tuple[Optional[str], Dict[str, str], Dict[str, Any]]:
-    """Split ``argv`` into (config path, ``{key: raw value}`` overrides, ``{flag: value}``).
-
-    ``flags`` names extra options of the calling script. A name ending in ``?`` is a boolean switch
-    (``--dry_run``); others take one value. Unknown keys are refused with suggestions.
-    """
-    switch = {f[:-1] for f in flags if f.endswith("?")}
-    valued = {f for f in flags if not f.endswith("?")}
-    config_path: Optional[str] = None
-    overrides: Dict[str, str] = {}
-    extra: Dict[str, Any] = {name: False for name in switch}
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in ("-c", "--config"):
-            if i + 1 >= len(args):
-                raise ConfigError(f"{arg} needs a file path")
-            config_path = args[i + 1]
-            i += 2
-            continue
-        if arg.startswith("--config="):
-            config_path = arg.split("=", 1)[1]
-            i += 1
-            continue
-        if not arg.startswith("--") or len(arg) == 2:
-            raise ConfigError(f"unexpected argument {arg!r}; options look like --key value (see --help)")
-        name, eq, inline = arg[2:].partition("=")
-        name = name.replace("-", "_")
-        if name in switch:
-            extra[name] = _parse_scalar(Key(name, "bool", False, ""), "bool", inline) if eq else True
-            i += 1
-            continue
-        if name not in KEYS and name not in ALIASES and name not in valued:
-            close = difflib.get_close_matches(name, list(KEYS) + list(valued) + list(switch), n=3, cutoff=0.75)
-            hint = f"; did you mean {', '.join('--' + c for c in close)}?" if close else "; see --help for the keys"
-            raise ConfigError(f"unknown option '--{name}'{hint}")
-        if eq:
-            value = inline
-            i += 1
-        else:
-            if i + 1 >= len(args):
-                raise ConfigError(f"option '--{name}' needs a value")
-            value = args[i + 1]
-            i += 2
-        if name in valued:
-            extra[name] = value
-        else:
-            overrides[name] = value
-    return config_path, overrides, extra
-
-
 def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> Config:
     """Build a :class:`Config`: schema defaults, then the YAML at ``path``, then ``overrides``."""
     return _build_config(load_yaml(path) if path else {}, path, overrides)
@@ -429,7 +389,7 @@ def _build_config(recipe: Dict[str, Any], where: Optional[str], overrides: Optio
     values: Dict[str, Any] = {}
     for name, value in recipe.items():
         if name not in KEYS and name not in ALIASES:
-            raise ConfigError(f"{where}: {_unknown_key_message(name)}")
+            raise ConfigError(unknown_key_message(name), path=where)
         name, value = _resolve_alias(name, value)
         values[name] = value
     for name, value in (overrides or {}).items():
@@ -440,8 +400,9 @@ def _build_config(recipe: Dict[str, Any], where: Optional[str], overrides: Optio
         try:
             setattr(cfg, name, value)
         except ConfigError as e:
-            raise ConfigError(f"{where}: {e}" if where and name not in (overrides or {}) else str(e)) from None
+            raise (ConfigError(e.what, path=where, hint=e.hint) if where and name not in (overrides or {}) else e) from None
     _check_cross_fields(cfg)
+    _check_model(cfg)
     return cfg
 
 

@@ -1,17 +1,47 @@
-"""Errors that a user can fix.
+"""Errors that a user can fix, carrying their parts as fields.
 
-Every error raised for bad user input (a config, a path, data, a checkpoint, a device) derives from
-:class:`VisionZooError`. The command-line scripts turn these into one line on stderr and exit
-status 2; library users can catch them by type.
+Every error raised for bad user input (a config, a path, data, a checkpoint, a device, a model
+option) derives from :class:`VisionZooError`. An error holds three fields: ``what`` (the problem),
+``path`` (the file or folder concerned, if any) and ``hint`` (the likely fix). Code that re-raises
+an error with more context changes a field (:meth:`VisionZooError.with_hint`); it never parses the
+text. ``str(error)`` is the one-line form the command-line scripts print (then exit status 2).
 """
 from __future__ import annotations
 
+from typing import Optional, TypeVar
+
 __all__ = ["VisionZooError", "ConfigError", "DataError", "CheckpointError", "DeviceError", "ModelError",
-           "TrainingDiverged"]
+           "TrainingDiverged", "CheckpointNotFoundError"]
+
+_E = TypeVar("_E", bound="VisionZooError")
 
 
 class VisionZooError(Exception):
-    """Base class of every error caused by user input. The message says what is wrong and the fix."""
+    """Base class of every error caused by user input.
+
+    Args:
+        what: what is wrong, e.g. ``"checkpoint file not found"``.
+        path: the file or folder concerned (printed before ``what``, as compilers do).
+        hint: the likely fix (printed after a semicolon).
+    """
+
+    def __init__(self, what: str, *, path: Optional[str] = None, hint: Optional[str] = None) -> None:
+        self.what = str(what)
+        self.path = None if path is None else str(path)
+        self.hint = hint
+        super().__init__(self.what)
+
+    def __str__(self) -> str:
+        text = self.what if self.path is None else f"{self.path}: {self.what}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+    def with_hint(self: _E, hint: Optional[str]) -> _E:
+        """A copy of this error with another ``hint`` (same type, ``what`` and ``path``)."""
+        return type(self)(self.what, path=self.path, hint=hint)
+
+    def with_what(self: _E, what: str) -> _E:
+        """A copy of this error with another ``what`` (same type, ``path`` and ``hint``)."""
+        return type(self)(what, path=self.path, hint=self.hint)
 
 
 class ConfigError(VisionZooError, ValueError):
@@ -23,7 +53,11 @@ class DataError(VisionZooError, ValueError):
 
 
 class CheckpointError(VisionZooError, ValueError):
-    """A checkpoint is missing, unreadable or does not fit the model."""
+    """A checkpoint is missing, unreadable, damaged or does not fit the model."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file does not exist (catchable as FileNotFoundError or CheckpointError)."""
 
 
 class DeviceError(VisionZooError, RuntimeError):
@@ -31,10 +65,10 @@ class DeviceError(VisionZooError, RuntimeError):
 
 
 class ModelError(VisionZooError, KeyError):
-    """An unknown model name or a bad registration."""
+    """An unknown model name, a bad model option or a bad registration."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+        return VisionZooError.__str__(self)
 
 
 class TrainingDiverged(VisionZooError, RuntimeError):

@@ -1,7 +1,8 @@
-"""Model registry: names -> builders, with one spec of facts per model.
+"""Model registry: names -> builders, with one :class:`ModelSpec` of facts per model.
 
-Built-in models register themselves when :mod:`visionzoo.models` is imported (done lazily on the
-first lookup). Third-party packages add models through the ``visionzoo.models`` entry-point group::
+The registry imports no model. Built-in models register themselves when :mod:`visionzoo.models` is
+imported (:mod:`visionzoo.factory` and :mod:`visionzoo.config` do that); third-party packages add
+models through the ``visionzoo.models`` entry-point group::
 
     # pyproject.toml of the plugin
     [project.entry-points."visionzoo.models"]
@@ -20,42 +21,33 @@ import inspect
 import logging
 import sys
 import types
+import typing
 import warnings
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
-from .errors import CheckpointError, ConfigError, ModelError
+from .constants import IMAGENET_MEAN, IMAGENET_STD
+from .errors import CheckpointError, ModelError
 
 __all__ = [
     "WeightSpec",
     "ModelSpec",
     "ModelInfo",
     "register_model",
-    "create_model",
-    "list_models",
+    "registered_models",
     "is_model",
-    "get_model_info",
     "get_model_spec",
-    "build_model_with_cfg",
-    "find_recipes",
+    "get_builder",
+    "check_model_options",
+    "suggest",
+    "build_model",
     "load_plugins",
     "ENTRY_POINT_GROUP",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "CIFAR_MEAN",
-    "CIFAR_STD",
 ]
 
 _logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "visionzoo.models"
-
-# Normalisation constants in 0-255 units (the data pipeline's convention).
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-CIFAR_MEAN = (0.4914 * 255, 0.4822 * 255, 0.4465 * 255)
-CIFAR_STD = (0.2023 * 255, 0.1994 * 255, 0.2010 * 255)
 
 
 @dataclass(frozen=True)
@@ -75,7 +67,7 @@ class WeightSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Architecture facts of one registered model (kept next to the model, in ``default_cfgs``)."""
+    """Architecture facts of one registered model (kept next to the model, in its ``model_specs``)."""
 
     num_params: int  # trainable parameters at 1000 classes, default options
     num_features: int  # width of the classifier's input
@@ -93,22 +85,22 @@ class ModelSpec:
     def get_weight(self, tag: Union[bool, str] = True) -> WeightSpec:
         """The weights named ``tag`` (``True``: the first listed). Raises CheckpointError if none."""
         if not self.weights:
-            raise CheckpointError(
-                f"no pretrained weights are published for model '{self.name}' yet; "
-                "train it (train.py) or pass checkpoint_path=... to create_model"
-                + (" (MindCV's released checkpoints for this model load unchanged)" if "MindCV" in self.source else ""))
+            hint = "train it (train.py) or pass checkpoint_path=... to create_model"
+            if "MindCV" in self.source:
+                hint += " (MindCV's released checkpoints for this model load unchanged)"
+            raise CheckpointError(f"no pretrained weights are published for model '{self.name}' yet", hint=hint)
         if tag is True:
             return self.weights[0]
         for w in self.weights:
             if w.tag == tag:
                 return w
         tags = ", ".join(w.tag for w in self.weights)
-        raise CheckpointError(f"model '{self.name}' has no weights tagged {tag!r}; available: {tags}")
+        raise CheckpointError(f"model '{self.name}' has no weights tagged {tag!r}", hint=f"available: {tags}")
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Public description of a registered model (see :func:`get_model_info`)."""
+    """Public description of a registered model (see :func:`visionzoo.get_model_info`)."""
 
     name: str
     num_params: int
@@ -128,51 +120,95 @@ class ModelInfo:
         return self.num_params + (num_classes - 1000) * (self.num_features + 1)
 
 
-# name -> (builder, spec)
-_MODELS: Dict[str, Tuple[Callable[..., Any], ModelSpec]] = {}
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[..., Any]
+    spec: ModelSpec
+    options: Optional[Tuple[str, ...]]  # option names the builder accepts; None: not known
+
+
+# name -> entry
+_MODELS: Dict[str, _Entry] = {}
 # entry points already tried: (distribution, name, value)
 _PLUGINS_TRIED: Set[Tuple[str, str, str]] = set()
-_BUILTINS_LOADED = False
+# builder arguments every builder receives from the factory
+_FACTORY_ARGS = ("pretrained", "num_classes", "in_channels")
+
+
+def _signature_names(fn: Callable[..., Any]) -> Tuple[Optional[Set[str]], bool]:
+    """(named parameters, takes ``**kwargs``) of ``fn``; (None, True) when it cannot be inspected."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None, True
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _model_class(fn: Callable[..., Any], model_cls: Optional[type]) -> Optional[type]:
+    """The class a builder returns: ``model_cls``, else its return annotation when that is a class."""
+    if model_cls is not None:
+        return model_cls
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:  # noqa: BLE001  an unresolvable annotation only means "not known"
+        return None
+    return hint if isinstance(hint, type) else None
+
+
+def _accepted_options(fn: Callable[..., Any], model_cls: Optional[type]) -> Optional[Tuple[str, ...]]:
+    """Options a builder accepts: its own named parameters, plus the model class's constructor
+    parameters when it forwards ``**kwargs`` to that class; None when neither can be known."""
+    named, var_kw = _signature_names(fn)
+    if named is None:
+        return None
+    if not var_kw:
+        return tuple(sorted(named))
+    cls = _model_class(fn, model_cls)
+    if cls is None:
+        return None
+    cls_named, cls_var_kw = _signature_names(cls.__init__)
+    if cls_named is None or cls_var_kw:
+        return None
+    return tuple(sorted((named | cls_named) - {"self"}))
 
 
 def register_model(fn: Optional[Callable[..., Any]] = None, *, name: Optional[str] = None,
-                   spec: Optional[ModelSpec] = None) -> Any:
+                   spec: Optional[ModelSpec] = None, model_cls: Optional[type] = None) -> Any:
     """Register a model builder; use as ``@register_model`` or ``@register_model(name=..., spec=...)``.
 
-    The builder is called as ``fn(pretrained=..., num_classes=..., in_channels=..., **kwargs)``. Its
-    spec is ``spec``, else ``default_cfgs[name]`` of the builder's module, else a minimal spec.
-    Registering a name twice raises :class:`ModelError`.
+    The builder is called as ``fn(num_classes=..., in_channels=..., **options)`` (plus
+    ``pretrained=`` when it declares that parameter: it then loads weights itself). Its spec is
+    ``spec``, else ``model_specs[name]`` of the builder's module, else a minimal spec. The options
+    it accepts are read from its signature and, when it forwards ``**kwargs``, from the signature of
+    ``model_cls`` (default: the builder's return annotation). Registering a name twice raises
+    :class:`ModelError`.
     """
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         model_name = name or f.__name__
         if model_name in _MODELS:
-            other = _MODELS[model_name][1].module or "?"
-            raise ModelError(
-                f"model '{model_name}' is already registered (by {other}); pick another name "
-                "(registering a name twice is refused so one model cannot silently replace another)")
+            other = _MODELS[model_name].spec.module or "?"
+            raise ModelError(f"model '{model_name}' is already registered (by {other})",
+                             hint="pick another name (registering a name twice is refused so one model "
+                                  "cannot silently replace another)")
         s = spec
         if s is None:
-            cfgs = getattr(sys.modules.get(f.__module__), "default_cfgs", {}) or {}
-            s = cfgs.get(model_name) if isinstance(cfgs, dict) else None
+            table = getattr(sys.modules.get(f.__module__), "model_specs", {}) or {}
+            s = table.get(model_name) if isinstance(table, dict) else None
         if s is None:
             s = ModelSpec(num_params=0, num_features=0)
         if not isinstance(s, ModelSpec):
-            raise ModelError(f"spec of model '{model_name}' must be a visionzoo.registry.ModelSpec, got {type(s).__name__}")
-        _MODELS[model_name] = (f, replace(s, name=model_name, module=f.__module__))
+            raise ModelError(f"spec of model '{model_name}' must be a visionzoo.registry.ModelSpec, "
+                             f"got {type(s).__name__}")
+        _MODELS[model_name] = _Entry(f, replace(s, name=model_name, module=f.__module__),
+                                     _accepted_options(f, model_cls))
         mod = sys.modules.get(f.__module__)
         if mod is not None and isinstance(getattr(mod, "__all__", None), list) and model_name not in mod.__all__:
             mod.__all__.append(model_name)
         return f
 
     return decorate(fn) if fn is not None else decorate
-
-
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        from . import models  # noqa: F401  (registers the built-in models)
 
 
 def _entry_points() -> List[importlib.metadata.EntryPoint]:
@@ -205,7 +241,7 @@ def load_plugins() -> List[str]:
     return loaded
 
 
-def _suggest(name: str, names: Sequence[str], n: int = 3) -> List[str]:
+def suggest(name: str, names: Sequence[str], n: int = 3) -> List[str]:
     """Closest names by difflib's ratio; a swap of characters (vgg61 -> vgg16) ranks first."""
     scored = []
     for candidate in names:
@@ -215,12 +251,11 @@ def _suggest(name: str, names: Sequence[str], n: int = 3) -> List[str]:
     return [c for _, c in sorted(scored)[:n]]
 
 
-def _lookup(name: str) -> Tuple[Callable[..., Any], ModelSpec]:
-    _load_builtins()
+def _lookup(name: str) -> _Entry:
     if name not in _MODELS:
         load_plugins()
     if name not in _MODELS:
-        close = _suggest(str(name), list(_MODELS))
+        close = suggest(str(name), list(_MODELS))
         hint = f" Did you mean: {', '.join(close)}?" if close else " See visionzoo.list_models()."
         raise ModelError(f"Unknown model '{name}'.{hint}")
     return _MODELS[name]
@@ -235,14 +270,10 @@ def is_model(name: str) -> bool:
     return True
 
 
-def list_models(filter: Union[str, Sequence[str]] = "", exclude_filters: Union[str, Sequence[str]] = "",
-                pretrained: bool = False) -> List[str]:
-    """Sorted names of registered models.
-
-    ``filter`` / ``exclude_filters``: shell-style wildcards (a string or a list), e.g. ``"vgg*_bn"``.
-    ``pretrained=True`` keeps only models with published weights.
-    """
-    _load_builtins()
+def registered_models(filter: Union[str, Sequence[str]] = "", exclude_filters: Union[str, Sequence[str]] = "",
+                      pretrained: bool = False) -> List[str]:
+    """Sorted names of the models registered so far (plugins loaded first); see
+    :func:`visionzoo.list_models`, which registers the built-in models before listing."""
     load_plugins()
     names: Iterable[str] = _MODELS.keys()
     include = [filter] if isinstance(filter, str) else list(filter)
@@ -253,127 +284,45 @@ def list_models(filter: Union[str, Sequence[str]] = "", exclude_filters: Union[s
     exclude = [f for f in exclude if f]
     names = [n for n in names if not any(fnmatch.fnmatchcase(n, f) for f in exclude)]
     if pretrained:
-        names = [n for n in names if _MODELS[n][1].weights]
+        names = [n for n in names if _MODELS[n].spec.weights]
     return sorted(names)
 
 
 def get_model_spec(name: str) -> ModelSpec:
     """The registered :class:`ModelSpec` of ``name`` (raises ModelError with suggestions if unknown)."""
-    return _lookup(name)[1]
+    return _lookup(name).spec
 
 
-def _configs_root() -> Optional[Path]:
-    """``configs/`` under the current directory, else next to the source checkout."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        if (base / "configs").is_dir():
-            return base
-    return None
+def get_builder(name: str) -> Callable[..., Any]:
+    """The builder registered as ``name``."""
+    return _lookup(name).builder
 
 
-def find_recipes(name: str, root: Optional[Union[str, Path]] = None) -> Tuple[str, ...]:
-    """Paths (``configs/...yaml``, sorted) of recipes whose ``model:`` key is ``name``."""
-    from .config import load_yaml
-
-    base = Path(root) if root is not None else _configs_root()
-    if base is None or not (base / "configs").is_dir():
-        return ()
-    found = []
-    for path in sorted((base / "configs").rglob("*.yaml")):
-        try:
-            model = load_yaml(str(path)).get("model")
-            if isinstance(model, dict):  # grouped layout: ``model: {model: name, ...}``
-                model = model.get("model")
-        except ConfigError as e:  # a broken recipe is reported by the recipe tests, not here
-            _logger.debug("skipping %s: %s", path, e)
-            continue
-        if model == name:
-            found.append(path.relative_to(base).as_posix())
-    return tuple(found)
+def check_model_options(name: str, options: Iterable[str]) -> None:
+    """Raise :class:`ModelError` naming the options model ``name`` does not take (checked against
+    the builder's and the model class's signatures; nothing is checked when they take ``**kwargs``)."""
+    accepted = _lookup(name).options
+    if accepted is None:
+        return
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        allowed = ", ".join(o for o in accepted if o not in _FACTORY_ARGS)
+        raise ModelError(f"model '{name}' does not take option(s) {', '.join(unknown)}",
+                         hint=f"it takes: {allowed}")
 
 
-def get_model_info(name: str) -> ModelInfo:
-    """Facts about model ``name``: parameter count, input size, normalisation, head and first-conv
-    names, flavour, source, the recipes under ``configs/`` that train it, and pretrained tags."""
-    spec = get_model_spec(name)
-    return ModelInfo(
-        name=name,
-        num_params=spec.num_params,
-        input_size=tuple(spec.input_size),
-        mean=tuple(float(v) for v in spec.mean),
-        std=tuple(float(v) for v in spec.std),
-        classifier=spec.classifier,
-        first_conv=spec.first_conv,
-        flavour=spec.flavour,
-        source=spec.source,
-        recipes=find_recipes(name),
-        pretrained=tuple(w.tag for w in spec.weights),
-        num_features=spec.num_features,
-    )
+def builder_takes_pretrained(name: str) -> bool:
+    """Whether the builder of ``name`` loads pretrained weights itself (declares ``pretrained``)."""
+    named, _ = _signature_names(_lookup(name).builder)
+    return bool(named) and "pretrained" in named
 
 
-def build_model_with_cfg(model_cls: Callable[..., Any], variant: str, pretrained: Union[bool, str] = False,
-                         **kwargs: Any) -> Any:
-    """Build ``model_cls(**kwargs)``, attach the spec of ``variant`` and load pretrained weights.
+def build_model(model_cls: Callable[..., Any], variant: str, **kwargs: Any) -> Any:
+    """Build ``model_cls(**kwargs)`` and attach the spec of ``variant`` as ``model.spec``.
 
-    The one place where models are built and loaded; every model file's ``_create_*`` calls it.
-    ``pretrained``: False, True (the first published weights) or a weight tag.
+    The one place where a model file's ``_create_*`` builds; loading weights is the factory's job
+    (:func:`visionzoo.create_model`).
     """
-    spec = get_model_spec(variant)
     model = model_cls(**kwargs)
-    model.default_cfg = spec
-    if pretrained:
-        from .checkpoint import load_checkpoint, resolve_pretrained
-
-        path = resolve_pretrained(spec.get_weight(pretrained))
-        load_checkpoint(model, path, strict=True)
-    return model
-
-
-def _accepted_kwargs(fn: Callable[..., Any]) -> Optional[Set[str]]:
-    """Names ``fn`` accepts, or None when it takes ``**kwargs``."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params}
-
-
-def create_model(name: str, pretrained: Union[bool, str] = False, num_classes: int = 1000, in_channels: int = 3,
-                 checkpoint_path: Optional[str] = None, **kwargs: Any) -> Any:
-    """Build registered model ``name``.
-
-    Args:
-        name: a name from :func:`list_models`.
-        pretrained: load published weights (True: the default tag; or a tag string).
-        num_classes: classifier size. With weights for another size, the head is left fresh.
-        in_channels: input channels.
-        checkpoint_path: a ``.ckpt`` to load after building (a training checkpoint works too: optimizer
-            state and counters are ignored; a head of another size is re-initialised with a warning).
-        **kwargs: builder options, e.g. ``drop_rate``, ``aux_logits`` (googlenet), ``pad_mode``,
-            ``has_bias``, ``batch_norm``, ``has_dropout``, ``initialize_mode`` (vgg). ``None`` values
-            mean "the model's default".
-    """
-    fn, _ = _lookup(name)
-    if pretrained and checkpoint_path:
-        raise CheckpointError("pass either pretrained=True or checkpoint_path, not both "
-                              "(the checkpoint would overwrite the pretrained weights)")
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    accepted = _accepted_kwargs(fn)
-    if accepted is not None:
-        unknown = sorted(set(kwargs) - accepted)
-        if unknown:
-            raise ModelError(f"model '{name}' does not take option(s) {', '.join(unknown)}; "
-                             f"it takes: {', '.join(sorted(accepted))}")
-    try:
-        model = fn(pretrained=pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
-    except TypeError as e:
-        if "unexpected keyword argument" in str(e):
-            raise ModelError(f"model '{name}': {e}") from None
-        raise
-    if checkpoint_path:
-        from .checkpoint import load_checkpoint
-
-        load_checkpoint(model, checkpoint_path, strict=True)
+    model.spec = get_model_spec(variant)
     return model

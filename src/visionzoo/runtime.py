@@ -133,12 +133,12 @@ def conv_tuning_enabled() -> bool:
 
 
 def cache_dir() -> str:
-    """Directory for build artefacts (compiled CPU kernels): ``$VISIONZOO_CACHE_DIR`` or
-    ``$XDG_CACHE_HOME/visionzoo`` (default ``~/.cache/visionzoo``)."""
-    if os.environ.get("VISIONZOO_CACHE_DIR"):
-        return os.environ["VISIONZOO_CACHE_DIR"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "visionzoo")
+    """Directory for build artefacts (compiled CPU kernels): ``kernels/`` under the one visionzoo cache
+    root, :func:`visionzoo.files.cache_root` (``$VISIONZOO_HOME``, else ``$XDG_CACHE_HOME/visionzoo``,
+    else ``~/.cache/visionzoo``)."""
+    from .files import cache_root
+
+    return str(cache_root("kernels"))
 
 
 _applied = apply_cpu_defaults()

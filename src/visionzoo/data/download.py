@@ -7,18 +7,16 @@ escaping the target are refused.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import posixpath
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from typing import Optional
 
 from ..errors import DataError
+from ..files import DigestMismatch, DownloadFailed, download_verified
 from .cifar import CIFAR10
 
 __all__ = ["CIFAR10_URL", "CIFAR10_MD5", "download_cifar10", "safe_extract"]
@@ -27,25 +25,6 @@ _logger = logging.getLogger(__name__)
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
-_CHUNK = 1 << 20
-
-
-def _fetch(url: str, path: str, timeout: float) -> str:
-    """Stream ``url`` into ``path``; returns the md5 hex digest of what was written."""
-    digest = hashlib.md5()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
-            while True:
-                chunk = response.read(_CHUNK)
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise DataError(f"{url}: download failed ({reason}); download it by hand and extract it into data_dir"
-                        ) from None
-    return digest.hexdigest()
 
 
 def _check_member(member: tarfile.TarInfo, dest: str, archive: str) -> None:
@@ -91,10 +70,14 @@ def download_cifar10(data_dir: str, url: Optional[str] = None, md5: Optional[str
     _logger.info("downloading CIFAR-10 from %s into %s", url, data_dir)
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".cifar10-download-") as tmp:
         archive = os.path.join(tmp, "cifar-10-binary.tar.gz")
-        digest = _fetch(url, archive, timeout)
-        if digest != md5.lower():
-            raise DataError(f"{url}: md5 {digest} does not match the expected {md5}; the download is damaged "
-                            "or not CIFAR-10's binary archive; nothing was extracted")
+        try:
+            download_verified(url, archive, md5, algorithm="md5", timeout=timeout)
+        except DownloadFailed as e:
+            raise DataError(f"{url}: download failed ({e.reason})",
+                            hint="download it by hand and extract it into data_dir") from None
+        except DigestMismatch as e:
+            raise DataError(f"{url}: md5 {e.actual} does not match the expected {e.expected}; the download is damaged "
+                            "or not CIFAR-10's binary archive; nothing was extracted") from None
         extracted = os.path.join(tmp, "extracted")
         safe_extract(archive, extracted)
         found = os.path.join(extracted, CIFAR10.folder)

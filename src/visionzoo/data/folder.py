@@ -22,18 +22,22 @@ from typing import Dict, List
 
 import numpy as np
 
+from ..constants import IMAGE_EXTENSIONS
 from ..errors import DataError
 
 __all__ = ["EXTENSIONS", "FolderIndex", "scan_image_folder"]
 
 _logger = logging.getLogger(__name__)
 
-#: File extensions read as images, matched with exact case (ImageFolderDataset is case-sensitive).
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
+#: File extensions read as images: :data:`visionzoo.constants.IMAGE_EXTENSIONS` in lower and upper case,
+#: matched with exact case (ImageFolderDataset is case-sensitive).
+EXTENSIONS = tuple(e for ext in IMAGE_EXTENSIONS for e in (ext, ext.upper()))
+_NAMES = "/".join(IMAGE_EXTENSIONS)
 #: (head signature, end marker): JPEG SOI ... EOI, PNG signature ... IEND chunk. The end marker is
 #: looked for in the last _TAIL bytes, since some writers append padding after it. In JPEG
 #: entropy-coded data 0xFF is always stuffed, so FF D9 near the tail can only be the end marker.
-_SIGNATURES = ((b"\xff\xd8\xff", b"\xff\xd9"), (b"\x89PNG\r\n\x1a\n", b"IEND"))
+_SIGNATURES = ((b"\xff\xd8\xff", b"\xff\xd9"), (b"\x89PNG\r\n\x1a\n", b"IEND"),
+               (b"BM", b""))  # BMP has no end marker
 _TAIL = 256
 _SHOW = 5  # paths named in the corrupt-file warning
 _CHECK_THREADS = 8  # file checks are I/O-bound: threads help on network and cold disks
@@ -57,7 +61,7 @@ class FolderIndex:
 
 
 def _looks_like_image(path: str) -> bool:
-    """A JPEG or PNG signature at the head and its end marker near the tail.
+    """A JPEG, PNG or BMP signature at the head and (JPEG, PNG) its end marker near the tail.
 
     The tail check catches truncated files (interrupted copies and downloads): MindSpore's decoder
     raises on them mid-epoch, and on some truncated JPEG headers kills the process (SIGFPE).
@@ -105,19 +109,19 @@ def scan_image_folder(data_dir: str, split_name: str) -> FolderIndex:
         folder = os.path.join(root, name)
         names = sorted(e.name for e in os.scandir(folder) if e.is_file() and e.name.endswith(EXTENSIONS))
         if not names:
-            _logger.warning("%s: class folder has no .jpg/.jpeg/.png images", folder)
+            _logger.warning("%s: class folder has no %s images", folder, _NAMES)
         files += [os.path.join(folder, n) for n in names]
         labels += [label] * len(names)
     if not files:
-        raise DataError(f"{root}: {len(class_names)} class folders but no .jpg/.jpeg/.png images; {expected}")
+        raise DataError(f"{root}: {len(class_names)} class folders but no {_NAMES} images; {expected}")
     ok = _check_files(files)
     skipped = [p for p, good in zip(files, ok) if not good]
     if skipped:
         shown = ", ".join(skipped[:_SHOW]) + (", ..." if len(skipped) > _SHOW else "")
-        _logger.warning("%s: skipping %d of %d files that are empty, truncated or not JPEG/PNG: %s",
+        _logger.warning("%s: skipping %d of %d files that are empty, truncated or not JPEG/PNG/BMP: %s",
                         root, len(skipped), len(files), shown)
     if not ok.any():
-        raise DataError(f"{root}: none of the {len(files)} image files is a readable JPEG or PNG; first: {skipped[0]}")
+        raise DataError(f"{root}: none of the {len(files)} image files is a readable JPEG, PNG or BMP; first: {skipped[0]}")
     return FolderIndex(root=root, class_names=class_names, files=files,
                        labels=np.asarray(labels, dtype=np.int32), valid=np.flatnonzero(ok), skipped=skipped)
 

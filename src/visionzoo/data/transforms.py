@@ -25,6 +25,7 @@ import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 from mindspore.dataset.vision import Inter
 
+from ..constants import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DataError
 
 __all__ = [
@@ -40,18 +41,11 @@ __all__ = [
     "array_train",
     "array_eval",
     "label_transform",
+    "decoded_eval",
 ]
 
 _logger = logging.getLogger(__name__)
 
-#: Normalisation defaults in 0-255 units.
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-CIFAR_MEAN = (0.4914 * 255, 0.4822 * 255, 0.4465 * 255)
-CIFAR_STD = (0.2023 * 255, 0.1994 * 255, 0.2010 * 255)
-#: Pixel mean/std of sklearn's digits scaled to 0-255 (all 1797 images, all three channels equal).
-DIGITS_MEAN = (0.3053 * 255,) * 3
-DIGITS_STD = (0.3759 * 255,) * 3
 
 _DEFAULT_MEAN_STD = {
     "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
@@ -225,3 +219,19 @@ def label_transform() -> List[Any]:
     """Labels leave the pipeline as int32 whatever the source wrote."""
     return [T.TypeCast(ms.int32)]
 
+
+
+def decoded_eval(cfg: Any, height: int, width: int) -> List[Any]:
+    """The recipe's eval transforms for one decoded uint8 H x W x 3 image (prediction).
+
+    ImageNet-style recipes: :func:`imagenet_eval` without its Decode. Array recipes (cifar, digits,
+    synthetic) expect square native images: a non-square image is centre cropped to its shorter
+    side, then :func:`array_eval` at that size, so a 32x32 PNG of a CIFAR image gets exactly the
+    validation tensor.
+    """
+    mean, std = resolve_mean_std(cfg, cfg.dataset)
+    if cfg.dataset == "imagenet":
+        ops = imagenet_eval(cfg, mean, std)
+        return [op for op in ops if not isinstance(op, V.Decode)]
+    side = min(height, width)
+    return ([V.CenterCrop(side)] if height != width else []) + array_eval(cfg, mean, std, side)

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any, Dict, List
 
-from .checkpoints import write_text_atomic
+from ..files import atomic_path, write_text_atomic
 
 __all__ = ["MetricsLog", "process_memory_mb"]
 
@@ -105,8 +105,7 @@ class MetricsLog:
         for ax in axes:
             ax.set_xlabel("epoch")
         fig.tight_layout()
-        tmp = png_path + ".tmp.png"
-        fig.savefig(tmp, dpi=90)
+        with atomic_path(png_path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=90)
         plt.close(fig)
-        os.replace(tmp, png_path)
         return True

@@ -14,6 +14,8 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.context import ParallelMode
 
+from ..checkpoint import records
+
 __all__ = ["TrainStep", "LossScaleState"]
 
 _grad_scale = ops.MultitypeFuncGraph("grad_scale")
@@ -44,8 +46,8 @@ class LossScaleState(nn.Cell):
         self.dynamic = dynamic
         self.scale_factor = scale_factor
         self.scale_window = scale_window
-        self.scale = Parameter(Tensor(init_scale, ms.float32), name="_vz_loss_scale", requires_grad=False)
-        self.good_steps = Parameter(Tensor(0, ms.int32), name="_vz_good_steps", requires_grad=False)
+        self.scale = Parameter(Tensor(init_scale, ms.float32), name=records.LOSS_SCALE, requires_grad=False)
+        self.good_steps = Parameter(Tensor(0, ms.int32), name=records.GOOD_STEPS, requires_grad=False)
 
     def update(self, finite):
         """Dynamic scaling: halve on overflow (not below 1), double after ``scale_window`` good steps."""

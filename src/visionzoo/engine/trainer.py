@@ -18,11 +18,13 @@ import mindspore.dataset as mds
 import numpy as np
 from mindspore import ParameterTuple
 
+from ..checkpoint import (checkpoint_name, latest_checkpoint, prune, read_training_state, records,
+                          save_checkpoint)
 from ..config import Config
 from ..distributed import RunContext, check_same_weights, launched_by_msrun, setup_context
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from .checkpoints import (checkpoint_name, latest_checkpoint, prune, read_training_state, save_atomic,
-                          write_text_atomic)
+from ..files import write_text_atomic
+from .build import build_network
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
 from .metrics import MetricsLog, process_memory_mb
@@ -30,37 +32,12 @@ from .optim import build_optimizer
 from .schedules import build_lr_schedule
 from .train_step import LossScaleState, TrainStep
 
-__all__ = ["Trainer", "build_network"]
+__all__ = ["Trainer"]
 
 _logger = logging.getLogger(__name__)
 
 #: Published training-set sizes, used only to plan a dry run when the data is not on this machine.
 KNOWN_TRAIN_SIZES = {"imagenet": 1_281_167, "cifar10": 50_000, "cifar100": 50_000}
-
-
-def build_network(cfg: Config, checkpoint_path: Optional[str] = None, amp_level: Optional[str] = None):
-    """Create ``cfg.model`` with the recipe's classes, dropout and aux heads; apply AMP.
-
-    ``checkpoint_path`` (default ``cfg.ckpt_path``) loads weights with the registry's strict report.
-    O2 keeps BatchNorm in float32; with ``keep_batchnorm_fp32: False`` the whole network runs in
-    float16 (MindSpore's O3), as the model_zoo GoogLeNet CIFAR-10 recipe does.
-    """
-    from ..registry import create_model
-
-    kwargs: Dict[str, Any] = dict(cfg.model_kwargs)
-    if cfg.drop_rate is not None:
-        kwargs["drop_rate"] = cfg.drop_rate
-    if cfg.aux_logits:
-        kwargs["aux_logits"] = True
-    path = cfg.ckpt_path if checkpoint_path is None else checkpoint_path
-    network = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=cfg.num_classes,
-                           in_channels=cfg.in_channels, checkpoint_path=path or None, **kwargs)
-    level = cfg.amp_level if amp_level is None else amp_level
-    if level == "O2" and not cfg.keep_batchnorm_fp32:
-        level = "O3"
-    if level != "O0":
-        network = ms.amp.auto_mixed_precision(network, level)
-    return network
 
 
 def _count_params(network) -> int:
@@ -141,7 +118,7 @@ class Trainer:
         clip = cfg.clip_value if cfg.clip_grad else None
         buffers = None
         if accum > 1:
-            buffers = ParameterTuple(self.optimizer.parameters).clone(prefix="_vz_accum", init="zeros")
+            buffers = ParameterTuple(self.optimizer.parameters).clone(prefix=records.ACCUM_PREFIX, init="zeros")
         common = dict(check_overflow=check, drop_overflow=check, clip_value=clip, accum_buffers=buffers,
                       accum_steps=accum)
         self.train_step = TrainStep(self.net_with_loss, self.optimizer, self.scale_state, **common)
@@ -196,11 +173,11 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _state(self, epoch: int) -> Dict[str, Any]:
         return {
-            "_vz_epoch": epoch,
-            "_vz_model": self.cfg.model,
-            "_vz_num_classes": self.cfg.num_classes,
-            "_vz_classes": json.dumps(self.class_names),
-            "_vz_config": self.cfg.dump_yaml(),
+            records.EPOCH: epoch,
+            records.MODEL: self.cfg.model,
+            records.NUM_CLASSES: self.cfg.num_classes,
+            records.CLASSES: json.dumps(self.class_names),
+            records.CONFIG: self.cfg.dump_yaml(),
         }
 
     def _resume_path(self) -> Optional[str]:
@@ -216,18 +193,18 @@ class Trainer:
 
     def _restore(self, path: str) -> int:
         params = read_training_state(path)
-        if "_vz_model" in params and str(params["_vz_model"]) != self.cfg.model:
-            raise ConfigError(f"resume checkpoint {path!r} was trained with model {params['_vz_model']!r}, "
-                              f"not {self.cfg.model!r}; resume with the recipe it came from")
+        if records.MODEL in params and str(params[records.MODEL]) != self.cfg.model:
+            raise ConfigError(f"resume checkpoint was trained with model {str(params[records.MODEL])!r}, "
+                              f"not {self.cfg.model!r}", path=path, hint="resume with the recipe it came from")
         # the LR table is recomputed from the recipe (so a run can be extended); global_step positions it
         weights = {k: v for k, v in params.items()
-                   if isinstance(v, ms.Parameter) and k not in ("_vz_epoch", "learning_rate")}
+                   if isinstance(v, ms.Parameter) and k not in (records.EPOCH, "learning_rate")}
         not_loaded, _ = ms.load_param_into_net(self.train_step, weights, strict_load=True)
-        missing = [n for n in not_loaded if not n.startswith("_vz_accum") and n != "learning_rate"]
+        missing = [n for n in not_loaded if not n.startswith(records.ACCUM_PREFIX) and n != "learning_rate"]
         if missing:
             raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                               f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")
-        epoch = int(params["_vz_epoch"].asnumpy())
+        epoch = int(params[records.EPOCH].asnumpy())
         _logger.info("resumed from %s at epoch %d (optimizer step %d)", path, epoch,
                      int(self.optimizer.global_step.asnumpy().reshape(-1)[0]))
         return epoch
@@ -235,7 +212,7 @@ class Trainer:
     def _save(self, epoch: int, best: bool = False) -> str:
         directory = self.cfg.ckpt_save_dir
         path = os.path.join(directory, checkpoint_name(self.cfg.model, None if best else epoch))
-        save_atomic(self.train_step, path, append_dict=self._state(epoch))
+        save_checkpoint(self.train_step, path, append_dict=self._state(epoch))
         if not best:
             prune(directory, self.cfg.model, self.cfg.keep_checkpoint_max)
         return path

@@ -16,16 +16,17 @@ from typing import Any, Tuple, Union
 
 from mindspore import Tensor, nn
 
-from ..errors import ConfigError
+from ..errors import ModelError
 from ..ops import MaxPool2d
-from ..registry import CIFAR_MEAN, CIFAR_STD, ModelSpec, build_model_with_cfg, register_model
+from ..constants import CIFAR_MEAN, CIFAR_STD
+from ..registry import ModelSpec, build_model, register_model
 from .layers import ConvNormAct, GlobalAvgPool, Inception, InceptionAux, dense, make_dropout, sync_parameter_names
 
 __all__ = ["GoogLeNet"]
 
 # Inception modules: (name, in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj). A 3x3/2 max pool
 # follows 3b (28 -> 14 at 224 input) and a 2x2/2 one follows 4e (14 -> 7).
-cfgs = (
+inception_specs = (
     ("3a", 192, 64, 96, 128, 16, 32, 32),
     ("3b", 256, 128, 128, 192, 32, 96, 64),
     ("4a", 480, 192, 96, 208, 16, 48, 64),
@@ -66,7 +67,7 @@ class GoogLeNet(nn.Cell):
                  small_input: bool = False, init_mode: str = "mindcv_googlenet") -> None:
         super().__init__()
         if aux_logits and small_input:
-            raise ConfigError("aux_logits needs the 224x224 GoogLeNet (its heads expect a 14x14 map); "
+            raise ModelError("aux_logits needs the 224x224 GoogLeNet (its heads expect a 14x14 map); "
                               "googlenet_cifar has no auxiliary heads: set aux_logits False")
         self.num_classes = num_classes
         self.num_features = 1024
@@ -85,7 +86,7 @@ class GoogLeNet(nn.Cell):
             self.conv2 = conv(64, 64, kernel_size=1)
             self.conv3 = conv(64, 192, kernel_size=3)
             self.maxpool2 = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
-        for name, *channels in cfgs:
+        for name, *channels in inception_specs:
             setattr(self, f"inception{name}", Inception(*channels, conv_block=conv, kernel_5x5=kernel_5x5))
         self.maxpool3 = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
         self.maxpool4 = MaxPool2d(kernel_size=2, stride=2, pad_mode="same")
@@ -146,11 +147,11 @@ class GoogLeNet(nn.Cell):
         return self.forward_head(self.forward_features(x))
 
 
-def _create_googlenet(variant: str, pretrained: Union[bool, str] = False, **kwargs: Any) -> GoogLeNet:
-    return build_model_with_cfg(GoogLeNet, variant, pretrained, **dict(_VARIANTS[variant], **kwargs))
+def _create_googlenet(variant: str, **kwargs: Any) -> GoogLeNet:
+    return build_model(GoogLeNet, variant, **dict(_VARIANTS[variant], **kwargs))
 
 
-default_cfgs = {
+model_specs = {
     "googlenet": ModelSpec(
         num_params=6_991_272, num_features=1024, flavour="Conv+ReLU (no BN), true 5x5, aux heads optional",
         source="MindCV (same parameter names: MindCV checkpoints load)"),
@@ -165,18 +166,18 @@ default_cfgs = {
 
 
 @register_model
-def googlenet(pretrained: Union[bool, str] = False, **kwargs: Any) -> GoogLeNet:
+def googlenet(**kwargs: Any) -> GoogLeNet:
     """GoogLeNet, MindCV flavour (no BN, true 5x5); ``aux_logits=True`` adds the auxiliary heads."""
-    return _create_googlenet("googlenet", pretrained, **kwargs)
+    return _create_googlenet("googlenet", **kwargs)
 
 
 @register_model
-def googlenet_bn(pretrained: Union[bool, str] = False, **kwargs: Any) -> GoogLeNet:
+def googlenet_bn(**kwargs: Any) -> GoogLeNet:
     """GoogLeNet, model_zoo / torchvision flavour (BN, 3x3 "5x5" branch)."""
-    return _create_googlenet("googlenet_bn", pretrained, **kwargs)
+    return _create_googlenet("googlenet_bn", **kwargs)
 
 
 @register_model
-def googlenet_cifar(pretrained: Union[bool, str] = False, **kwargs: Any) -> GoogLeNet:
+def googlenet_cifar(**kwargs: Any) -> GoogLeNet:
     """GoogLeNet for native 32x32 input (CIFAR)."""
-    return _create_googlenet("googlenet_cifar", pretrained, **kwargs)
+    return _create_googlenet("googlenet_cifar", **kwargs)

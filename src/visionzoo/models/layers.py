@@ -11,7 +11,7 @@ from typing import Callable, Union
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
-from ..errors import ConfigError
+from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 
 __all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "make_dropout", "conv_initializer",
@@ -36,7 +36,7 @@ def conv_initializer(mode: str) -> init.Initializer:
         return init.XavierUniform()
     if mode == "TruncatedNormal":
         return init.TruncatedNormal(0.02)
-    raise ConfigError(f"initialize_mode {mode!r} is not one of {', '.join(INIT_MODES)}")
+    raise ModelError(f"init_mode {mode!r} is not one of {', '.join(INIT_MODES)}")
 
 
 def dense_initializer(mode: str) -> Init:
@@ -48,7 +48,7 @@ def dense_initializer(mode: str) -> Init:
         return None  # MindSpore's default Dense initialisation, as model_zoo leaves it
     if mode == "TruncatedNormal":
         return init.TruncatedNormal(0.02)
-    raise ConfigError(f"initialize_mode {mode!r} is not one of {', '.join(INIT_MODES)}")
+    raise ModelError(f"init_mode {mode!r} is not one of {', '.join(INIT_MODES)}")
 
 
 def dense(in_features: int, out_features: int, mode: str) -> nn.Dense:
@@ -70,7 +70,7 @@ def sync_parameter_names(model: nn.Cell) -> None:
 def make_dropout(p: float) -> nn.Cell:
     """Dropout with drop probability ``p``; an identity when ``p`` is 0 (no random op at all)."""
     if not 0.0 <= p < 1.0:
-        raise ConfigError(f"drop rate must be in [0, 1), got {p}")
+        raise ModelError(f"drop rate must be in [0, 1), got {p}")
     return nn.Dropout(p=p) if p > 0 else nn.Identity()
 
 

@@ -7,25 +7,26 @@
 * ``vgg11_bn_cifar`` .. ``vgg19_bn_cifar``: native 32x32 VGG-BN with a single 512 -> classes head.
 
 The MindSpore model_zoo options are builder arguments: ``pad_mode`` ('same' | 'pad'), ``has_bias``,
-``batch_norm``, ``has_dropout``, ``initialize_mode`` ('KaimingNormal': He normal fan-out convs and
+``batch_norm``, ``has_dropout``, ``init_mode`` (model_zoo's ``initialize_mode``, accepted as an alias; 'KaimingNormal': He normal fan-out convs and
 Normal(0.01) dense layers, zero biases, as MindCV; 'XavierUniform': Xavier uniform convs, MindSpore's
 default dense init).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from mindspore import Tensor, nn
 
-from ..errors import ConfigError
+from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
-from ..registry import CIFAR_MEAN, CIFAR_STD, ModelSpec, build_model_with_cfg, register_model
+from ..constants import CIFAR_MEAN, CIFAR_STD
+from ..registry import ModelSpec, build_model, register_model
 from .layers import conv_initializer, dense, make_dropout, sync_parameter_names
 
 __all__ = ["VGG"]
 
 # Conv widths per stage; "M" is a 2x2/2 max pool.
-cfgs: Dict[str, List[Union[str, int]]] = {
+layer_lists: Dict[str, List[Union[str, int]]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
@@ -33,21 +34,21 @@ cfgs: Dict[str, List[Union[str, int]]] = {
 }
 
 PAD_MODES = ("same", "pad")
-INITIALIZE_MODES = ("KaimingNormal", "XavierUniform")
+INIT_MODES = ("KaimingNormal", "XavierUniform")
 HEADS = ("imagenet", "cifar")
 
 
-def _make_features(cfg: Sequence[Union[str, int]], in_channels: int, batch_norm: bool, pad_mode: str,
-                   has_bias: bool, initialize_mode: str) -> nn.SequentialCell:
+def _make_features(layers_spec: Sequence[Union[str, int]], in_channels: int, batch_norm: bool, pad_mode: str,
+                   has_bias: bool, init_mode: str) -> nn.SequentialCell:
     """Flat conv [-> bn] -> relu [-> pool] list, so parameters are ``features.<index>.*`` as in MindCV."""
     layers: List[nn.Cell] = []
-    for v in cfg:
+    for v in layers_spec:
         if v == "M":
             layers.append(MaxPool2d(kernel_size=2, stride=2))
             continue
         layers.append(Conv2d(in_channels, int(v), kernel_size=3, pad_mode=pad_mode,
                                 padding=1 if pad_mode == "pad" else 0, has_bias=has_bias,
-                                weight_init=conv_initializer(initialize_mode),
+                                weight_init=conv_initializer(init_mode),
                                 bias_init="zeros" if has_bias else None))
         if batch_norm:
             layers.append(nn.BatchNorm2d(int(v)))
@@ -60,7 +61,7 @@ class VGG(nn.Cell):
     """VGG with the model_zoo options.
 
     Args:
-        cfg: a key of :data:`cfgs` ('vgg11', 'vgg13', 'vgg16', 'vgg19').
+        arch: a key of :data:`layer_lists` ('vgg11', 'vgg13', 'vgg16', 'vgg19').
         num_classes: classifier size.
         in_channels: input channels.
         batch_norm: BatchNorm after every conv.
@@ -68,36 +69,44 @@ class VGG(nn.Cell):
         has_bias: conv biases (MindCV: none).
         has_dropout: dropout in the classifier (False: drop_rate is ignored).
         drop_rate: dropout probability in the classifier.
-        initialize_mode: 'KaimingNormal' or 'XavierUniform'.
+        init_mode: 'KaimingNormal' or 'XavierUniform'.
+        initialize_mode: model_zoo's name for ``init_mode`` (an alias; give one of the two).
         head: 'imagenet' (512*7*7 -> 4096 -> 4096 -> classes, needs 224x224 input) or 'cifar'
             (512 -> classes, 32x32 input).
     """
 
-    def __init__(self, cfg: str = "vgg16", num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False,
+    def __init__(self, arch: str = "vgg16", num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False,
                  pad_mode: str = "pad", has_bias: bool = False, has_dropout: bool = True, drop_rate: float = 0.5,
-                 initialize_mode: str = "KaimingNormal", head: str = "imagenet") -> None:
+                 init_mode: str = "KaimingNormal", head: str = "imagenet",
+                 initialize_mode: Optional[str] = None) -> None:
         super().__init__()
-        for option, value, allowed in (("cfg", cfg, tuple(cfgs)), ("pad_mode", pad_mode, PAD_MODES),
-                                       ("initialize_mode", initialize_mode, INITIALIZE_MODES), ("head", head, HEADS)):
+        if initialize_mode is not None:
+            if init_mode != "KaimingNormal" and init_mode != initialize_mode:
+                raise ModelError(f"VGG got init_mode={init_mode!r} and its alias initialize_mode={initialize_mode!r}",
+                                 hint="give only one of them")
+            init_mode = initialize_mode
+        for option, value, allowed in (("arch", arch, tuple(layer_lists)), ("pad_mode", pad_mode, PAD_MODES),
+                                       ("init_mode", init_mode, INIT_MODES), ("head", head, HEADS)):
             if value not in allowed:
-                raise ConfigError(f"VGG option {option}={value!r} is not one of {', '.join(allowed)}")
+                raise ModelError(f"VGG option {option}={value!r} is not one of {', '.join(allowed)}",
+                                 hint=f"pass {option}=" + " or ".join(repr(a) for a in allowed))
         self.num_classes = num_classes
-        self.initialize_mode = initialize_mode
+        self.init_mode = init_mode
         self.mlp_head = head == "imagenet"
         self.num_features = 4096 if self.mlp_head else 512
         p = drop_rate if has_dropout else 0.0
-        self.features = _make_features(cfgs[cfg], in_channels, batch_norm, pad_mode, has_bias, initialize_mode)
+        self.features = _make_features(layer_lists[arch], in_channels, batch_norm, pad_mode, has_bias, init_mode)
         self.flatten = nn.Flatten()
         if self.mlp_head:  # (N, 512*7*7) -> (N, classes); indices 0, 3, 6 carry MindCV's names
             self.classifier = nn.SequentialCell([
-                dense(512 * 7 * 7, 4096, initialize_mode), nn.ReLU(), make_dropout(p),
-                dense(4096, 4096, initialize_mode), nn.ReLU(), make_dropout(p),
-                dense(4096, num_classes, initialize_mode),
+                dense(512 * 7 * 7, 4096, init_mode), nn.ReLU(), make_dropout(p),
+                dense(4096, 4096, init_mode), nn.ReLU(), make_dropout(p),
+                dense(4096, num_classes, init_mode),
             ])
             self.head_drop = nn.Identity()
         else:  # (N, 512) -> (N, classes)
             self.head_drop = make_dropout(p)
-            self.classifier = dense(512, num_classes, initialize_mode)
+            self.classifier = dense(512, num_classes, init_mode)
 
     @property
     def classifier_names(self) -> Tuple[str, ...]:
@@ -107,7 +116,7 @@ class VGG(nn.Cell):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last classification layer with a fresh one for ``num_classes`` classes."""
         self.num_classes = num_classes
-        layer = dense(self.num_features, num_classes, self.initialize_mode)
+        layer = dense(self.num_features, num_classes, self.init_mode)
         if self.mlp_head:
             self.classifier[6] = layer
         else:
@@ -135,13 +144,13 @@ class VGG(nn.Cell):
 # Architecture options of each registered model (user kwargs override them).
 _VARIANTS: Dict[str, Dict[str, Any]] = {}
 for _depth in ("11", "13", "16", "19"):
-    _VARIANTS[f"vgg{_depth}"] = dict(cfg=f"vgg{_depth}")
-    _VARIANTS[f"vgg{_depth}_bn"] = dict(cfg=f"vgg{_depth}", batch_norm=True)
-    _VARIANTS[f"vgg{_depth}_bn_cifar"] = dict(cfg=f"vgg{_depth}", batch_norm=True, head="cifar", drop_rate=0.0)
+    _VARIANTS[f"vgg{_depth}"] = dict(arch=f"vgg{_depth}")
+    _VARIANTS[f"vgg{_depth}_bn"] = dict(arch=f"vgg{_depth}", batch_norm=True)
+    _VARIANTS[f"vgg{_depth}_bn_cifar"] = dict(arch=f"vgg{_depth}", batch_norm=True, head="cifar", drop_rate=0.0)
 
 
-def _create_vgg(variant: str, pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
-    return build_model_with_cfg(VGG, variant, pretrained, **dict(_VARIANTS[variant], **kwargs))
+def _create_vgg(variant: str, **kwargs: Any) -> VGG:
+    return build_model(VGG, variant, **dict(_VARIANTS[variant], **kwargs))
 
 
 def _spec(num_params: int, bn: bool = False, cifar: bool = False) -> ModelSpec:
@@ -156,7 +165,7 @@ def _spec(num_params: int, bn: bool = False, cifar: bool = False) -> ModelSpec:
                      else "MindCV batch_norm=True (same parameter names)")
 
 
-default_cfgs = {
+model_specs = {
     "vgg11": _spec(132_860_584),
     "vgg13": _spec(133_044_904),
     "vgg16": _spec(138_353_320),
@@ -173,72 +182,72 @@ default_cfgs = {
 
 
 @register_model
-def vgg11(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg11(**kwargs: Any) -> VGG:
     """VGG-11 (MindCV names and flavour)."""
-    return _create_vgg("vgg11", pretrained, **kwargs)
+    return _create_vgg("vgg11", **kwargs)
 
 
 @register_model
-def vgg13(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg13(**kwargs: Any) -> VGG:
     """VGG-13 (MindCV names and flavour)."""
-    return _create_vgg("vgg13", pretrained, **kwargs)
+    return _create_vgg("vgg13", **kwargs)
 
 
 @register_model
-def vgg16(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg16(**kwargs: Any) -> VGG:
     """VGG-16 (MindCV names and flavour)."""
-    return _create_vgg("vgg16", pretrained, **kwargs)
+    return _create_vgg("vgg16", **kwargs)
 
 
 @register_model
-def vgg19(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg19(**kwargs: Any) -> VGG:
     """VGG-19 (MindCV names and flavour)."""
-    return _create_vgg("vgg19", pretrained, **kwargs)
+    return _create_vgg("vgg19", **kwargs)
 
 
 @register_model
-def vgg11_bn(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg11_bn(**kwargs: Any) -> VGG:
     """VGG-11 with BatchNorm."""
-    return _create_vgg("vgg11_bn", pretrained, **kwargs)
+    return _create_vgg("vgg11_bn", **kwargs)
 
 
 @register_model
-def vgg13_bn(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg13_bn(**kwargs: Any) -> VGG:
     """VGG-13 with BatchNorm."""
-    return _create_vgg("vgg13_bn", pretrained, **kwargs)
+    return _create_vgg("vgg13_bn", **kwargs)
 
 
 @register_model
-def vgg16_bn(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg16_bn(**kwargs: Any) -> VGG:
     """VGG-16 with BatchNorm."""
-    return _create_vgg("vgg16_bn", pretrained, **kwargs)
+    return _create_vgg("vgg16_bn", **kwargs)
 
 
 @register_model
-def vgg19_bn(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg19_bn(**kwargs: Any) -> VGG:
     """VGG-19 with BatchNorm."""
-    return _create_vgg("vgg19_bn", pretrained, **kwargs)
+    return _create_vgg("vgg19_bn", **kwargs)
 
 
 @register_model
-def vgg11_bn_cifar(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg11_bn_cifar(**kwargs: Any) -> VGG:
     """VGG-11-BN for native 32x32 input, 512 -> classes head."""
-    return _create_vgg("vgg11_bn_cifar", pretrained, **kwargs)
+    return _create_vgg("vgg11_bn_cifar", **kwargs)
 
 
 @register_model
-def vgg13_bn_cifar(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg13_bn_cifar(**kwargs: Any) -> VGG:
     """VGG-13-BN for native 32x32 input, 512 -> classes head."""
-    return _create_vgg("vgg13_bn_cifar", pretrained, **kwargs)
+    return _create_vgg("vgg13_bn_cifar", **kwargs)
 
 
 @register_model
-def vgg16_bn_cifar(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg16_bn_cifar(**kwargs: Any) -> VGG:
     """VGG-16-BN for native 32x32 input, 512 -> classes head."""
-    return _create_vgg("vgg16_bn_cifar", pretrained, **kwargs)
+    return _create_vgg("vgg16_bn_cifar", **kwargs)
 
 
 @register_model
-def vgg19_bn_cifar(pretrained: Union[bool, str] = False, **kwargs: Any) -> VGG:
+def vgg19_bn_cifar(**kwargs: Any) -> VGG:
     """VGG-19-BN for native 32x32 input, 512 -> classes head."""
-    return _create_vgg("vgg19_bn_cifar", pretrained, **kwargs)
+    return _create_vgg("vgg19_bn_cifar", **kwargs)

@@ -10,7 +10,8 @@ import logging
 import os
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from .errors import ConfigError, DeviceError, VisionZooError
+from ..errors import ConfigError, DeviceError, VisionZooError
+from ..files import atomic_path
 
 __all__ = ["EXPORT_FORMATS", "export_network", "export_checkpoint", "export_path"]
 
@@ -47,33 +48,32 @@ def export_network(network: Any, file_name: str, file_format: str, input_shape: 
     import mindspore as ms
     import numpy as np
 
-    from .ops import standard_ops
+    from ..ops import standard_ops
 
     fmt = _check_format(file_format, device_target)
     target = os.path.abspath(export_path(file_name, fmt))
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    stem = os.path.join(folder, f".{os.path.basename(target)}.{os.getpid()}.tmp")
-    tmp = stem + EXPORT_FORMATS[fmt]
+    ext = EXPORT_FORMATS[fmt]
     was_training = network.training
     network.set_train(False)
     try:
         dummy = ms.Tensor(np.zeros(tuple(int(d) for d in input_shape), dtype=np.float32))
-        try:
-            with standard_ops(network):  # the fast CPU ops are local aot Custom ops: export the standard ones
-                ms.export(network, dummy, file_name=stem, file_format=fmt)
-        except (RuntimeError, ValueError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise VisionZooError(f"MindSpore could not export {fmt} ({first[:300]}); try another file_format "
-                                 "(MINDIR supports every operator)") from None
-        if not os.path.isfile(tmp):
-            raise VisionZooError(f"MindSpore reported no error but wrote no {fmt} file at {tmp!r}")
-        os.replace(tmp, target)
+        with atomic_path(target, suffix=ext) as tmp:
+            stem = tmp[:-len(ext)]  # MindSpore appends the format's extension itself
+            try:
+                with standard_ops(network):  # the fast CPU ops are local aot Custom ops: export the standard ones
+                    ms.export(network, dummy, file_name=stem, file_format=fmt)
+            except (RuntimeError, ValueError, TypeError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise VisionZooError(f"MindSpore could not export {fmt} ({first[:300]})",
+                                     hint="try another file_format (MINDIR supports every operator)") from None
+            finally:
+                for leftover in glob.glob(glob.escape(stem) + "*"):  # side files of a failed export
+                    if leftover != tmp and os.path.isfile(leftover):
+                        os.remove(leftover)
+            if os.path.getsize(tmp) == 0:
+                raise VisionZooError(f"MindSpore reported no error but wrote no {fmt} file", path=tmp)
     finally:
         network.set_train(was_training)
-        for leftover in glob.glob(glob.escape(stem) + "*"):
-            if os.path.isfile(leftover):
-                os.remove(leftover)
     _logger.info("exported %s (%s, input %s float32)", target, fmt, "x".join(str(d) for d in input_shape))
     return target
 
@@ -84,7 +84,7 @@ def export_checkpoint(cfg: Any, file_format: str, file_name: Optional[str] = Non
 
     Returns ``{"file", "file_format", "input_shape", "checkpoint"}``.
     """
-    from .engine.evaluate import load_for_eval, resolve_checkpoint
+    from .validate import load_for_eval, resolve_checkpoint
 
     fmt = _check_format(file_format, cfg.device_target)  # before the (slow) model build
     if int(batch_size) < 1:

@@ -9,7 +9,7 @@ validation uses, so a prediction here and a score from ``validate.py`` see the s
   cropped to its shorter side) -> resize to ``image_resize`` when it differs -> normalise -> CHW.
   A 32x32 PNG of a CIFAR image therefore gets exactly the validation tensor.
 
-Class names come from the checkpoint's own ``_vz_classes`` entry (written by the trainer), else
+Class names come from the checkpoint's own class-name record (``_vz_classes``) (written by the trainer), else
 from ``classes.json`` beside the checkpoint, else ``class_<i>``.
 
 Example::
@@ -28,16 +28,17 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .config import Config, load_config, load_config_text
-from .errors import CheckpointError, ConfigError, DataError
+from ..checkpoint import load_checkpoint, read_meta, records
+from ..config import Config, load_config, load_config_text
+from ..data.images import as_rgb_array, decode_file, list_images
+from ..data.transforms import decoded_eval
+from ..engine.build import build_network
+from ..errors import ConfigError
+from .validate import load_for_eval, resolve_checkpoint
 
-__all__ = ["Predictor", "Prediction", "predict", "list_images", "read_checkpoint_meta", "class_names_for",
-           "config_for", "IMAGE_EXTENSIONS"]
+__all__ = ["Predictor", "Prediction", "predict", "class_names_for", "config_for"]
 
 _logger = logging.getLogger(__name__)
-
-#: Extensions (any case) read from a folder; MindSpore's decoder reads JPEG, PNG and BMP.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 ImageLike = Union[str, "os.PathLike[str]", np.ndarray, Any]  # a path, a uint8 HWC/HW array or a PIL image
 
@@ -57,47 +58,7 @@ class Prediction:
 
 
 # ---------------------------------------------------------------------------------------------
-# checkpoint metadata: recipe and class names
-
-
-_META_CACHE: Dict[Tuple[str, int, int], Dict[str, Any]] = {}
-
-
-def read_checkpoint_meta(path: str) -> Dict[str, Any]:
-    """The ``_vz_*`` entries of a visionzoo checkpoint (``{}`` for other checkpoints), without the weights.
-
-    MindSpore parses the whole file even for a few entries (hundreds of MB for VGG), so the result
-    is remembered per (path, modification time, size).
-    """
-    import mindspore as ms
-
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path!r}; pass an existing .ckpt file")
-    stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
-    if key in _META_CACHE:
-        return dict(_META_CACHE[key])
-    first: List[str] = []
-
-    def choose(name: str) -> bool:
-        # MindSpore refuses an empty selection, so a weights-only file also yields its first entry
-        if name.startswith("_vz_"):
-            return True
-        if not first:
-            first.append(name)
-            return True
-        return False
-
-    try:
-        meta = {k: v for k, v in ms.load_checkpoint(path, choice_func=choose).items() if k.startswith("_vz_")}
-    except Exception as e:  # noqa: BLE001  MindSpore raises ValueError/RuntimeError for damaged files
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read checkpoint {path!r} ({reason}); "
-                              "it may be truncated or not a MindSpore checkpoint") from None
-    if len(_META_CACHE) > 8:
-        _META_CACHE.clear()
-    _META_CACHE[key] = dict(meta)
-    return dict(meta)
+# class names and the recipe of a checkpoint
 
 
 def class_names_for(checkpoint_path: Optional[str], num_classes: int,
@@ -108,9 +69,9 @@ def class_names_for(checkpoint_path: Optional[str], num_classes: int,
     """
     candidates: List[Tuple[str, Any]] = []
     if checkpoint_path:
-        meta = read_checkpoint_meta(checkpoint_path) if meta is None else meta
-        if "_vz_classes" in meta:
-            candidates.append((f"{checkpoint_path} (_vz_classes)", lambda: json.loads(str(meta["_vz_classes"]))))
+        meta = read_meta(checkpoint_path) if meta is None else meta
+        if records.CLASSES in meta:
+            candidates.append((f"{checkpoint_path} ({records.CLASSES})", lambda: json.loads(str(meta[records.CLASSES]))))
         beside = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), "classes.json")
         if os.path.isfile(beside):
             candidates.append((beside, lambda: _read_json(beside)))
@@ -147,8 +108,8 @@ def config_for(cfg: Union[None, str, Config] = None, checkpoint_path: Optional[s
     elif checkpoint_path == "auto":
         raise ConfigError("checkpoint 'auto' needs a recipe (cfg / -c RECIPE) to know ckpt_save_dir")
     else:
-        stored = (meta if meta is not None else read_checkpoint_meta(checkpoint_path) if checkpoint_path else {})
-        text = stored.get("_vz_config")
+        stored = (meta if meta is not None else read_meta(checkpoint_path) if checkpoint_path else {})
+        text = stored.get(records.CONFIG)
         if text is not None:
             base = _config_from_yaml_text(str(text), checkpoint_path or "<checkpoint>")
             defaults = Config()
@@ -170,59 +131,8 @@ def _config_from_yaml_text(text: str, where: str) -> Config:
     try:
         return load_config_text(text, where)
     except ConfigError as e:
-        raise ConfigError(f"the recipe stored in {where} does not load here ({str(e).replace(where + ': ', '')}); "
-                          "pass the recipe with -c/cfg") from None
-
-
-def list_images(path: Union[str, "os.PathLike[str]"]) -> List[str]:
-    """``path`` itself when it is a file; the image files under a folder (recursive, sorted)."""
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        return [path]
-    if not os.path.isdir(path):
-        raise DataError(f"image path not found: {path!r}; pass an image file ({', '.join(IMAGE_EXTENSIONS)}) "
-                        "or a folder of them")
-    found = []
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
-    if not found:
-        raise DataError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder or its sub-folders")
-    return found
-
-
-def _decode_file(path: str) -> np.ndarray:
-    """uint8 H x W x 3 (RGB) with MindSpore's decoder, the one the validation pipeline uses."""
-    import mindspore.dataset.vision as V
-
-    try:
-        with open(path, "rb") as f:
-            raw = np.frombuffer(f.read(), dtype=np.uint8)
-    except OSError as e:
-        raise DataError(f"cannot read image {path!r}: {e.strerror or e}") from None
-    if raw.size == 0:
-        raise DataError(f"{path}: empty file, not an image")
-    try:
-        return np.asarray(V.Decode()(raw))
-    except RuntimeError:
-        raise DataError(f"{path}: not a readable image (cannot decode it as JPEG, PNG or BMP)") from None
-
-
-def _as_rgb_array(image: Any, index: int) -> np.ndarray:
-    """A PIL image or a uint8 HW / HWC (1, 3 or 4 channels) array as uint8 H x W x 3."""
-    if hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image.Image
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        raise DataError(f"image {index}: in-memory images must be uint8 (0-255) arrays, got {arr.dtype}; "
-                        "pass the decoded pixels, not normalised tensors")
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise DataError(f"image {index}: expected an H x W or H x W x C (C = 1, 3 or 4) array, got shape {arr.shape}")
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    return np.ascontiguousarray(arr[..., :3])
+        raise ConfigError(f"the recipe stored in this checkpoint does not load here ({e.what})", path=where,
+                          hint="pass the recipe with -c/cfg") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,22 +157,18 @@ class Predictor:
                  batch_size: Optional[int] = None, **overrides: Any) -> None:
         from mindspore import nn
 
-        from .engine.evaluate import load_for_eval, resolve_checkpoint
-
         cell = model if isinstance(model, nn.Cell) else None
         name = None if cell is not None else model
         path = os.fspath(checkpoint_path) if checkpoint_path else None
-        meta = read_checkpoint_meta(path) if path and path != "auto" else {}
-        if cell is not None and cfg is None and not meta.get("_vz_config"):
+        meta = read_meta(path) if path and path != "auto" else {}
+        if cell is not None and cfg is None and not meta.get(records.CONFIG):
             raise ConfigError("a Predictor over a given network needs cfg (the recipe whose eval transforms to use)")
         self.cfg = config_for(cfg, path, name, meta=meta, **overrides)
         if path:
             if path == "auto":
                 path = resolve_checkpoint(self.cfg.replace(ckpt_path=path))
-                meta = read_checkpoint_meta(path)
+                meta = read_meta(path)
             if cell is not None:
-                from .checkpoint import load_checkpoint
-
                 load_checkpoint(cell, path, strict=True, classifier=())  # as validation: all must fit
                 self.network = cell
             else:
@@ -270,8 +176,6 @@ class Predictor:
         elif cell is not None:
             self.network = cell
         else:
-            from .engine.trainer import build_network
-
             if not self.cfg.pretrained:
                 _logger.warning("no checkpoint_path and pretrained False: %s predicts with random weights",
                                 self.cfg.model)
@@ -293,33 +197,18 @@ class Predictor:
     def _eval_ops(self, height: int, width: int):
         """The recipe's eval transforms for a decoded H x W x 3 uint8 image (cached per image size)."""
         import mindspore.dataset.transforms as T
-        import mindspore.dataset.vision as V
 
-        from .data import transforms as tf
-
-        cfg = self.cfg
-        family = "folder" if cfg.dataset == "imagenet" else "array"
-        key = (family,) if family == "folder" else (family, height, width)
+        key = ("folder",) if self.cfg.dataset == "imagenet" else ("array", height, width)
         if key not in self._ops_cache:
-            mean, std = tf.resolve_mean_std(cfg, cfg.dataset)
-            if family == "folder":
-                ops = tf.imagenet_eval(cfg, mean, std)
-                if not isinstance(ops[0], V.Decode):  # the list starts from encoded bytes
-                    raise RuntimeError("imagenet_eval no longer starts with Decode; update Predictor._eval_ops")
-                ops = ops[1:]
-            else:
-                side = min(height, width)
-                # the array pipelines expect square native images (CIFAR 32x32, digits 8x8)
-                ops = ([V.CenterCrop(side)] if height != width else []) + tf.array_eval(cfg, mean, std, side)
-            self._ops_cache[key] = T.Compose(ops)
+            self._ops_cache[key] = T.Compose(decoded_eval(self.cfg, height, width))
         return self._ops_cache[key]
 
     def preprocess(self, image: ImageLike, index: int = 0) -> np.ndarray:
         """One image (path, uint8 array or PIL image) -> float32 C x H x W, as the validation pipeline makes it."""
         if isinstance(image, (str, os.PathLike)):
-            pixels = _decode_file(os.fspath(image))
+            pixels = decode_file(os.fspath(image))
         else:
-            pixels = _as_rgb_array(image, index)
+            pixels = as_rgb_array(image, index)
         out = self._eval_ops(pixels.shape[0], pixels.shape[1])(pixels)
         return np.asarray(out, dtype=np.float32)
 

@@ -1,0 +1,50 @@
+"""The record schema of visionzoo checkpoints: the names of the non-weight entries, defined once.
+
+A training checkpoint holds the train step's parameters (weights, optimizer state with its
+``global_step``, loss-scale state) plus these ``_vz_*`` records. Loaders for weights ignore every
+training-state entry (:func:`is_training_state`), so one file serves resume, fine-tuning,
+validation and prediction.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+__all__ = ["PREFIX", "EPOCH", "MODEL", "NUM_CLASSES", "CLASSES", "CONFIG", "LOSS_SCALE", "GOOD_STEPS",
+           "ACCUM_PREFIX", "TRAINING_STATE_PREFIXES", "TRAINING_STATE_NAMES", "is_training_state", "is_record"]
+
+PREFIX = "_vz_"
+EPOCH = PREFIX + "epoch"  # int32: epochs completed
+MODEL = PREFIX + "model"  # str: registered model name
+NUM_CLASSES = PREFIX + "num_classes"  # int32
+CLASSES = PREFIX + "classes"  # str: JSON list of class names
+CONFIG = PREFIX + "config"  # str: the resolved recipe as YAML
+LOSS_SCALE = PREFIX + "loss_scale"  # float32 parameter of the train step
+GOOD_STEPS = PREFIX + "good_steps"  # int32 parameter of the train step (dynamic loss scale)
+ACCUM_PREFIX = PREFIX + "accum"  # gradient-accumulation buffers (prefix of a ParameterTuple clone)
+
+# Training-checkpoint entries that are not model weights: the trainer's own records above and
+# MindSpore optimizers' state.
+TRAINING_STATE_PREFIXES: Tuple[str, ...] = (
+    "moments.",  # Momentum
+    "accum.",  # Adagrad / accumulation
+    "adam_m.", "adam_v.",  # Adam, AdamWeightDecay
+    "moment1.", "moment2.", "vhat.",  # AdamWeightDecay variants, AMSGrad
+    "ema.",  # EMA copies of the weights (loaded instead with ema=True)
+    "accumulated_grads.", "grad_accum.",  # gradient accumulation buffers
+    PREFIX,  # visionzoo trainer state
+)
+TRAINING_STATE_NAMES = frozenset({
+    "learning_rate", "global_step", "momentum", "beta1_power", "beta2_power", "weight_decay",
+    "epoch_num", "step_num", "scale_sense", "loss_scale", "current_iterator_step",
+    "last_overflow_iterator_step",
+})
+
+
+def is_record(name: str) -> bool:
+    """True for visionzoo's own ``_vz_*`` entries."""
+    return name.startswith(PREFIX)
+
+
+def is_training_state(name: str) -> bool:
+    """True for optimizer state, EMA copies and counters that a training checkpoint stores."""
+    return name in TRAINING_STATE_NAMES or name.startswith(TRAINING_STATE_PREFIXES)

@@ -1,0 +1,75 @@
+"""Scoring a checkpoint: which checkpoint, at which precision, loaded how strictly, on which data."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import mindspore as ms
+from mindspore import nn
+
+from ..checkpoint import best_checkpoint, load_checkpoint
+from ..config import Config
+from ..data import build_dataset
+from ..distributed import setup_context
+from ..engine.build import build_network
+from ..engine.evaluate import evaluate
+from ..errors import CheckpointError, CheckpointNotFoundError, ConfigError
+
+__all__ = ["resolve_checkpoint", "eval_precision", "load_for_eval", "run_validation"]
+
+
+def resolve_checkpoint(cfg: Config) -> str:
+    """``cfg.ckpt_path``, or with 'auto' the best (else the latest) checkpoint in ``cfg.ckpt_save_dir``."""
+    import os
+
+    path = cfg.ckpt_path
+    if not path:
+        raise ConfigError("no checkpoint to score", hint="pass --ckpt_path CKPT (or --ckpt_path auto for the "
+                                                          "best/latest checkpoint in ckpt_save_dir)")
+    if path == "auto":
+        found = best_checkpoint(cfg.ckpt_save_dir, cfg.model)
+        if not found:
+            raise CheckpointError(f"--ckpt_path auto found no {cfg.model} checkpoint", path=cfg.ckpt_save_dir,
+                                  hint="train first or pass --ckpt_path CKPT")
+        path = found
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError("checkpoint file not found", path=path, hint="pass an existing .ckpt file")
+    return path
+
+
+def eval_precision(cfg: Config, cli_overrides: Dict[str, Any]) -> Config:
+    """The config a scoring/export/inference script runs with: ``val_amp_level`` decides precision.
+
+    The recipe's ``amp_level`` is a training setting and is ignored; ``--amp_level X`` typed on the
+    script's own command line (``cli_overrides``) without ``--val_amp_level`` means ``val_amp_level X``.
+    """
+    if "amp_level" in cli_overrides and "val_amp_level" not in cli_overrides:
+        return cfg.replace(val_amp_level=cfg.amp_level)
+    return cfg
+
+
+def load_for_eval(cfg: Config, path: str) -> nn.Cell:
+    """Build ``cfg.model`` and load ``path`` strictly: every parameter, the classifier included, must fit.
+
+    A misfit raises CheckpointError naming the parameters (with both shapes) and the recipe to use.
+    """
+    network = build_network(cfg, checkpoint_path="", amp_level="O0")
+    try:
+        # classifier=(): a head of another class count is a misfit here, not a head to re-initialise
+        load_checkpoint(network, path, strict=True, classifier=())
+    except CheckpointError as e:
+        raise e.with_hint(f"use the recipe the checkpoint was trained with (this run has model {cfg.model!r}, "
+                          f"num_classes {cfg.num_classes}); --model/--num_classes override it") from None
+    if cfg.val_amp_level != "O0":
+        network = ms.amp.auto_mixed_precision(network, cfg.val_amp_level)
+    return network
+
+
+def run_validation(cfg: Config) -> Dict[str, Any]:
+    """validate.py's work: score ``cfg.ckpt_path`` on the recipe's validation split over every sample."""
+    ctx = setup_context(cfg)
+    path = resolve_checkpoint(cfg)
+    bundle = build_dataset(cfg, "val", shard_id=ctx.rank, num_shards=ctx.group_size)
+    network = load_for_eval(cfg, path)
+    result = evaluate(network, bundle.dataset, bundle.num_classes, ctx)
+    result["checkpoint"] = path
+    return result
