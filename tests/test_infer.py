@@ -137,7 +137,7 @@ def test_cli_text_and_json(trained):
     ("missing", "image path not found"),
     ("not_an_image", "not a readable image"),
     ("empty_folder", "no images"),
-    ("missing_checkpoint", "checkpoint not found"),
+    ("missing_checkpoint", "checkpoint file not found"),
     ("bare_checkpoint_without_recipe", "stores no recipe"),
 ])
 def test_bad_inputs_are_one_line_exit_2(trained, tmp_path, case, fragment):
