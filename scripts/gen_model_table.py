@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from visionzoo import get_model_info, list_models  # noqa: E402
-from visionzoo.registry import find_recipes, get_model_spec  # noqa: E402
+from visionzoo.recipes import find_recipes, recipe_path, recipes_dir  # noqa: E402
+from visionzoo.registry import get_model_spec  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "models.md"
 
@@ -81,14 +82,19 @@ def _fmt_norm(values) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in values) + ")"
 
 
-def render(root: Path = ROOT) -> str:
-    """The whole docs/models.md text (recipes are looked up under ``root/configs``)."""
+def _recipe_file(name: str) -> str:
+    """``configs/<family>/<name>.yaml``: where a reader of the repository finds a packaged recipe."""
+    return "configs/" + recipe_path(name).relative_to(recipes_dir()).as_posix()
+
+
+def render() -> str:
+    """The whole docs/models.md text (recipes: the packaged ones)."""
     rows = []
     for name in list_models():
         if not get_model_spec(name).module.startswith("visionzoo."):
             continue  # plugins installed here are not part of visionzoo's docs
         info = get_model_info(name)
-        recipes = "<br>".join(f"`{r}`" for r in find_recipes(name, root)) or "-"
+        recipes = "<br>".join(f"`{_recipe_file(r)}`" for r in find_recipes(name)) or "-"
         size = "x".join(str(v) for v in info.input_size)
         rows.append(f"| `{name}` | {info.num_params:,} | {info.num_params_at(10):,} | {size} | "
                     f"{_fmt_norm(info.mean)} / {_fmt_norm(info.std)} | {info.flavour} | {info.source} | {recipes} |")

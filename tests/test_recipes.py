@@ -16,16 +16,12 @@ RECIPES = sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.yaml"), recurs
 DEVICE_SUFFIX = {"Ascend": "ascend", "GPU": "gpu", "CPU": "cpu"}
 
 
-def _load_train_module():
-    spec = importlib.util.spec_from_file_location("vz_train_script", os.path.join(REPO, "train.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def train_script():
-    return _load_train_module()
+    """The train command's module (train.py and visionzoo-train both run its main)."""
+    from visionzoo.cli import train
+
+    return train
 
 
 @pytest.fixture(scope="module")
