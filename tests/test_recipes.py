@@ -1,6 +1,5 @@
 """Every recipe in configs/: schema, naming, registered model, and a CPU dry run on generated data."""
 import glob
-import importlib.util
 import json
 import os
 

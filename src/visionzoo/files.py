@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request

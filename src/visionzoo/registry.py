@@ -39,6 +39,7 @@ __all__ = [
     "get_model_spec",
     "get_builder",
     "check_model_options",
+    "builder_takes_pretrained",
     "suggest",
     "build_model",
     "load_plugins",
