@@ -174,8 +174,27 @@ def test_folder_errors_name_the_folder(tmp_path):
         build_dataset(cfg, "train")
     (tmp_path / "train" / "x").mkdir()
     (tmp_path / "train" / "x" / "bad.jpg").write_bytes(b"nope")
-    with pytest.raises(DataError, match=r"none of the 1 image files is a readable JPEG or PNG"):
+    with pytest.raises(DataError, match=r"none of the 1 image files is a readable JPEG, PNG or BMP"):
         build_dataset(cfg, "train")
+
+
+def test_folders_and_prediction_read_the_same_image_types(tmp_path):
+    """One list of image extensions (visionzoo.constants.IMAGE_EXTENSIONS): a BMP is a class image too."""
+    from PIL import Image
+
+    from visionzoo.data import folder
+    from visionzoo.data.images import list_images
+
+    for cls, ext in (("a", "bmp"), ("b", "PNG")):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / "train" / cls / f"x.{ext}")
+    index = folder.scan_image_folder(str(tmp_path), "train")
+    assert [os.path.basename(f) for f in index.files] == ["x.bmp", "x.PNG"] and list(index.valid) == [0, 1]
+    assert [os.path.basename(f) for f in list_images(tmp_path / "train")] == ["x.bmp", "x.PNG"]
+    bundle = build_dataset(_cfg(dataset="imagenet", data_dir=str(tmp_path), val_split="train", num_classes=2,
+                                image_resize=8, batch_size=2), "val")
+    images, labels = next(bundle.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert bundle.num_samples == 2 and images.shape == (2, 3, 8, 8) and sorted(labels.tolist()) == [0, 1]
 
 
 def test_class_count_mismatch_states_both_numbers(tmp_path):
