@@ -14,7 +14,7 @@ import tiny_model  # noqa: F401  registers vz_tiny_test / vz_tiny_plain
 from script_utils import REPO, error_lines, script_env
 from visionzoo.config import load_config
 from visionzoo.engine.trainer import Trainer
-from visionzoo.errors import ConfigError
+from visionzoo.errors import ConfigError, TrainingDiverged
 
 TINY = {
     "model": "vz_tiny_test", "dataset": "digits", "num_classes": "10", "image_resize": "16", "batch_size": "32",
@@ -197,3 +197,52 @@ def test_bad_run_inputs_are_one_line(tmp_path, args, fragment):
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = error_lines(proc)
     assert len(lines) == 1 and fragment in lines[0], proc.stderr[-2000:]
+
+
+# Under O2 the first steps' scaled float16 gradients overflow at 2^24; the dynamic scale walks down.
+HUGE_SCALE = 2.0 ** 24
+OVERFLOWING = dict(amp_level="O2", loss_scale_type="dynamic", loss_scale=HUGE_SCALE, epoch_size=2, decay_epochs=1)
+
+
+def test_dynamic_loss_scale_on_cpu_skips_overflows_and_records_them(tmp_path):
+    cfg = tiny_cfg(tmp_path, **OVERFLOWING)
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    records = read_metrics(cfg.ckpt_save_dir)
+    skipped = [r["skipped_steps"] for r in records]
+    assert skipped[0] >= 1  # overflows happened and were dropped, not fatal
+    # no growth within 2000 clean steps: every skip halved the scale once
+    assert records[-1]["loss_scale"] == HUGE_SCALE / 2 ** sum(skipped)
+    assert records[0]["loss_scale"] == HUGE_SCALE / 2 ** skipped[0]
+    # the LR schedule advanced only for applied updates
+    assert int(trainer.optimizer.global_step.asnumpy().reshape(-1)[0]) == 2 * 10 - sum(skipped)
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    params = ms.load_checkpoint(result["checkpoint"])
+    assert int(params["_vz_skipped_steps"].asnumpy()) == sum(skipped)
+    assert float(params["_vz_loss_scale"].asnumpy()) == records[-1]["loss_scale"]
+    # resume restores the scale, its counter and the skipped total
+    first = os.path.join(cfg.ckpt_save_dir, "vz_tiny_test-e0001.ckpt")
+    resumed = Trainer(tiny_cfg(tmp_path, resume=first, **OVERFLOWING)).setup()
+    assert resumed._restore(first) == 1
+    assert resumed.current_loss_scale() == records[0]["loss_scale"]
+    assert resumed.skipped_total == skipped[0]
+
+
+def test_step_loop_read_like_a_sink_call_gives_the_same_epoch(tmp_path):
+    """The sink path's accounting (totals read once per sink_size steps) driven on the CPU: reading
+    every 4 steps (10 steps per epoch: chunks of 4, 4, 2) gives the numbers of reading every step."""
+    Trainer(tiny_cfg(tmp_path / "every", **OVERFLOWING)).fit()
+    Trainer(tiny_cfg(tmp_path / "chunked", **OVERFLOWING), read_every=4).fit()
+    every, chunked = read_metrics(tmp_path / "every" / "ckpt"), read_metrics(tmp_path / "chunked" / "ckpt")
+    for a, b in zip(every, chunked):
+        assert a["skipped_steps"] == b["skipped_steps"] and a["loss_scale"] == b["loss_scale"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+    assert every[0]["skipped_steps"] >= 1
+
+
+def test_diverging_inside_a_sink_sized_chunk_names_the_steps(tmp_path):
+    cfg = tiny_cfg(tmp_path, lr=1e30, warmup_epochs=0, scheduler="constant", epoch_size=1)
+    with pytest.raises(TrainingDiverged) as err:
+        Trainer(cfg, read_every=5).fit()
+    assert err.value.what.startswith("loss became non-finite at epoch 1 steps ")
+    assert "no checkpoint was written yet" in err.value.what

@@ -30,7 +30,8 @@ from .loss import NetWithLoss, build_loss
 from .metrics import MetricsLog, process_memory_mb
 from .optim import build_optimizer
 from .schedules import build_lr_schedule
-from .train_step import LossScaleState, TrainStep
+from .accounting import EpochAccount
+from .train_step import AccountedStep, ChunkTotals, LossScaleState, StepCounters, TrainStep
 
 __all__ = ["Trainer"]
 
@@ -51,10 +52,14 @@ class Trainer:
     ``lr`` (one value per update), ``steps_per_epoch``, ``updates_per_epoch``.
     """
 
-    def __init__(self, cfg: Config, ctx: Optional[RunContext] = None, dry_run: bool = False) -> None:
+    def __init__(self, cfg: Config, ctx: Optional[RunContext] = None, dry_run: bool = False,
+                 read_every: int = 1) -> None:
         self.cfg = cfg
         self.ctx = ctx
         self.dry_run = dry_run  # a dry run plans without the data and without a launcher
+        # the Python step loop reads the step counters every this many steps (tests: as a sink call does)
+        self.read_every = read_every
+        self.skipped_total = 0
         self._built = False
 
     # ------------------------------------------------------------------ set-up
@@ -113,8 +118,10 @@ class Trainer:
 
         dynamic = cfg.loss_scale_type in ("dynamic", "auto")
         init_scale = 1.0 if cfg.loss_scale_type == "none" else cfg.loss_scale
-        self.scale_state = LossScaleState(init_scale, dynamic)
+        self.scale_state = LossScaleState(init_scale, dynamic, scale_window=cfg.loss_scale_window)
+        # a dynamic scale always drops overflowed updates (as MindSpore's DynamicLossScaleManager)
         check = dynamic or cfg.drop_overflow_update
+        self.drop_overflow = check
         clip = cfg.clip_value if cfg.clip_grad else None
         buffers = None
         if accum > 1:
@@ -124,7 +131,11 @@ class Trainer:
         self.train_step = TrainStep(self.net_with_loss, self.optimizer, self.scale_state, **common)
         self.accum_step = (TrainStep(self.net_with_loss, self.optimizer, self.scale_state, accumulate_only=True,
                                      **common) if accum > 1 else None)
+        self.counters = StepCounters()
+        self.accounted_step = AccountedStep(self.train_step, self.counters)
+        self.accounted_accum = AccountedStep(self.accum_step, self.counters) if accum > 1 else None
         self.train_step.set_train(True)
+        self.accounted_step.set_train(True)
         self.use_sink = cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1
         self._built = True
         return self
@@ -174,6 +185,7 @@ class Trainer:
     def _state(self, epoch: int) -> Dict[str, Any]:
         return {
             records.EPOCH: epoch,
+            records.SKIPPED_STEPS: self.skipped_total,
             records.MODEL: self.cfg.model,
             records.NUM_CLASSES: self.cfg.num_classes,
             records.CLASSES: json.dumps(self.class_names),
@@ -197,14 +209,17 @@ class Trainer:
             raise ConfigError(f"resume checkpoint was trained with model {str(params[records.MODEL])!r}, "
                               f"not {self.cfg.model!r}", path=path, hint="resume with the recipe it came from")
         # the LR table is recomputed from the recipe (so a run can be extended); global_step positions it
-        weights = {k: v for k, v in params.items()
-                   if isinstance(v, ms.Parameter) and k not in (records.EPOCH, "learning_rate")}
+        own = {records.LOSS_SCALE, records.GOOD_STEPS}  # the train step's parameters among the records
+        weights = {k: v for k, v in params.items() if isinstance(v, ms.Parameter) and k != "learning_rate"
+                   and (k in own or not records.is_record(k))}
         not_loaded, _ = ms.load_param_into_net(self.train_step, weights, strict_load=True)
         missing = [n for n in not_loaded if not n.startswith(records.ACCUM_PREFIX) and n != "learning_rate"]
         if missing:
             raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                               f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")
         epoch = int(params[records.EPOCH].asnumpy())
+        if records.SKIPPED_STEPS in params:
+            self.skipped_total = int(params[records.SKIPPED_STEPS].asnumpy())
         _logger.info("resumed from %s at epoch %d (optimizer step %d)", path, epoch,
                      int(self.optimizer.global_step.asnumpy().reshape(-1)[0]))
         return epoch
@@ -218,63 +233,81 @@ class Trainer:
         return path
 
     # ------------------------------------------------------------------ training
-    def _train_epoch(self, epoch: int) -> Dict[str, float]:
-        cfg, ctx = self.cfg, self.ctx
-        accum = cfg.gradient_accumulation_steps
-        n_steps = self.updates_per_epoch * accum  # a trailing partial accumulation group is not run
-        losses: List[float] = []
-        skipped = 0
-        t0 = time.perf_counter()
+    def _run_chunk(self, batches) -> ChunkTotals:
+        """Run one chunk of steps and read its totals: ``batches`` through the Python loop, or with
+        ``batches=None`` one sink call (``sink_size`` steps on the device)."""
+        accum = self.cfg.gradient_accumulation_steps
+        if batches is None:
+            self._sink()
+        else:
+            for i, (images, labels) in batches:
+                step = self.accounted_step if (i + 1) % accum == 0 else self.accounted_accum
+                step(images, labels)
+        return self.counters.read()
+
+    def _chunks(self, epoch: int, n_steps: int):
+        """(first step index, steps in it, batches or None) of each chunk of the epoch."""
         if self.use_sink:
             if not hasattr(self, "_sink"):
-                self._sink = ms.data_sink(self.train_step, self.train_data.dataset, sink_size=n_steps)
-            loss, finite = self._sink()
-            losses.append(float(loss.asnumpy()))
-        else:
-            self.train_data.set_epoch(epoch - 1)  # per-epoch order: resumed runs see the same data
-            iterator = self.train_data.dataset.create_tuple_iterator(num_epochs=1)
-            bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main)
-            for i, (images, labels) in enumerate(iterator):
-                if i >= n_steps:
-                    break
-                update = (i + 1) % accum == 0
-                step = self.train_step if update else self.accum_step
-                loss, finite = step(images, labels)
-                value = float(loss.asnumpy())
-                if not math.isfinite(value) or not bool(finite.asnumpy()):
-                    if cfg.loss_scale_type in ("dynamic", "auto"):
-                        skipped += 1  # the dynamic loss scale skipped this update and lowered the scale
-                        if skipped <= 50 or math.isfinite(value):
-                            continue
-                    self._diverged(epoch, i, value)
-                losses.append(value)
-                if bar is not None:
-                    bar.update(1)
-                    if (i + 1) % 10 == 0 or i + 1 == n_steps:
-                        rate = (i + 1) * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
-                        bar.set_postfix(loss=f"{value:.4f}", lr=f"{self._current_lr():.4g}", img_s=f"{rate:.1f}")
-                if ctx.is_main and (i + 1) % cfg.log_interval == 0:
-                    _logger.info("epoch %d step %d/%d loss %.4f lr %.5g", epoch, i + 1, n_steps, value,
-                                 self._current_lr())
+                self._sink = ms.data_sink(self.accounted_step, self.train_data.dataset, sink_size=n_steps)
+            yield 0, n_steps, None
+            return
+        self.train_data.set_epoch(epoch - 1)  # per-epoch order: resumed runs see the same data
+        iterator = enumerate(self.train_data.dataset.create_tuple_iterator(num_epochs=1))
+        every = max(1, self.read_every)
+        i = 0
+        while i < n_steps:
+            size = min(every, n_steps - i)
+            chunk = []
+            for _ in range(size):
+                chunk.append(next(iterator))
+            yield i, size, chunk
+            i += size
+
+    def _train_epoch(self, epoch: int) -> Dict[str, float]:
+        cfg, ctx = self.cfg, self.ctx
+        n_steps = self.updates_per_epoch * cfg.gradient_accumulation_steps  # a trailing partial group is not run
+        account = EpochAccount(drop_overflow=self.drop_overflow)
+        t0 = time.perf_counter()
+        bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main) if not self.use_sink else None
+        for first, size, batches in self._chunks(epoch, n_steps):
+            totals = self._run_chunk(batches)
+            why = account.add(totals)
+            if why:
+                self._diverged(epoch, first, size, why)
+            done = first + size
             if bar is not None:
-                bar.close()
+                bar.update(size)
+                rate = done * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{totals.last_loss:.4f}", lr=f"{self._current_lr():.4g}", img_s=f"{rate:.1f}")
+            if ctx.is_main and done // cfg.log_interval > first // cfg.log_interval:
+                _logger.info("epoch %d step %d/%d loss %.4f lr %.5g", epoch, done, n_steps, totals.last_loss,
+                             self._current_lr())
+        if bar is not None:
+            bar.close()
         seconds = time.perf_counter() - t0
-        if not losses:
-            self._diverged(epoch, n_steps, float("nan"))
+        why = account.finish()
+        if why:
+            self._diverged(epoch, 0, n_steps, why)
+        self.skipped_total += account.skipped
         images = n_steps * cfg.batch_size * ctx.group_size
-        return {"train_loss": float(np.mean(losses)), "epoch_seconds": seconds,
-                "images_per_second": images / max(seconds, 1e-9), "skipped_steps": skipped}
+        return {"train_loss": account.train_loss, "epoch_seconds": seconds,
+                "images_per_second": images / max(seconds, 1e-9), "skipped_steps": account.skipped}
+
+    def current_loss_scale(self) -> float:
+        """The loss scale now (the dynamic scale moves during training)."""
+        return float(self.scale_state.scale.asnumpy())
 
     def _current_lr(self) -> float:
         step = int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
         return float(self.lr[min(max(step - 1, 0), len(self.lr) - 1)])
 
-    def _diverged(self, epoch: int, step: int, value: float) -> None:
+    def _diverged(self, epoch: int, first: int, size: int, why: str) -> None:
         last = latest_checkpoint(self.cfg.ckpt_save_dir, self.cfg.model)
         where = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
-        raise TrainingDiverged(
-            f"loss became {value} at epoch {epoch} step {step + 1}; training stopped ({where}); lower lr, "
-            "use amp_level O0, or a dynamic loss scale on Ascend/GPU")
+        steps = f"step {first + 1}" if size == 1 else f"steps {first + 1}-{first + size}"
+        raise TrainingDiverged(f"{why} at epoch {epoch} {steps}; training stopped ({where})",
+                               hint="lower lr, use amp_level O0, or a dynamic loss scale")
 
     def fit(self) -> Dict[str, Any]:
         """Train for the remaining epochs; returns the last metrics record plus checkpoint paths."""
@@ -305,8 +338,7 @@ class Trainer:
             record = {"epoch": epoch, "train_loss": stats["train_loss"], "lr": self._current_lr(),
                       "epoch_seconds": round(stats["epoch_seconds"], 3),
                       "images_per_second": round(stats["images_per_second"], 2)}
-            if stats["skipped_steps"]:
-                record["skipped_steps"] = stats["skipped_steps"]
+            record.update(skipped_steps=stats["skipped_steps"], loss_scale=self.current_loss_scale())
             if eval_step is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
                 result = evaluate(self.network, self.val_data.dataset, cfg.num_classes, ctx, eval_step)
                 record.update(val_top1=result["top1"], val_top5=result["top5"], val_loss=result["loss"])
