@@ -18,8 +18,8 @@ import mindspore.dataset as mds
 import numpy as np
 from mindspore import ParameterTuple
 
-from ..checkpoint import (checkpoint_name, latest_checkpoint, prune, read_training_state, records,
-                          save_checkpoint)
+from ..checkpoint import (checkpoint_name, latest_checkpoint, list_resume_points, prune, read_training_state,
+                          records, remove_stop_checkpoints, save_checkpoint, stop_checkpoint_name)
 from ..config import Config
 from ..distributed import RunContext, check_same_weights, launched_by_msrun, setup_context
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
@@ -192,19 +192,35 @@ class Trainer:
             records.CONFIG: self.cfg.dump_yaml(),
         }
 
-    def _resume_path(self) -> Optional[str]:
+    def _resume_state(self):
+        """(path, parameters) to resume from, or None. ``--resume auto`` takes the newest intact
+        checkpoint in ``ckpt_save_dir`` (epoch or mid-epoch), skipping damaged ones with a warning."""
         resume = self.cfg.resume
         if not resume:
             return None
-        if resume == "auto":
-            path = latest_checkpoint(self.cfg.ckpt_save_dir, self.cfg.model)
-            if path is None:
-                _logger.info("resume auto: no checkpoint in %s, starting from scratch", self.cfg.ckpt_save_dir)
-            return path
-        return resume
+        if resume != "auto":
+            return resume, read_training_state(resume)
+        candidates = list_resume_points(self.cfg.ckpt_save_dir, self.cfg.model)[::-1]
+        if not candidates:
+            _logger.info("resume auto: no checkpoint in %s, starting from scratch", self.cfg.ckpt_save_dir)
+            return None
+        refused = []
+        for path in candidates:
+            try:
+                params = read_training_state(path)
+            except CheckpointError as e:
+                _logger.warning("resume auto: skipping %s (%s)", path, e.what)
+                refused.append(path)
+                continue
+            if refused:
+                _logger.warning("resume auto: %d newer checkpoint(s) damaged; falling back to %s, the newest intact one",
+                                len(refused), path)
+            return path, params
+        raise CheckpointError(f"resume auto: all {len(refused)} checkpoints are damaged", path=self.cfg.ckpt_save_dir,
+                              hint="start without --resume, or resume from a copy of an intact checkpoint")
 
-    def _restore(self, path: str) -> int:
-        params = read_training_state(path)
+    def _restore(self, path: str, params: Optional[Dict[str, Any]] = None) -> int:
+        params = read_training_state(path) if params is None else params
         if records.MODEL in params and str(params[records.MODEL]) != self.cfg.model:
             raise ConfigError(f"resume checkpoint was trained with model {str(params[records.MODEL])!r}, "
                               f"not {self.cfg.model!r}", path=path, hint="resume with the recipe it came from")
@@ -318,9 +334,9 @@ class Trainer:
         directory = cfg.ckpt_save_dir
         metrics = MetricsLog(os.path.join(directory, "metrics.jsonl"))
         start_epoch = 0
-        resume = self._resume_path()
+        resume = self._resume_state()
         if resume:
-            start_epoch = self._restore(resume)
+            start_epoch = self._restore(*resume)
         if ctx.is_main:
             os.makedirs(directory, exist_ok=True)
             write_text_atomic(os.path.join(directory, "config.yaml"), cfg.dump_yaml())
