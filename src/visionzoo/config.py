@@ -54,6 +54,7 @@ SCHEMA: Tuple[Key, ...] = (
     _k("system", "val_while_train", "bool", False, "validate every val_interval epochs"),
     _k("system", "val_interval", "int", 1, "epochs between validations", min=1),
     _k("system", "log_interval", "int", 100, "steps between progress log lines", min=1),
+    _k("system", "step_log", "bool", False, "write every step's loss and lr to steps.jsonl in ckpt_save_dir (rank 0)"),
     _k("system", "seed", "int", 42, "random seed for weights, data order and augmentation", min=0),
     _k("system", "resume", "str", "", "'' (fresh run), 'auto' (latest checkpoint in ckpt_save_dir) or a checkpoint path"),
     _k("system", "scale_lr", "bool", False, "scale lr linearly with the number of devices (lr * devices / tuned_devices)"),

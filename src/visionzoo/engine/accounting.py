@@ -8,8 +8,8 @@ turns the chunks into the epoch's numbers and decides when a run has diverged.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Optional
 
 from .train_step import ChunkTotals
 
@@ -24,8 +24,7 @@ MAX_NONFINITE_LOSSES = 50
 class EpochAccount:
     """Sums of one epoch. ``drop_overflow``: overflowed updates are skipped (and counted), not fatal.
 
-    ``steps_before`` / ``loss_sum`` / ``skipped`` start from a mid-epoch checkpoint's values when a
-    run resumes inside an epoch.
+    A run resumed inside an epoch starts from the sums its mid-epoch checkpoint stored (:meth:`load_state`).
     """
 
     drop_overflow: bool
@@ -35,6 +34,15 @@ class EpochAccount:
     skipped: int = 0
     nonfinite_losses: int = 0
     last_loss: float = 0.0
+
+    def state(self) -> Dict[str, Any]:
+        """The sums as a JSON-able dict (a mid-epoch checkpoint stores them; floats round-trip exactly)."""
+        return asdict(self)
+
+    def load_state(self, state: Dict[str, Any]) -> None:
+        for key, value in state.items():
+            if key != "drop_overflow":
+                setattr(self, key, value)
 
     def add(self, chunk: ChunkTotals) -> Optional[str]:
         """Add one chunk; returns why the run must stop (None to go on)."""

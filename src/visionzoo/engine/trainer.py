@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -21,24 +22,41 @@ from mindspore import ParameterTuple
 from ..checkpoint import (checkpoint_name, latest_checkpoint, list_resume_points, prune, read_training_state,
                           records, remove_stop_checkpoints, save_checkpoint, stop_checkpoint_name)
 from ..config import Config
-from ..distributed import RunContext, check_same_weights, launched_by_msrun, setup_context
+from ..distributed import RunContext, all_reduce_sum, check_same_weights, launched_by_msrun, setup_context
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..files import write_text_atomic
 from .build import build_network
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
-from .metrics import MetricsLog, process_memory_mb
+from .metrics import MetricsLog, StepLog, process_memory_mb
 from .optim import build_optimizer
 from .schedules import build_lr_schedule
 from .accounting import EpochAccount
 from .train_step import AccountedStep, ChunkTotals, LossScaleState, StepCounters, TrainStep
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "TrainingStopped", "STOP_SIGNALS"]
 
 _logger = logging.getLogger(__name__)
 
 #: Published training-set sizes, used only to plan a dry run when the data is not on this machine.
 KNOWN_TRAIN_SIZES = {"imagenet": 1_281_167, "cifar10": 50_000, "cifar100": 50_000}
+
+
+#: Signals that stop a run gracefully: finish the step, write a resumable checkpoint, exit 128 + signal.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class TrainingStopped(Exception):
+    """A stop signal ended the run after a resumable checkpoint was written (``path``; None on ranks > 0)."""
+
+    def __init__(self, signum: int, path: Optional[str], epoch: int, step: int, steps_per_epoch: int) -> None:
+        self.signum, self.path, self.epoch, self.step, self.steps_per_epoch = signum, path, epoch, step, steps_per_epoch
+        super().__init__(f"stopped by {signal.Signals(signum).name} at epoch {epoch} step {step}/{steps_per_epoch}")
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number (143, 130)."""
+        return 128 + int(self.signum)
 
 
 def _count_params(network) -> int:
@@ -234,9 +252,20 @@ class Trainer:
             raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                               f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")
         epoch = int(params[records.EPOCH].asnumpy())
+        self._resume_progress = json.loads(params[records.PROGRESS]) if records.PROGRESS in params else None
+        if self._resume_progress is not None:
+            if self.use_sink:
+                raise ConfigError("a mid-epoch checkpoint cannot resume in sink mode", path=path,
+                                  hint="resume it with --dataset_sink_mode False, or from an epoch checkpoint")
+            if self._resume_progress["steps_per_epoch"] != self.steps_per_epoch:
+                raise ConfigError(f"this mid-epoch checkpoint has {self._resume_progress['steps_per_epoch']} steps "
+                                  f"per epoch, this run {self.steps_per_epoch}", path=path,
+                                  hint="resume with the same batch size, data and devices")
         if records.SKIPPED_STEPS in params:
             self.skipped_total = int(params[records.SKIPPED_STEPS].asnumpy())
-        _logger.info("resumed from %s at epoch %d (optimizer step %d)", path, epoch,
+        where = (f"epoch {self._resume_progress['epoch']} step {self._resume_progress['step']}"
+                 if self._resume_progress else f"epoch {epoch}")
+        _logger.info("resumed from %s at %s (optimizer step %d)", path, where,
                      int(self.optimizer.global_step.asnumpy().reshape(-1)[0]))
         return epoch
 
@@ -246,7 +275,67 @@ class Trainer:
         save_checkpoint(self.train_step, path, append_dict=self._state(epoch))
         if not best:
             prune(directory, self.cfg.model, self.cfg.keep_checkpoint_max)
+            remove_stop_checkpoints(directory, self.cfg.model)  # superseded by this epoch's checkpoint
         return path
+
+    def _save_stop(self, epoch: int, step: int, account: EpochAccount) -> str:
+        """A mid-epoch checkpoint after ``step`` steps of ``epoch``: weights, optimizer and scale state,
+        the position and the epoch's partial sums (the data order is a function of seed and epoch)."""
+        path = os.path.join(self.cfg.ckpt_save_dir, stop_checkpoint_name(self.cfg.model, epoch, step))
+        progress = {"epoch": epoch, "step": step, "steps_per_epoch": self.steps_per_epoch, "seed": self.cfg.seed,
+                    "data_epoch": epoch - 1, "account": account.state()}
+        state = dict(self._state(epoch - 1), **{records.PROGRESS: json.dumps(progress)})
+        save_checkpoint(self.train_step, path, append_dict=state)
+        return path
+
+    # ------------------------------------------------------------------ stop signals
+    def _install_stop_handlers(self):
+        """Catch SIGTERM/SIGINT (main thread only): the first asks the loop to stop after the step;
+        later ones are logged and ignored, so nothing interrupts the checkpoint being written."""
+        self._stop_signal = None
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        self._arm_stop_handlers()
+        return previous
+
+    def _arm_stop_handlers(self) -> None:
+        """(Re)install the stop handlers. MindSpore's runtime, once started, installs its own C-level
+        SIGINT handler that raises SIGTERM instead, so the loop arms them again after each chunk."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self._stop_signal is None:
+            self._stop_signal = signum
+            _logger.warning("%s received: stopping after the current step (a checkpoint will be written)", name)
+        else:
+            _logger.warning("%s received again: already stopping, the checkpoint is being written", name)
+
+    def _stop_requested(self) -> int:
+        """The stop signal number, agreed by every rank (the largest any rank received), or 0."""
+        own = np.array([float(self._stop_signal == sig) for sig in STOP_SIGNALS])
+        if self.ctx is not None and self.ctx.distributed:
+            own = all_reduce_sum(own, self.ctx)  # one vote per signal and rank: every rank sees the same sums
+        for sig, votes in zip(STOP_SIGNALS, own):  # SIGTERM wins over SIGINT when ranks got different ones
+            if votes > 0:
+                return int(sig)
+        return 0
+
+    def _stop(self, signum: int, epoch: int, step: int, account: Optional[EpochAccount]) -> None:
+        """Write the resumable checkpoint (rank 0, once) and raise :class:`TrainingStopped`."""
+        path = None
+        if self.ctx.is_main:
+            os.makedirs(self.cfg.ckpt_save_dir, exist_ok=True)
+            path = (self._save_stop(epoch, step, account) if account is not None
+                    else os.path.join(self.cfg.ckpt_save_dir, checkpoint_name(self.cfg.model, epoch)))
+            if account is None and not os.path.isfile(path):
+                path = self._save(epoch)
+        if self.ctx.distributed:
+            all_reduce_sum(np.zeros(1), self.ctx)  # the other ranks wait here until rank 0 has written
+        raise TrainingStopped(signum, path, epoch, step, self.steps_per_epoch)
 
     # ------------------------------------------------------------------ training
     def _run_chunk(self, batches) -> ChunkTotals:
@@ -261,8 +350,8 @@ class Trainer:
                 step(images, labels)
         return self.counters.read()
 
-    def _chunks(self, epoch: int, n_steps: int):
-        """(first step index, steps in it, batches or None) of each chunk of the epoch."""
+    def _chunks(self, epoch: int, n_steps: int, start: int = 0):
+        """(first step index, steps in it, batches or None) of each chunk of the epoch, from step ``start``."""
         if self.use_sink:
             if not hasattr(self, "_sink"):
                 self._sink = ms.data_sink(self.accounted_step, self.train_data.dataset, sink_size=n_steps)
@@ -271,7 +360,9 @@ class Trainer:
         self.train_data.set_epoch(epoch - 1)  # per-epoch order: resumed runs see the same data
         iterator = enumerate(self.train_data.dataset.create_tuple_iterator(num_epochs=1))
         every = max(1, self.read_every)
-        i = 0
+        for _ in range(start):  # a mid-epoch resume: the same order, the steps already done passed over
+            next(iterator)
+        i = start
         while i < n_steps:
             size = min(every, n_steps - i)
             chunk = []
@@ -280,18 +371,26 @@ class Trainer:
             yield i, size, chunk
             i += size
 
-    def _train_epoch(self, epoch: int) -> Dict[str, float]:
+    def _train_epoch(self, epoch: int, progress: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
         cfg, ctx = self.cfg, self.ctx
-        n_steps = self.updates_per_epoch * cfg.gradient_accumulation_steps  # a trailing partial group is not run
+        accum = cfg.gradient_accumulation_steps
+        n_steps = self.updates_per_epoch * accum  # a trailing partial group is not run
         account = EpochAccount(drop_overflow=self.drop_overflow)
+        start = 0
+        if progress is not None:  # resumed inside this epoch
+            account.load_state(progress["account"])
+            start = int(progress["step"])
         t0 = time.perf_counter()
         bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main) if not self.use_sink else None
-        for first, size, batches in self._chunks(epoch, n_steps):
+        for first, size, batches in self._chunks(epoch, n_steps, start):
             totals = self._run_chunk(batches)
+            self._arm_stop_handlers()
             why = account.add(totals)
             if why:
                 self._diverged(epoch, first, size, why)
             done = first + size
+            if self.step_log is not None:
+                self.step_log.append(epoch, done, totals.last_loss, self._current_lr())
             if bar is not None:
                 bar.update(size)
                 rate = done * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
@@ -299,6 +398,12 @@ class Trainer:
             if ctx.is_main and done // cfg.log_interval > first // cfg.log_interval:
                 _logger.info("epoch %d step %d/%d loss %.4f lr %.5g", epoch, done, n_steps, totals.last_loss,
                              self._current_lr())
+            if done < n_steps and done % accum == 0:  # stop between updates only
+                signum = self._stop_requested()
+                if signum:
+                    if bar is not None:
+                        bar.close()
+                    self._stop(signum, epoch, done, account)
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - t0
@@ -334,15 +439,32 @@ class Trainer:
         directory = cfg.ckpt_save_dir
         metrics = MetricsLog(os.path.join(directory, "metrics.jsonl"))
         start_epoch = 0
+        self._resume_progress = None
         resume = self._resume_state()
         if resume:
             start_epoch = self._restore(*resume)
+        progress = self._resume_progress
+        self.step_log = StepLog(os.path.join(directory, "steps.jsonl")) if cfg.step_log and ctx.is_main else None
         if ctx.is_main:
             os.makedirs(directory, exist_ok=True)
             write_text_atomic(os.path.join(directory, "config.yaml"), cfg.dump_yaml())
             write_text_atomic(os.path.join(directory, "classes.json"), json.dumps(self.class_names))
             if os.path.exists(metrics.path):
                 metrics.truncate_after(start_epoch)
+            if self.step_log is not None:
+                self.step_log.truncate_after(start_epoch, int(progress["step"]) if progress else 0)
+        previous_handlers = self._install_stop_handlers()
+        try:
+            return self._fit_epochs(start_epoch, progress, metrics)
+        finally:
+            for sig, old in previous_handlers.items():
+                signal.signal(sig, old)
+            if self.step_log is not None:
+                self.step_log.close()
+
+    def _fit_epochs(self, start_epoch: int, progress: Optional[Dict[str, Any]], metrics: MetricsLog) -> Dict[str, Any]:
+        cfg, ctx = self.cfg, self.ctx
+        directory = cfg.ckpt_save_dir
         self._banner(start_epoch)
         best_top1 = max([r.get("val_top1") or 0.0 for r in metrics.read()] or [-1.0]) if ctx.is_main else -1.0
         eval_step = EvalStep(self.network, min(5, cfg.num_classes)) if self.val_data is not None else None
@@ -350,13 +472,15 @@ class Trainer:
         last_path = None
         t_start = time.perf_counter()
         for epoch in range(start_epoch + 1, cfg.epoch_size + 1):
-            stats = self._train_epoch(epoch)
+            stats = self._train_epoch(epoch, progress)
+            progress = None
             record = {"epoch": epoch, "train_loss": stats["train_loss"], "lr": self._current_lr(),
                       "epoch_seconds": round(stats["epoch_seconds"], 3),
                       "images_per_second": round(stats["images_per_second"], 2)}
             record.update(skipped_steps=stats["skipped_steps"], loss_scale=self.current_loss_scale())
             if eval_step is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
                 result = evaluate(self.network, self.val_data.dataset, cfg.num_classes, ctx, eval_step)
+                self._arm_stop_handlers()
                 record.update(val_top1=result["top1"], val_top5=result["top5"], val_loss=result["loss"])
             record.update(process_memory_mb())  # this rank's memory: watch rss_mb stay flat across epochs
             if ctx.is_main:
@@ -369,6 +493,10 @@ class Trainer:
                 _logger.info("epoch %d/%d: %s", epoch, cfg.epoch_size,
                              ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in record.items() if k != "epoch"))
+            if epoch < cfg.epoch_size:  # a signal during the epoch's last step, or a sink call
+                signum = self._stop_requested()
+                if signum:
+                    self._stop(signum, epoch, self.steps_per_epoch, None)
         if ctx.is_main:
             metrics.plot(os.path.join(directory, "metrics.png"))
             _logger.info("training done in %.1f s; checkpoints in %s", time.perf_counter() - t_start, directory)
