@@ -237,15 +237,15 @@ def test_two_nodes_on_loopback_form_one_job(tmp_path):
 def test_failing_rank_stops_every_node_and_names_itself(tmp_path):
     """Rank 1 (node 1) raises at its first epoch while rank 0 (node 0) waits in the gradient all-reduce."""
     values = dict(PLAIN, ckpt_save_dir=str(tmp_path / "ckpt"))
-    procs, outputs, seconds = launch_two_nodes(tmp_path, values, {"VZ_TEST_FAIL_RANK": "1"})
+    procs, outputs, _ = launch_two_nodes(tmp_path, values, {"VZ_TEST_FAIL_RANK": "1"})
     assert [p.returncode != 0 for p in procs] == [True, True], "\n".join(o[-2000:] for o in outputs)
     log1 = rank_log_path(str(tmp_path / "ckpt"), 1)
     assert f"error: rank 1 of 2: failed with RuntimeError: test hook: rank 1 fails on purpose (rank log: {log1})" \
         in outputs[1], outputs[1][-3000:]
     assert "RuntimeError: test hook" in open(log1).read()  # the traceback is in the rank's own log
     # node 0 does not hang: the scheduler times the dead node out (MS_NODE_TIMEOUT) and names it
+    # (no wall-time bound: JOB_TIMEOUT already fails a job that hangs)
     assert "worker 1 is the first one timed out" in outputs[0], outputs[0][-3000:]
-    assert seconds < 120
     assert not [f for f in os.listdir(tmp_path / "ckpt") if f.endswith(".ckpt")]
 
 
