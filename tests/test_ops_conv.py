@@ -13,6 +13,8 @@ from visionzoo.ops.conv import build_conv_kernels
 
 from op_utils import WeightedSum
 
+pytestmark = pytest.mark.cpu_only("visionzoo's fast convolution is a CPU aot Custom op, used with device_target CPU")
+
 # (kwargs, input shape): the convolutions visionzoo's models use (googlenet's 7x7/2 stem on even and
 # odd sizes, 1x1, 3x3 and 5x5 'same', VGG's 3x3 'pad' 1 with bias), plus 'valid', strided 'valid' on
 # odd sizes and an asymmetric explicit padding.

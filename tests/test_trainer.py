@@ -255,6 +255,7 @@ def test_diverging_inside_a_sink_sized_chunk_names_the_steps(tmp_path):
     assert "no checkpoint was written yet" in err.value.what
 
 
+@pytest.mark.cpu_only("checks that visionzoo's fast CPU ops are on in this process")
 def test_conv_tuning_off_gives_bit_identical_weights_with_visionzoo_ops(tmp_path):
     """Two training processes, same seed, VISIONZOO_CONV_TUNING=0, on a model whose convolutions and
     pools are visionzoo's fast ops: the saved weights agree bit for bit."""
