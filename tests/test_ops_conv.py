@@ -233,3 +233,26 @@ def test_conv_tuning_switch_fixes_the_formulation(setting, forced):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert f"FORCED {forced}" in out.stdout.splitlines()
+
+
+def test_graph_mode_runs_the_fast_kernel():
+    """In graph mode construct is compiled, not run in Python: the kernel's own record proves it ran.
+    A geometry no other test uses starts untuned (-1) and has a chosen formulation once the compiled
+    cell has called the kernel over its tuning calls."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    conv = _fast_conv(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
+    ref = nn.Conv2d(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
+    ref.weight.set_data(conv.weight.data.copy())
+    geometry = [np.array(v, dtype=d) for v, d in (((3, 5, 11, 11), np.int64), ((7, 5, 3, 3), np.int64),
+                                                  ((3, 7, 6, 6), np.int64), ((2, 2, 1, 1, 1, 1), np.int32))]
+    pointers = [g.ctypes.data_as(ctypes.c_void_p) for g in geometry]
+    inference = 1
+    assert lib.VzConvChosenCandidate(inference, *pointers) == -1
+    ms.set_context(mode=ms.GRAPH_MODE)  # the autouse fixture restores PyNative afterwards
+    conv.set_train(False)
+    ref.set_train(False)
+    x = Tensor(np.random.default_rng(5).standard_normal((3, 5, 11, 11)).astype(np.float32))
+    want = ref(x).asnumpy()
+    for _ in range(5 * 3):  # at most 5 candidates x 3 timings settle the choice
+        _close(conv(x).asnumpy(), want, "graph-mode output")
+    assert lib.VzConvChosenCandidate(inference, *pointers) in (0, 1, 2, 3)
