@@ -285,3 +285,21 @@ def test_check_same_weights_names_the_first_parameter_that_differs(monkeypatch):
     name = list(network.get_parameters())[2].name
     with pytest.raises(DeviceError, match=f"initial weights differ across the 2 ranks \\(first: {name}\\)"):
         dist.check_same_weights(network, ctx)
+
+
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """Only rank 1 receives SIGTERM (after its 2nd of 4 steps): both ranks stop after step 2, rank 0
+    alone writes the mid-epoch checkpoint, once, and says how to resume."""
+    from visionzoo.checkpoint import read_training_state, records
+
+    d = tmp_path / "ckpt"
+    values = dict(PLAIN, ckpt_save_dir=str(d), epoch_size="2")
+    proc, _ = msrun(tmp_path, "train.py", cli_args(values), env={"VZ_TEST_SIGNAL_RANK": "1", "VZ_TEST_SIGNAL_STEP": "2"})
+    out = proc.stdout
+    assert "stopped by SIGTERM at epoch 1 step 2/4" in out, out[-3000:]
+    assert sorted(f for f in os.listdir(d) if f.endswith(".ckpt")) == ["vz_tiny_plain-e0001-s0002.ckpt"]
+    state = read_training_state(str(d / "vz_tiny_plain-e0001-s0002.ckpt"))
+    assert json.loads(state[records.PROGRESS])["step"] == 2
+    assert int(state["global_step"].asnumpy().reshape(-1)[0]) == 2
+    log0, log1 = (open(rank_log_path(str(d), r)).read() for r in (0, 1))
+    assert "SIGTERM received" in log1 and "SIGTERM received" not in log0  # rank 0 stopped on rank 1's vote
