@@ -78,6 +78,9 @@ class Trainer:
         # the Python step loop reads the step counters every this many steps (tests: as a sink call does)
         self.read_every = read_every
         self.skipped_total = 0
+        self.step_log: Optional[StepLog] = None  # set by fit (step_log: True)
+        self._stop_signal: Optional[int] = None  # the first stop signal received during fit
+        self._resume_progress: Optional[Dict[str, Any]] = None  # a mid-epoch checkpoint's position
         self._built = False
 
     # ------------------------------------------------------------------ set-up
