@@ -32,7 +32,7 @@ def _fit_and_dump(self):
     return result
 
 
-def _train_epoch_or_fail(self, epoch):
+def _train_epoch_or_fail(self, epoch, *args, **kwargs):
     if os.environ.get("VZ_TEST_FAIL_RANK") == str(self.ctx.rank):
         how = os.environ.get("VZ_TEST_FAIL_HOW", "raise")
         if how == "exit":
@@ -40,10 +40,23 @@ def _train_epoch_or_fail(self, epoch):
         if how == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         raise RuntimeError(f"test hook: rank {self.ctx.rank} fails on purpose")
-    return _train_epoch(self, epoch)
+    return _train_epoch(self, epoch, *args, **kwargs)
 
 
-Trainer.fit, Trainer._train_epoch = _fit_and_dump, _train_epoch_or_fail
+_run_chunk = Trainer._run_chunk
+
+
+def _run_chunk_then_signal(self, batches):
+    """VZ_TEST_SIGNAL_RANK=K, VZ_TEST_SIGNAL_STEP=S: rank K alone sends itself SIGTERM after its S-th step."""
+    totals = _run_chunk(self, batches)
+    if os.environ.get("VZ_TEST_SIGNAL_RANK") == str(self.ctx.rank):
+        self._test_steps = getattr(self, "_test_steps", 0) + 1
+        if self._test_steps == int(os.environ.get("VZ_TEST_SIGNAL_STEP", "1")):
+            os.kill(os.getpid(), signal.SIGTERM)
+    return totals
+
+
+Trainer.fit, Trainer._train_epoch, Trainer._run_chunk = _fit_and_dump, _train_epoch_or_fail, _run_chunk_then_signal
 script = sys.argv[1]
 sys.argv = [script] + sys.argv[2:]
 runpy.run_path(script, run_name="__main__")

@@ -11,6 +11,8 @@ from visionzoo.ops.pooling import build_cpu_kernels
 
 from op_utils import WeightedSum
 
+pytestmark = pytest.mark.cpu_only("visionzoo's fast pooling is a CPU aot Custom op, used with device_target CPU")
+
 # (kwargs, input shape): every pooling configuration visionzoo's models use, plus the explicit
 # padding / ceil modes nn.MaxPool2d offers. Odd and even sizes exercise the asymmetric 'same' pad.
 CONFIGS = [

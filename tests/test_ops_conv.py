@@ -13,6 +13,8 @@ from visionzoo.ops.conv import build_conv_kernels
 
 from op_utils import WeightedSum
 
+pytestmark = pytest.mark.cpu_only("visionzoo's fast convolution is a CPU aot Custom op, used with device_target CPU")
+
 # (kwargs, input shape): the convolutions visionzoo's models use (googlenet's 7x7/2 stem on even and
 # odd sizes, 1x1, 3x3 and 5x5 'same', VGG's 3x3 'pad' 1 with bias), plus 'valid', strided 'valid' on
 # odd sizes and an asymmetric explicit padding.
@@ -173,30 +175,43 @@ def test_amp_float16_and_unsupported_configurations_use_standard_op():
 
 
 def test_model_with_fast_ops_equals_standard_ops():
-    """A whole model (convolutions with BN and bias, pooling) trained one step either way: same logits,
-    same gradients, to float32 rounding; standard_ops switches every layer and restores them."""
+    """A whole model (convolutions with BN and bias, pooling) trains one optimizer step in train mode
+    either way from the same weights: the same weights and BatchNorm statistics after it, to float32
+    rounding; the fast kernels ran (counted); standard_ops switches every layer and restores them."""
     ms.set_seed(0)
-    net = visionzoo.create_model("vgg11_bn_cifar", num_classes=10)
+    net = visionzoo.create_model("vgg11_bn_cifar", num_classes=10, drop_rate=0.0)
     fast_layers = [c for _, c in net.cells_and_names() if getattr(c, "fast", False)]
     assert len(fast_layers) == 8 + 5  # 8 convolutions, 5 pools
     x = Tensor(np.random.default_rng(1).standard_normal((4, 3, 32, 32)).astype(np.float32))
     y = Tensor(np.array([0, 3, 5, 9], np.int32))
-    loss = nn.WithLossCell(net, nn.CrossEntropyLoss())
-    loss.set_train(True)
-    net.set_train(False)
-    logits_fast = net(x).asnumpy()
-    grad_fast = ms.grad(loss, grad_position=None, weights=net.trainable_params())
-    g_fast = [g.asnumpy() for g in grad_fast(x, y)]
+    start = {p.name: p.asnumpy().copy() for p in net.get_parameters()}
+
+    def one_step():
+        for p in net.get_parameters():
+            p.set_data(Tensor(start[p.name]))
+        step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()),
+                                   nn.SGD(net.trainable_params(), learning_rate=0.1))
+        step.set_train(True)
+        loss = float(step(x, y).asnumpy())
+        return loss, {p.name: p.asnumpy().copy() for p in net.get_parameters()}
+
+    calls = []
+    for layer in fast_layers:  # PyNative runs construct in Python: count the fast kernels' training calls
+        kernel = layer._forward
+        layer._forward = lambda *args, _k=kernel: calls.append(1) or _k(*args)
+    loss_fast, w_fast = one_step()
+    assert len(calls) == len(fast_layers)  # every layer's fast forward ran once, in training mode
     with standard_ops(net):
         assert not any(c.fast for c in fast_layers)
-        net.set_train(False)
-        logits_std = net(x).asnumpy()
-        grad_std = ms.grad(loss, grad_position=None, weights=net.trainable_params())
-        g_std = [g.asnumpy() for g in grad_std(x, y)]
+        loss_std, w_std = one_step()
+    assert len(calls) == len(fast_layers)  # the standard run did not touch the fast kernels
     assert all(c.fast for c in fast_layers)
-    _close(logits_fast, logits_std, "logits")
-    for (name, _), got, want in zip(net.parameters_and_names(), g_fast, g_std):
-        _close(got, want, name)
+    assert loss_fast == pytest.approx(loss_std, rel=1e-5)
+    moved = 0
+    for name in start:
+        _close(w_fast[name], w_std[name], name)
+        moved += not np.array_equal(w_std[name], start[name])
+    assert moved >= 8 + 3  # the step changed the weights (and the BatchNorm statistics)
     assert set_fast_ops(net, False) == 0
 
 
@@ -218,3 +233,26 @@ def test_conv_tuning_switch_fixes_the_formulation(setting, forced):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert f"FORCED {forced}" in out.stdout.splitlines()
+
+
+def test_graph_mode_runs_the_fast_kernel():
+    """In graph mode construct is compiled, not run in Python: the kernel's own record proves it ran.
+    A geometry no other test uses starts untuned (-1) and has a chosen formulation once the compiled
+    cell has called the kernel over its tuning calls."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    conv = _fast_conv(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
+    ref = nn.Conv2d(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
+    ref.weight.set_data(conv.weight.data.copy())
+    geometry = [np.array(v, dtype=d) for v, d in (((3, 5, 11, 11), np.int64), ((7, 5, 3, 3), np.int64),
+                                                  ((3, 7, 6, 6), np.int64), ((2, 2, 1, 1, 1, 1), np.int32))]
+    pointers = [g.ctypes.data_as(ctypes.c_void_p) for g in geometry]
+    inference = 1
+    assert lib.VzConvChosenCandidate(inference, *pointers) == -1
+    ms.set_context(mode=ms.GRAPH_MODE)  # the autouse fixture restores PyNative afterwards
+    conv.set_train(False)
+    ref.set_train(False)
+    x = Tensor(np.random.default_rng(5).standard_normal((3, 5, 11, 11)).astype(np.float32))
+    want = ref(x).asnumpy()
+    for _ in range(5 * 3):  # at most 5 candidates x 3 timings settle the choice
+        _close(conv(x).asnumpy(), want, "graph-mode output")
+    assert lib.VzConvChosenCandidate(inference, *pointers) in (0, 1, 2, 3)

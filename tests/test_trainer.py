@@ -14,7 +14,7 @@ import tiny_model  # noqa: F401  registers vz_tiny_test / vz_tiny_plain
 from script_utils import REPO, error_lines, script_env
 from visionzoo.config import load_config
 from visionzoo.engine.trainer import Trainer
-from visionzoo.errors import ConfigError
+from visionzoo.errors import ConfigError, TrainingDiverged
 
 TINY = {
     "model": "vz_tiny_test", "dataset": "digits", "num_classes": "10", "image_resize": "16", "batch_size": "32",
@@ -108,15 +108,22 @@ def test_accumulation_equals_a_bigger_batch(tmp_path):
         np.testing.assert_allclose(wa[name], wb[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_gradient_clipping_bounds_the_first_update(tmp_path):
-    cfg = tiny_cfg(tmp_path, clip_grad=True, clip_value=0.01, opt="sgd", momentum=0.0, weight_decay=0,
-                   scheduler="constant", warmup_epochs=0, lr=1.0, epoch_size=1, num_samples=32)
+def _first_update_norm(directory, **kw):
+    cfg = tiny_cfg(directory, opt="sgd", momentum=0.0, weight_decay=0, scheduler="constant", warmup_epochs=0,
+                   lr=1.0, epoch_size=1, num_samples=32, **kw)
     trainer = Trainer(cfg).setup()
     before = _weights(trainer.network)
     trainer.fit()
     after = _weights(trainer.network)
-    step = np.sqrt(sum(float(((after[k] - before[k]) ** 2).sum()) for k in before))
-    assert 0 < step <= 0.01 * 1.0 + 1e-6
+    return np.sqrt(sum(float(((after[k] - before[k]) ** 2).sum()) for k in before))
+
+
+def test_gradient_clipping_engages_and_bounds_the_first_update(tmp_path):
+    free = _first_update_norm(tmp_path / "free")
+    clipped = _first_update_norm(tmp_path / "clip", clip_grad=True, clip_value=0.01)
+    assert free > 0.1  # unclipped, the gradient's global norm is far above the clip value...
+    # ...so the clip engaged: SGD with lr 1 moves the weights by exactly the clipped norm
+    assert clipped == pytest.approx(0.01, rel=1e-3)
 
 
 def test_amp_o2_on_cpu_trains_and_saves_float32(tmp_path):
@@ -197,3 +204,76 @@ def test_bad_run_inputs_are_one_line(tmp_path, args, fragment):
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = error_lines(proc)
     assert len(lines) == 1 and fragment in lines[0], proc.stderr[-2000:]
+
+
+# Under O2 the first steps' scaled float16 gradients overflow at 2^24; the dynamic scale walks down.
+HUGE_SCALE = 2.0 ** 24
+OVERFLOWING = dict(amp_level="O2", loss_scale_type="dynamic", loss_scale=HUGE_SCALE, epoch_size=2, decay_epochs=1)
+
+
+def test_dynamic_loss_scale_on_cpu_skips_overflows_and_records_them(tmp_path):
+    cfg = tiny_cfg(tmp_path, **OVERFLOWING)
+    trainer = Trainer(cfg)
+    result = trainer.fit()
+    records = read_metrics(cfg.ckpt_save_dir)
+    skipped = [r["skipped_steps"] for r in records]
+    assert skipped[0] >= 1  # overflows happened and were dropped, not fatal
+    # no growth within 2000 clean steps: every skip halved the scale once
+    assert records[-1]["loss_scale"] == HUGE_SCALE / 2 ** sum(skipped)
+    assert records[0]["loss_scale"] == HUGE_SCALE / 2 ** skipped[0]
+    # the LR schedule advanced only for applied updates
+    assert int(trainer.optimizer.global_step.asnumpy().reshape(-1)[0]) == 2 * 10 - sum(skipped)
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    params = ms.load_checkpoint(result["checkpoint"])
+    assert int(params["_vz_skipped_steps"].asnumpy()) == sum(skipped)
+    assert float(params["_vz_loss_scale"].asnumpy()) == records[-1]["loss_scale"]
+    # resume restores the scale, its counter and the skipped total
+    first = os.path.join(cfg.ckpt_save_dir, "vz_tiny_test-e0001.ckpt")
+    resumed = Trainer(tiny_cfg(tmp_path, resume=first, **OVERFLOWING)).setup()
+    assert resumed._restore(first) == 1
+    assert resumed.current_loss_scale() == records[0]["loss_scale"]
+    assert resumed.skipped_total == skipped[0]
+
+
+def test_step_loop_read_like_a_sink_call_gives_the_same_epoch(tmp_path):
+    """The sink path's accounting (totals read once per sink_size steps) driven on the CPU: reading
+    every 4 steps (10 steps per epoch: chunks of 4, 4, 2) gives the numbers of reading every step."""
+    Trainer(tiny_cfg(tmp_path / "every", **OVERFLOWING)).fit()
+    Trainer(tiny_cfg(tmp_path / "chunked", **OVERFLOWING), read_every=4).fit()
+    every, chunked = read_metrics(tmp_path / "every" / "ckpt"), read_metrics(tmp_path / "chunked" / "ckpt")
+    for a, b in zip(every, chunked):
+        assert a["skipped_steps"] == b["skipped_steps"] and a["loss_scale"] == b["loss_scale"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+    assert every[0]["skipped_steps"] >= 1
+
+
+def test_diverging_inside_a_sink_sized_chunk_names_the_steps(tmp_path):
+    cfg = tiny_cfg(tmp_path, lr=1e30, warmup_epochs=0, scheduler="constant", epoch_size=1)
+    with pytest.raises(TrainingDiverged) as err:
+        Trainer(cfg, read_every=5).fit()
+    assert err.value.what.startswith("loss became non-finite at epoch 1 steps ")
+    assert "no checkpoint was written yet" in err.value.what
+
+
+@pytest.mark.cpu_only("checks that visionzoo's fast CPU ops are on in this process")
+def test_conv_tuning_off_gives_bit_identical_weights_with_visionzoo_ops(tmp_path):
+    """Two training processes, same seed, VISIONZOO_CONV_TUNING=0, on a model whose convolutions and
+    pools are visionzoo's fast ops: the saved weights agree bit for bit."""
+    from visionzoo import create_model
+    from visionzoo.ops import Conv2d, MaxPool2d
+
+    net = create_model("vz_tiny_ops", num_classes=10)
+    fast = [c for _, c in net.cells_and_names() if isinstance(c, (Conv2d, MaxPool2d))]
+    assert len(fast) == 4 and all(c.fast for c in fast)  # the CPU fast paths are on for this model
+    run = dict(model="vz_tiny_ops", epoch_size=1, warmup_epochs=0, decay_epochs=1)
+    env = script_env({"VISIONZOO_CONV_TUNING": "0"})
+    saved = []
+    for name in ("a", "b"):
+        proc = subprocess.run(tiny_cli(tmp_path / name, **run), env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        saved.append(ms.load_checkpoint(str(tmp_path / name / "ckpt" / "vz_tiny_ops-e0001.ckpt")))
+    a, b = saved
+    weights = [k for k in a if k.startswith(("features.", "classifier."))]
+    assert len(weights) >= 8
+    for k in weights:
+        np.testing.assert_array_equal(a[k].asnumpy(), b[k].asnumpy(), err_msg=k)

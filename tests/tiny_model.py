@@ -1,7 +1,8 @@
 """A tiny registered model so trainer tests run in seconds (the trainer is model-agnostic).
 
 Importing this module registers ``vz_tiny_test`` (a conv-BN-ReLU net, ~7k parameters) and
-``vz_tiny_plain`` (the same without BatchNorm, for data-parallel equivalence tests).
+``vz_tiny_plain`` (the same without BatchNorm, for data-parallel equivalence tests) and
+``vz_tiny_ops`` (TinyNet from visionzoo's own Conv2d and MaxPool2d, for reproducibility tests).
 """
 from mindspore import nn
 
@@ -39,3 +40,22 @@ def _build(batch_norm):
 for _name, _bn in (("vz_tiny_test", True), ("vz_tiny_plain", False)):
     if not is_model(_name):
         register_model(_build(_bn), name=_name)
+
+
+class TinyOpsNet(TinyNet):
+    """TinyNet built from visionzoo's own operators (``visionzoo.ops.Conv2d``/``MaxPool2d``)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, drop_rate: float = 0.0):
+        nn.Cell.__init__(self)
+        from visionzoo.ops import Conv2d, MaxPool2d
+
+        def block(cin, cout):
+            return [Conv2d(cin, cout, 3, pad_mode="same", has_bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                    MaxPool2d(2, 2)]
+        self.features = nn.SequentialCell(*block(in_channels, 16), *block(16, 32))
+        self.classifier = nn.Dense(32, num_classes)
+
+
+if not is_model("vz_tiny_ops"):
+    register_model(lambda pretrained=False, num_classes=10, in_channels=3, **kw: TinyOpsNet(num_classes, in_channels,
+                                                                                           **kw), name="vz_tiny_ops")

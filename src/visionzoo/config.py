@@ -54,6 +54,7 @@ SCHEMA: Tuple[Key, ...] = (
     _k("system", "val_while_train", "bool", False, "validate every val_interval epochs"),
     _k("system", "val_interval", "int", 1, "epochs between validations", min=1),
     _k("system", "log_interval", "int", 100, "steps between progress log lines", min=1),
+    _k("system", "step_log", "bool", False, "write every step's loss and lr to steps.jsonl in ckpt_save_dir (rank 0)"),
     _k("system", "seed", "int", 42, "random seed for weights, data order and augmentation", min=0),
     _k("system", "resume", "str", "", "'' (fresh run), 'auto' (latest checkpoint in ckpt_save_dir) or a checkpoint path"),
     _k("system", "scale_lr", "bool", False, "scale lr linearly with the number of devices (lr * devices / tuned_devices)"),
@@ -154,7 +155,8 @@ SCHEMA: Tuple[Key, ...] = (
     _k("amp", "amp_cast_list", "str", None, "unused; accepted for MindCV recipes", optional=True),
     _k("amp", "loss_scale_type", "str", "fixed", "loss scale manager", choices=("fixed", "dynamic", "auto", "none")),
     _k("amp", "loss_scale", "float", 1.0, "(initial) loss scale", min=0),
-    _k("amp", "drop_overflow_update", "bool", False, "skip steps whose gradients overflow"),
+    _k("amp", "drop_overflow_update", "bool", False, "skip steps whose gradients overflow (a dynamic scale always does)"),
+    _k("amp", "loss_scale_window", "int", 2000, "dynamic loss scale: clean steps before the scale doubles", min=1),
     _k("amp", "keep_batchnorm_fp32", "bool", True, "keep BatchNorm in float32 under O2"),
     _k("amp", "eval_shuffle", "bool", False, "shuffle the evaluation set (MindCV compatibility)"),
 )
@@ -358,14 +360,9 @@ def _check_model(cfg: Config) -> None:
 
 
 def _check_cross_fields(cfg: Config) -> None:
-    if cfg.device_target == "CPU":
-        if cfg.loss_scale_type in ("dynamic", "auto"):
-            raise ConfigError(
-                f"loss_scale_type {cfg.loss_scale_type!r} cannot run on CPU (MindSpore's CPU backend has no "
-                "overflow detection); use loss_scale_type fixed with drop_overflow_update False, or none")
-        if cfg.drop_overflow_update and cfg.loss_scale_type == "fixed":
-            raise ConfigError(
-                "drop_overflow_update True cannot run on CPU (no overflow detection there); set drop_overflow_update False")
+    if cfg.loss_scale_type != "none" and cfg.loss_scale <= 0:
+        raise ConfigError(f"key 'loss_scale': {cfg.loss_scale:g} is not a usable loss scale",
+                          hint="use a positive value (1 for no scaling), or loss_scale_type none")
     if cfg.warmup_epochs > cfg.epoch_size and cfg.scheduler not in ("constant",):
         raise ConfigError(
             f"warmup_epochs ({cfg.warmup_epochs}) is longer than training (epoch_size {cfg.epoch_size}); lower warmup_epochs")

@@ -5,11 +5,11 @@ from .io import read_checkpoint, read_meta, save_checkpoint
 from .load import MISFIT_HINT, LoadReport, load_checkpoint
 from .pretrained import resolve_pretrained, weights_dir
 from .records import TRAINING_STATE_NAMES, TRAINING_STATE_PREFIXES, is_training_state
-from .store import (BEST_SUFFIX, best_checkpoint, checkpoint_name, latest_checkpoint, list_epoch_checkpoints, prune,
-                    read_training_state)
+from .store import (BEST_SUFFIX, best_checkpoint, checkpoint_name, latest_checkpoint, list_epoch_checkpoints,
+                    list_resume_points, prune, read_training_state, remove_stop_checkpoints, stop_checkpoint_name)
 from ..errors import CheckpointError, CheckpointNotFoundError
 
 __all__ = ["records", "read_checkpoint", "read_meta", "save_checkpoint", "LoadReport", "load_checkpoint", "MISFIT_HINT",
            "resolve_pretrained", "weights_dir", "TRAINING_STATE_NAMES", "TRAINING_STATE_PREFIXES",
            "is_training_state", "BEST_SUFFIX", "best_checkpoint", "checkpoint_name", "latest_checkpoint",
-           "list_epoch_checkpoints", "prune", "read_training_state", "CheckpointError", "CheckpointNotFoundError"]
+           "list_epoch_checkpoints", "list_resume_points", "remove_stop_checkpoints", "stop_checkpoint_name", "prune", "read_training_state", "CheckpointError", "CheckpointNotFoundError"]

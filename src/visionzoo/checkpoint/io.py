@@ -3,7 +3,9 @@
 * :func:`read_checkpoint` reads every entry (or those a filter chooses) and turns a missing,
   unreadable or empty file into a :class:`~visionzoo.errors.CheckpointError`.
 * :func:`read_meta` reads only the ``_vz_*`` records (cached per file version).
-* :func:`save_checkpoint` writes atomically: the file appears complete or not at all.
+* :func:`save_checkpoint` writes atomically (the file appears complete or not at all) and embeds a
+  checksum of the content (:mod:`.integrity`); :func:`read_checkpoint` verifies it whenever the
+  file has one, so resume, validation and ``create_model(checkpoint_path=...)`` refuse a damaged file.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 from ..errors import CheckpointError, CheckpointNotFoundError
 from ..files import atomic_path
 from . import records
+from .integrity import content_digest, digest_matches
 
 __all__ = ["read_checkpoint", "read_meta", "save_checkpoint"]
 
@@ -25,10 +28,12 @@ def _first_line(e: BaseException) -> str:
 
 
 def read_checkpoint(path: PathLike, choose: Optional[Callable[[str], bool]] = None,
-                    what: str = "checkpoint") -> Dict[str, Any]:
+                    what: str = "checkpoint", require_checksum: bool = False) -> Dict[str, Any]:
     """Read a ``.ckpt`` into ``{name: Parameter}`` (only names ``choose`` accepts, when given).
 
-    ``what`` names the file's role in messages (``"resume checkpoint"``, ...).
+    ``what`` names the file's role in messages (``"resume checkpoint"``, ...). A whole read verifies
+    the embedded checksum when the file has one; ``require_checksum`` also refuses a file without
+    one (a trainer checkpoint always has it: one that lacks it was cut short).
     """
     import mindspore as ms
 
@@ -44,7 +49,16 @@ def read_checkpoint(path: PathLike, choose: Optional[Callable[[str], bool]] = No
                               f"{_first_line(e)})", path=path, hint="re-download or re-save it") from None
     if not params:
         raise CheckpointError(f"{what} holds no parameters", path=path, hint="pass a checkpoint with weights")
-    return dict(params)
+    params = dict(params)
+    if choose is None:
+        if records.CHECKSUM in params:
+            if not digest_matches(params):
+                raise CheckpointError(f"{what} is damaged: its content does not match its checksum", path=path,
+                                      hint="use another checkpoint (or re-download or re-save this one)")
+        elif require_checksum:
+            raise CheckpointError(f"{what} has no checksum: it was cut short, or not written by visionzoo's trainer",
+                                  path=path, hint="use another checkpoint")
+    return params
 
 
 _META_CACHE: Dict[Tuple[str, int, int], Dict[str, Any]] = {}
@@ -80,11 +94,31 @@ def read_meta(path: PathLike) -> Dict[str, Any]:
     return meta
 
 
+def _saved_entries(obj: Any, append: Dict[str, Any]) -> Dict[str, Any]:
+    """The entries ``mindspore.save_checkpoint(obj, append_dict=append)`` writes, by name."""
+    if hasattr(obj, "parameters_dict"):  # a Cell
+        entries = dict(obj.parameters_dict())
+    else:  # a list of Parameters or of {"name": ..., "data": ...}
+        entries = {}
+        for item in obj:
+            if isinstance(item, dict):
+                entries[item["name"]] = item["data"]
+            else:
+                entries[item.name] = item
+    entries.update(append)
+    return entries
+
+
 def save_checkpoint(obj: Any, path: PathLike, append_dict: Optional[Dict[str, Any]] = None) -> str:
-    """Save a cell or parameter list to ``path`` atomically (a crash leaves at most a hidden temporary file)."""
+    """Save a cell or parameter list to ``path`` atomically (a crash leaves at most a hidden temporary
+    file), with a checksum of the content as the last record."""
     import mindspore as ms
 
     path = os.fspath(path)
+    # MindSpore stores every non-string value as a Tensor: convert first, so the digest sees what is stored
+    append = {k: v if isinstance(v, str) else ms.Tensor(v) for k, v in (append_dict or {}).items()
+              if k != records.CHECKSUM}
+    append[records.CHECKSUM] = content_digest(_saved_entries(obj, append))
     with atomic_path(path, suffix=".ckpt") as tmp:
-        ms.save_checkpoint(obj, tmp, append_dict=append_dict)
+        ms.save_checkpoint(obj, tmp, append_dict=append)
     return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
-__all__ = ["PREFIX", "EPOCH", "MODEL", "NUM_CLASSES", "CLASSES", "CONFIG", "LOSS_SCALE", "GOOD_STEPS",
+__all__ = ["PREFIX", "EPOCH", "MODEL", "NUM_CLASSES", "CLASSES", "CONFIG", "LOSS_SCALE", "GOOD_STEPS", "SKIPPED_STEPS", "PROGRESS", "CHECKSUM",
            "ACCUM_PREFIX", "TRAINING_STATE_PREFIXES", "TRAINING_STATE_NAMES", "is_training_state", "is_record"]
 
 PREFIX = "_vz_"
@@ -20,6 +20,9 @@ CLASSES = PREFIX + "classes"  # str: JSON list of class names
 CONFIG = PREFIX + "config"  # str: the resolved recipe as YAML
 LOSS_SCALE = PREFIX + "loss_scale"  # float32 parameter of the train step
 GOOD_STEPS = PREFIX + "good_steps"  # int32 parameter of the train step (dynamic loss scale)
+SKIPPED_STEPS = PREFIX + "skipped_steps"  # int32: overflowed (dropped) updates over the whole run
+PROGRESS = PREFIX + "progress"  # str: JSON position inside an epoch of a mid-epoch (stop) checkpoint
+CHECKSUM = PREFIX + "checksum"  # str: SHA-256 of every other entry (checkpoint/integrity.py), written last
 ACCUM_PREFIX = PREFIX + "accum"  # gradient-accumulation buffers (prefix of a ParameterTuple clone)
 
 # Training-checkpoint entries that are not model weights: the trainer's own records above and

@@ -12,11 +12,13 @@ from . import records
 from .io import read_checkpoint
 
 __all__ = ["checkpoint_name", "list_epoch_checkpoints", "latest_checkpoint", "best_checkpoint", "prune",
-           "read_training_state", "BEST_SUFFIX"]
+           "read_training_state", "BEST_SUFFIX", "stop_checkpoint_name", "list_resume_points",
+           "remove_stop_checkpoints"]
 
 _logger = logging.getLogger(__name__)
 BEST_SUFFIX = "best"
 _EPOCH_RE = re.compile(r"^(?P<model>.+)-e(?P<epoch>\d+)\.ckpt$")
+_STOP_RE = re.compile(r"^(?P<model>.+)-e(?P<epoch>\d+)-s(?P<step>\d+)\.ckpt$")
 
 
 def checkpoint_name(model: str, epoch: Optional[int] = None) -> str:
@@ -24,12 +26,41 @@ def checkpoint_name(model: str, epoch: Optional[int] = None) -> str:
     return f"{model}-{BEST_SUFFIX}.ckpt" if epoch is None else f"{model}-e{epoch:04d}.ckpt"
 
 
+def stop_checkpoint_name(model: str, epoch: int, step: int) -> str:
+    """``<model>-e0003-s0012.ckpt``: written when a run stops after step 12 of epoch 3 (mid-epoch)."""
+    return f"{model}-e{epoch:04d}-s{step:04d}.ckpt"
+
+
+def list_resume_points(directory: str, model: str) -> List[str]:
+    """Epoch and mid-epoch (stop) checkpoints of ``model`` in ``directory``, oldest position first."""
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(directory), "*.ckpt")):
+        name = os.path.basename(path)
+        stop, end = _STOP_RE.match(name), _EPOCH_RE.match(name)
+        if stop and stop.group("model") == model:  # epoch N in progress: N - 1 epochs and `step` steps done
+            found.append(((int(stop.group("epoch")) - 1, int(stop.group("step"))), path))
+        elif end and end.group("model") == model and not _STOP_RE.match(name):
+            found.append(((int(end.group("epoch")), 0), path))
+    return [p for _, p in sorted(found)]
+
+
+def remove_stop_checkpoints(directory: str, model: str) -> List[str]:
+    """Delete ``model``'s mid-epoch checkpoints (an epoch checkpoint written later supersedes them)."""
+    removed = []
+    for path in glob.glob(os.path.join(glob.escape(directory), "*.ckpt")):
+        m = _STOP_RE.match(os.path.basename(path))
+        if m and m.group("model") == model:
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
 def list_epoch_checkpoints(directory: str, model: Optional[str] = None) -> List[str]:
     """Epoch checkpoints in ``directory`` (of ``model`` when given), oldest first."""
     found = []
     for path in glob.glob(os.path.join(glob.escape(directory), "*.ckpt")):
         m = _EPOCH_RE.match(os.path.basename(path))
-        if m and (model is None or m.group("model") == model):
+        if m and not _STOP_RE.match(os.path.basename(path)) and (model is None or m.group("model") == model):
             found.append((int(m.group("epoch")), path))
     return [p for _, p in sorted(found)]
 
@@ -57,7 +88,7 @@ def prune(directory: str, model: str, keep: int) -> List[str]:
 
 def read_training_state(path: str) -> Dict[str, Any]:
     """Load a training checkpoint for resume: its parameter dict, refused when it holds no training state."""
-    params = read_checkpoint(path, what="resume checkpoint")
+    params = read_checkpoint(path, what="resume checkpoint", require_checksum=True)
     if records.EPOCH not in params:
         raise CheckpointError("this checkpoint holds no training state (no epoch counter)", path=path,
                               hint="resume needs a checkpoint written by visionzoo's trainer; use --ckpt_path "

@@ -2,7 +2,8 @@
 
 ``-c RECIPE`` is a recipe file or a packaged recipe name. ``--dry_run`` builds everything, prints
 the resolved config and the plan, and exits without training. Under ``msrun --worker_num N`` it
-trains data-parallel on N workers (see docs/distributed.md).
+trains data-parallel on N workers (see docs/distributed.md). SIGTERM or SIGINT stops after the
+current step with a resumable checkpoint and exit status 143 or 130 (docs/training.md).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def main(argv: Sequence[str]) -> Optional[int]:
     cfg = inv.cfg
     setup_logging()
     from ..distributed import rank_log_path, setup_context
-    from ..engine.trainer import Trainer
+    from ..engine.trainer import Trainer, TrainingStopped
 
     if inv.flags["dry_run"]:
         plan = Trainer(cfg, dry_run=True).plan()
@@ -37,7 +38,13 @@ def main(argv: Sequence[str]) -> Optional[int]:
         setup_logging(log_file=rank_log_path(cfg.ckpt_save_dir, ctx.rank),
                       stderr_level=logging.INFO if ctx.is_main else logging.WARNING)
     trainer = Trainer(cfg, ctx)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except TrainingStopped as stop:
+        if trainer.ctx.is_main:  # one line: where it stopped, what was written, how to go on
+            sys.stderr.write(f"{stop}; checkpoint {stop.path}; to continue, run the same command with "
+                             "--resume auto\n")
+        return stop.exit_status
     if trainer.ctx.is_main:
         sys.stdout.write(json.dumps(result) + "\n")
     return 0

@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 from ..files import atomic_path, write_text_atomic
 
-__all__ = ["MetricsLog", "process_memory_mb"]
+__all__ = ["MetricsLog", "StepLog", "process_memory_mb"]
 
 _logger = logging.getLogger(__name__)
 
@@ -109,3 +109,35 @@ class MetricsLog:
             fig.savefig(tmp, dpi=90)
         plt.close(fig)
         return True
+
+
+class StepLog:
+    """``steps.jsonl``: one ``{"epoch", "step", "loss", "lr"}`` object per step (``step_log: True``).
+
+    ``step`` counts from 1 within the epoch. A resumed run first drops the entries past its resume
+    point, so the file of a stopped-and-resumed run reads like an uninterrupted run's.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file = None
+
+    def truncate_after(self, epochs_done: int, steps_into_next: int = 0) -> None:
+        """Keep the steps up to ``epochs_done`` whole epochs plus ``steps_into_next`` steps of the next."""
+        if not os.path.isfile(self.path):
+            return
+        kept = [r for r in MetricsLog(self.path).read()
+                if (int(r["epoch"]) - 1, int(r["step"])) <= (epochs_done, steps_into_next)]
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def append(self, epoch: int, step: int, loss: float, lr: float) -> None:
+        if self._file is None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._file = open(self.path, "a", encoding="utf-8")
+        self._file.write(json.dumps({"epoch": epoch, "step": step, "loss": loss, "lr": lr}) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -5,9 +5,16 @@ Gradient accumulation uses two compiled cells that share gradient buffers: :clas
 the last micro-batch, applies the optimizer to the averaged buffers and zeroes them. The Python
 loop chooses which to call, so no data-dependent control flow is compiled and the optimizer's
 ``global_step`` (hence the LR schedule) advances once per update.
+
+Overflow detection (``mindspore.amp.all_finite``) runs on Ascend, GPU and CPU alike, so dynamic and
+fixed loss scales, with or without dropping overflowed updates, behave the same on every device.
+:class:`AccountedStep` wraps a step and adds its loss, overflow and non-finite flags to on-device
+counters (:class:`StepCounters`): the trainer reads them after a sink call (many steps) or after
+any number of steps of the Python loop, so both loops share one accounting.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import mindspore as ms
@@ -16,7 +23,7 @@ from mindspore.context import ParallelMode
 
 from ..checkpoint import records
 
-__all__ = ["TrainStep", "LossScaleState"]
+__all__ = ["TrainStep", "LossScaleState", "StepCounters", "AccountedStep", "ChunkTotals"]
 
 _grad_scale = ops.MultitypeFuncGraph("grad_scale")
 _accumulate = ops.MultitypeFuncGraph("accumulate")
@@ -68,8 +75,7 @@ class TrainStep(nn.Cell):
         net_with_loss: cell mapping (images, labels) to a scalar loss.
         optimizer: MindSpore optimizer over the trainable parameters.
         scale_state: loss-scale state shared by the step cells of one run.
-        check_overflow: compute gradient finiteness (dynamic scaling or ``drop_overflow_update``);
-            not available on CPU, where the config refuses it.
+        check_overflow: compute gradient finiteness (dynamic scaling or ``drop_overflow_update``).
         drop_overflow: skip the optimizer update when gradients are not finite.
         clip_value: clip by global norm when given.
         accum_buffers: gradient buffers (a ParameterTuple) for gradient accumulation, or None.
@@ -135,4 +141,68 @@ class TrainStep(nn.Cell):
             loss = ops.depend(loss, self.optimizer(grads))
         if self.accum:
             loss = ops.depend(loss, self.hyper_map(_zero, self.accum_buffers))
+        return loss, finite
+
+
+@dataclass(frozen=True)
+class ChunkTotals:
+    """What a run of steps (one sink call, or steps of the Python loop) added to the counters."""
+
+    steps: int  # steps run (micro-batches under accumulation)
+    loss_sum: float  # sum of the finite losses
+    overflows: int  # steps whose gradients were not finite (their update was dropped when dropping)
+    nonfinite_losses: int  # steps whose loss itself was NaN or infinite
+    last_loss: float  # the last step's loss
+
+    @property
+    def finite_steps(self) -> int:
+        return self.steps - self.nonfinite_losses
+
+
+class StepCounters(nn.Cell):
+    """On-device sums over the steps since the last :meth:`read` (shared by the step cells of a run)."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_prefix=False)
+        self.loss_sum = Parameter(Tensor(0.0, ms.float32), name="_counter_loss_sum", requires_grad=False)
+        self.steps = Parameter(Tensor(0, ms.int32), name="_counter_steps", requires_grad=False)
+        self.overflows = Parameter(Tensor(0, ms.int32), name="_counter_overflows", requires_grad=False)
+        self.nonfinite = Parameter(Tensor(0, ms.int32), name="_counter_nonfinite", requires_grad=False)
+        self.last_loss = Parameter(Tensor(0.0, ms.float32), name="_counter_last_loss", requires_grad=False)
+
+    def add(self, loss, finite):
+        loss = ops.cast(loss, ms.float32)
+        loss_ok = ops.isfinite(loss)
+        one = ops.ones((), ms.int32)
+        zero = ops.zeros((), ms.int32)
+        out = ops.assign_add(self.loss_sum, ops.select(loss_ok, loss, ops.zeros_like(loss)))
+        out = ops.depend(out, ops.assign_add(self.steps, one))
+        out = ops.depend(out, ops.assign_add(self.overflows, ops.select(finite, zero, one)))
+        out = ops.depend(out, ops.assign_add(self.nonfinite, ops.select(loss_ok, zero, one)))
+        return ops.depend(out, ops.assign(self.last_loss, loss))
+
+    def read(self, reset: bool = True) -> ChunkTotals:
+        """The sums since the last reset (then zeroed, unless ``reset=False``)."""
+        totals = ChunkTotals(steps=int(self.steps.asnumpy()), loss_sum=float(self.loss_sum.asnumpy()),
+                             overflows=int(self.overflows.asnumpy()), nonfinite_losses=int(self.nonfinite.asnumpy()),
+                             last_loss=float(self.last_loss.asnumpy()))
+        if reset:
+            for p in (self.loss_sum, self.last_loss):
+                p.set_data(Tensor(0.0, ms.float32))
+            for p in (self.steps, self.overflows, self.nonfinite):
+                p.set_data(Tensor(0, ms.int32))
+        return totals
+
+
+class AccountedStep(nn.Cell):
+    """``step`` (a :class:`TrainStep`) whose every call adds to ``counters``; returns what the step returns."""
+
+    def __init__(self, step: TrainStep, counters: StepCounters) -> None:
+        super().__init__(auto_prefix=False)
+        self.step = step
+        self.counters = counters
+
+    def construct(self, images, labels):
+        loss, finite = self.step(images, labels)
+        loss = ops.depend(loss, self.counters.add(loss, finite))
         return loss, finite

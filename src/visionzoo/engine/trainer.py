@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Optional
 
@@ -18,26 +19,44 @@ import mindspore.dataset as mds
 import numpy as np
 from mindspore import ParameterTuple
 
-from ..checkpoint import (checkpoint_name, latest_checkpoint, prune, read_training_state, records,
-                          save_checkpoint)
+from ..checkpoint import (checkpoint_name, latest_checkpoint, list_resume_points, prune, read_training_state,
+                          records, remove_stop_checkpoints, save_checkpoint, stop_checkpoint_name)
 from ..config import Config
-from ..distributed import RunContext, check_same_weights, launched_by_msrun, setup_context
+from ..distributed import RunContext, all_reduce_sum, check_same_weights, launched_by_msrun, setup_context
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..files import write_text_atomic
 from .build import build_network
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
-from .metrics import MetricsLog, process_memory_mb
+from .metrics import MetricsLog, StepLog, process_memory_mb
 from .optim import build_optimizer
 from .schedules import build_lr_schedule
-from .train_step import LossScaleState, TrainStep
+from .accounting import EpochAccount
+from .train_step import AccountedStep, ChunkTotals, LossScaleState, StepCounters, TrainStep
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "TrainingStopped", "STOP_SIGNALS"]
 
 _logger = logging.getLogger(__name__)
 
 #: Published training-set sizes, used only to plan a dry run when the data is not on this machine.
 KNOWN_TRAIN_SIZES = {"imagenet": 1_281_167, "cifar10": 50_000, "cifar100": 50_000}
+
+
+#: Signals that stop a run gracefully: finish the step, write a resumable checkpoint, exit 128 + signal.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class TrainingStopped(Exception):
+    """A stop signal ended the run after a resumable checkpoint was written (``path``; None on ranks > 0)."""
+
+    def __init__(self, signum: int, path: Optional[str], epoch: int, step: int, steps_per_epoch: int) -> None:
+        self.signum, self.path, self.epoch, self.step, self.steps_per_epoch = signum, path, epoch, step, steps_per_epoch
+        super().__init__(f"stopped by {signal.Signals(signum).name} at epoch {epoch} step {step}/{steps_per_epoch}")
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number (143, 130)."""
+        return 128 + int(self.signum)
 
 
 def _count_params(network) -> int:
@@ -51,10 +70,17 @@ class Trainer:
     ``lr`` (one value per update), ``steps_per_epoch``, ``updates_per_epoch``.
     """
 
-    def __init__(self, cfg: Config, ctx: Optional[RunContext] = None, dry_run: bool = False) -> None:
+    def __init__(self, cfg: Config, ctx: Optional[RunContext] = None, dry_run: bool = False,
+                 read_every: int = 1) -> None:
         self.cfg = cfg
         self.ctx = ctx
         self.dry_run = dry_run  # a dry run plans without the data and without a launcher
+        # the Python step loop reads the step counters every this many steps (tests: as a sink call does)
+        self.read_every = read_every
+        self.skipped_total = 0
+        self.step_log: Optional[StepLog] = None  # set by fit (step_log: True)
+        self._stop_signal: Optional[int] = None  # the first stop signal received during fit
+        self._resume_progress: Optional[Dict[str, Any]] = None  # a mid-epoch checkpoint's position
         self._built = False
 
     # ------------------------------------------------------------------ set-up
@@ -113,8 +139,10 @@ class Trainer:
 
         dynamic = cfg.loss_scale_type in ("dynamic", "auto")
         init_scale = 1.0 if cfg.loss_scale_type == "none" else cfg.loss_scale
-        self.scale_state = LossScaleState(init_scale, dynamic)
+        self.scale_state = LossScaleState(init_scale, dynamic, scale_window=cfg.loss_scale_window)
+        # a dynamic scale always drops overflowed updates (as MindSpore's DynamicLossScaleManager)
         check = dynamic or cfg.drop_overflow_update
+        self.drop_overflow = check
         clip = cfg.clip_value if cfg.clip_grad else None
         buffers = None
         if accum > 1:
@@ -124,7 +152,11 @@ class Trainer:
         self.train_step = TrainStep(self.net_with_loss, self.optimizer, self.scale_state, **common)
         self.accum_step = (TrainStep(self.net_with_loss, self.optimizer, self.scale_state, accumulate_only=True,
                                      **common) if accum > 1 else None)
+        self.counters = StepCounters()
+        self.accounted_step = AccountedStep(self.train_step, self.counters)
+        self.accounted_accum = AccountedStep(self.accum_step, self.counters) if accum > 1 else None
         self.train_step.set_train(True)
+        self.accounted_step.set_train(True)
         self.use_sink = cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1
         self._built = True
         return self
@@ -174,38 +206,69 @@ class Trainer:
     def _state(self, epoch: int) -> Dict[str, Any]:
         return {
             records.EPOCH: epoch,
+            records.SKIPPED_STEPS: self.skipped_total,
             records.MODEL: self.cfg.model,
             records.NUM_CLASSES: self.cfg.num_classes,
             records.CLASSES: json.dumps(self.class_names),
             records.CONFIG: self.cfg.dump_yaml(),
         }
 
-    def _resume_path(self) -> Optional[str]:
+    def _resume_state(self):
+        """(path, parameters) to resume from, or None. ``--resume auto`` takes the newest intact
+        checkpoint in ``ckpt_save_dir`` (epoch or mid-epoch), skipping damaged ones with a warning."""
         resume = self.cfg.resume
         if not resume:
             return None
-        if resume == "auto":
-            path = latest_checkpoint(self.cfg.ckpt_save_dir, self.cfg.model)
-            if path is None:
-                _logger.info("resume auto: no checkpoint in %s, starting from scratch", self.cfg.ckpt_save_dir)
-            return path
-        return resume
+        if resume != "auto":
+            return resume, read_training_state(resume)
+        candidates = list_resume_points(self.cfg.ckpt_save_dir, self.cfg.model)[::-1]
+        if not candidates:
+            _logger.info("resume auto: no checkpoint in %s, starting from scratch", self.cfg.ckpt_save_dir)
+            return None
+        refused = []
+        for path in candidates:
+            try:
+                params = read_training_state(path)
+            except CheckpointError as e:
+                _logger.warning("resume auto: skipping %s (%s)", path, e.what)
+                refused.append(path)
+                continue
+            if refused:
+                _logger.warning("resume auto: %d newer checkpoint(s) damaged; falling back to %s, the newest intact one",
+                                len(refused), path)
+            return path, params
+        raise CheckpointError(f"resume auto: all {len(refused)} checkpoints are damaged", path=self.cfg.ckpt_save_dir,
+                              hint="start without --resume, or resume from a copy of an intact checkpoint")
 
-    def _restore(self, path: str) -> int:
-        params = read_training_state(path)
+    def _restore(self, path: str, params: Optional[Dict[str, Any]] = None) -> int:
+        params = read_training_state(path) if params is None else params
         if records.MODEL in params and str(params[records.MODEL]) != self.cfg.model:
             raise ConfigError(f"resume checkpoint was trained with model {str(params[records.MODEL])!r}, "
                               f"not {self.cfg.model!r}", path=path, hint="resume with the recipe it came from")
         # the LR table is recomputed from the recipe (so a run can be extended); global_step positions it
-        weights = {k: v for k, v in params.items()
-                   if isinstance(v, ms.Parameter) and k not in (records.EPOCH, "learning_rate")}
+        own = {records.LOSS_SCALE, records.GOOD_STEPS}  # the train step's parameters among the records
+        weights = {k: v for k, v in params.items() if isinstance(v, ms.Parameter) and k != "learning_rate"
+                   and (k in own or not records.is_record(k))}
         not_loaded, _ = ms.load_param_into_net(self.train_step, weights, strict_load=True)
         missing = [n for n in not_loaded if not n.startswith(records.ACCUM_PREFIX) and n != "learning_rate"]
         if missing:
             raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                               f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")
         epoch = int(params[records.EPOCH].asnumpy())
-        _logger.info("resumed from %s at epoch %d (optimizer step %d)", path, epoch,
+        self._resume_progress = json.loads(params[records.PROGRESS]) if records.PROGRESS in params else None
+        if self._resume_progress is not None:
+            if self.use_sink:
+                raise ConfigError("a mid-epoch checkpoint cannot resume in sink mode", path=path,
+                                  hint="resume it with --dataset_sink_mode False, or from an epoch checkpoint")
+            if self._resume_progress["steps_per_epoch"] != self.steps_per_epoch:
+                raise ConfigError(f"this mid-epoch checkpoint has {self._resume_progress['steps_per_epoch']} steps "
+                                  f"per epoch, this run {self.steps_per_epoch}", path=path,
+                                  hint="resume with the same batch size, data and devices")
+        if records.SKIPPED_STEPS in params:
+            self.skipped_total = int(params[records.SKIPPED_STEPS].asnumpy())
+        where = (f"epoch {self._resume_progress['epoch']} step {self._resume_progress['step']}"
+                 if self._resume_progress else f"epoch {epoch}")
+        _logger.info("resumed from %s at %s (optimizer step %d)", path, where,
                      int(self.optimizer.global_step.asnumpy().reshape(-1)[0]))
         return epoch
 
@@ -215,66 +278,160 @@ class Trainer:
         save_checkpoint(self.train_step, path, append_dict=self._state(epoch))
         if not best:
             prune(directory, self.cfg.model, self.cfg.keep_checkpoint_max)
+            remove_stop_checkpoints(directory, self.cfg.model)  # superseded by this epoch's checkpoint
         return path
 
+    def _save_stop(self, epoch: int, step: int, account: EpochAccount) -> str:
+        """A mid-epoch checkpoint after ``step`` steps of ``epoch``: weights, optimizer and scale state,
+        the position and the epoch's partial sums (the data order is a function of seed and epoch)."""
+        path = os.path.join(self.cfg.ckpt_save_dir, stop_checkpoint_name(self.cfg.model, epoch, step))
+        progress = {"epoch": epoch, "step": step, "steps_per_epoch": self.steps_per_epoch, "seed": self.cfg.seed,
+                    "data_epoch": epoch - 1, "account": account.state()}
+        state = dict(self._state(epoch - 1), **{records.PROGRESS: json.dumps(progress)})
+        save_checkpoint(self.train_step, path, append_dict=state)
+        return path
+
+    # ------------------------------------------------------------------ stop signals
+    def _install_stop_handlers(self):
+        """Catch SIGTERM/SIGINT (main thread only): the first asks the loop to stop after the step;
+        later ones are logged and ignored, so nothing interrupts the checkpoint being written."""
+        self._stop_signal = None
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        self._arm_stop_handlers()
+        return previous
+
+    def _arm_stop_handlers(self) -> None:
+        """(Re)install the stop handlers. MindSpore's runtime, once started, installs its own C-level
+        SIGINT handler that raises SIGTERM instead, so the loop arms them again after each chunk."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self._stop_signal is None:
+            self._stop_signal = signum
+            _logger.warning("%s received: stopping after the current step (a checkpoint will be written)", name)
+        else:
+            _logger.warning("%s received again: already stopping, the checkpoint is being written", name)
+
+    def _stop_requested(self) -> int:
+        """The stop signal number, agreed by every rank (the largest any rank received), or 0."""
+        own = np.array([float(self._stop_signal == sig) for sig in STOP_SIGNALS])
+        if self.ctx is not None and self.ctx.distributed:
+            own = all_reduce_sum(own, self.ctx)  # one vote per signal and rank: every rank sees the same sums
+        for sig, votes in zip(STOP_SIGNALS, own):  # SIGTERM wins over SIGINT when ranks got different ones
+            if votes > 0:
+                return int(sig)
+        return 0
+
+    def _stop(self, signum: int, epoch: int, step: int, account: Optional[EpochAccount]) -> None:
+        """Write the resumable checkpoint (rank 0, once) and raise :class:`TrainingStopped`."""
+        path = None
+        if self.ctx.is_main:
+            os.makedirs(self.cfg.ckpt_save_dir, exist_ok=True)
+            path = (self._save_stop(epoch, step, account) if account is not None
+                    else os.path.join(self.cfg.ckpt_save_dir, checkpoint_name(self.cfg.model, epoch)))
+            if account is None and not os.path.isfile(path):
+                path = self._save(epoch)
+        if self.ctx.distributed:
+            all_reduce_sum(np.zeros(1), self.ctx)  # the other ranks wait here until rank 0 has written
+        raise TrainingStopped(signum, path, epoch, step, self.steps_per_epoch)
+
     # ------------------------------------------------------------------ training
-    def _train_epoch(self, epoch: int) -> Dict[str, float]:
-        cfg, ctx = self.cfg, self.ctx
-        accum = cfg.gradient_accumulation_steps
-        n_steps = self.updates_per_epoch * accum  # a trailing partial accumulation group is not run
-        losses: List[float] = []
-        skipped = 0
-        t0 = time.perf_counter()
+    def _run_chunk(self, batches) -> ChunkTotals:
+        """Run one chunk of steps and read its totals: ``batches`` through the Python loop, or with
+        ``batches=None`` one sink call (``sink_size`` steps on the device)."""
+        accum = self.cfg.gradient_accumulation_steps
+        if batches is None:
+            self._sink()
+        else:
+            for i, (images, labels) in batches:
+                step = self.accounted_step if (i + 1) % accum == 0 else self.accounted_accum
+                step(images, labels)
+        return self.counters.read()
+
+    def _chunks(self, epoch: int, n_steps: int, start: int = 0):
+        """(first step index, steps in it, batches or None) of each chunk of the epoch, from step ``start``."""
         if self.use_sink:
             if not hasattr(self, "_sink"):
-                self._sink = ms.data_sink(self.train_step, self.train_data.dataset, sink_size=n_steps)
-            loss, finite = self._sink()
-            losses.append(float(loss.asnumpy()))
-        else:
-            self.train_data.set_epoch(epoch - 1)  # per-epoch order: resumed runs see the same data
-            iterator = self.train_data.dataset.create_tuple_iterator(num_epochs=1)
-            bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main)
-            for i, (images, labels) in enumerate(iterator):
-                if i >= n_steps:
-                    break
-                update = (i + 1) % accum == 0
-                step = self.train_step if update else self.accum_step
-                loss, finite = step(images, labels)
-                value = float(loss.asnumpy())
-                if not math.isfinite(value) or not bool(finite.asnumpy()):
-                    if cfg.loss_scale_type in ("dynamic", "auto"):
-                        skipped += 1  # the dynamic loss scale skipped this update and lowered the scale
-                        if skipped <= 50 or math.isfinite(value):
-                            continue
-                    self._diverged(epoch, i, value)
-                losses.append(value)
-                if bar is not None:
-                    bar.update(1)
-                    if (i + 1) % 10 == 0 or i + 1 == n_steps:
-                        rate = (i + 1) * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
-                        bar.set_postfix(loss=f"{value:.4f}", lr=f"{self._current_lr():.4g}", img_s=f"{rate:.1f}")
-                if ctx.is_main and (i + 1) % cfg.log_interval == 0:
-                    _logger.info("epoch %d step %d/%d loss %.4f lr %.5g", epoch, i + 1, n_steps, value,
-                                 self._current_lr())
+                self._sink = ms.data_sink(self.accounted_step, self.train_data.dataset, sink_size=n_steps)
+            yield 0, n_steps, None
+            return
+        self.train_data.set_epoch(epoch - 1)  # per-epoch order: resumed runs see the same data
+        iterator = enumerate(self.train_data.dataset.create_tuple_iterator(num_epochs=1))
+        every = max(1, self.read_every)
+        for _ in range(start):  # a mid-epoch resume: the same order, the steps already done passed over
+            next(iterator)
+        i = start
+        while i < n_steps:
+            size = min(every, n_steps - i)
+            chunk = []
+            for _ in range(size):
+                chunk.append(next(iterator))
+            yield i, size, chunk
+            i += size
+
+    def _train_epoch(self, epoch: int, progress: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
+        cfg, ctx = self.cfg, self.ctx
+        accum = cfg.gradient_accumulation_steps
+        n_steps = self.updates_per_epoch * accum  # a trailing partial group is not run
+        account = EpochAccount(drop_overflow=self.drop_overflow)
+        start = 0
+        if progress is not None:  # resumed inside this epoch
+            account.load_state(progress["account"])
+            start = int(progress["step"])
+        t0 = time.perf_counter()
+        bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main) if not self.use_sink else None
+        for first, size, batches in self._chunks(epoch, n_steps, start):
+            totals = self._run_chunk(batches)
+            self._arm_stop_handlers()
+            why = account.add(totals)
+            if why:
+                self._diverged(epoch, first, size, why)
+            done = first + size
+            if self.step_log is not None:
+                self.step_log.append(epoch, done, totals.last_loss, self._current_lr())
             if bar is not None:
-                bar.close()
+                bar.update(size)
+                rate = done * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{totals.last_loss:.4f}", lr=f"{self._current_lr():.4g}", img_s=f"{rate:.1f}")
+            if ctx.is_main and done // cfg.log_interval > first // cfg.log_interval:
+                _logger.info("epoch %d step %d/%d loss %.4f lr %.5g", epoch, done, n_steps, totals.last_loss,
+                             self._current_lr())
+            if done < n_steps and done % accum == 0:  # stop between updates only
+                signum = self._stop_requested()
+                if signum:
+                    if bar is not None:
+                        bar.close()
+                    self._stop(signum, epoch, done, account)
+        if bar is not None:
+            bar.close()
         seconds = time.perf_counter() - t0
-        if not losses:
-            self._diverged(epoch, n_steps, float("nan"))
+        why = account.finish()
+        if why:
+            self._diverged(epoch, 0, n_steps, why)
+        self.skipped_total += account.skipped
         images = n_steps * cfg.batch_size * ctx.group_size
-        return {"train_loss": float(np.mean(losses)), "epoch_seconds": seconds,
-                "images_per_second": images / max(seconds, 1e-9), "skipped_steps": skipped}
+        return {"train_loss": account.train_loss, "epoch_seconds": seconds,
+                "images_per_second": images / max(seconds, 1e-9), "skipped_steps": account.skipped}
+
+    def current_loss_scale(self) -> float:
+        """The loss scale now (the dynamic scale moves during training)."""
+        return float(self.scale_state.scale.asnumpy())
 
     def _current_lr(self) -> float:
         step = int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
         return float(self.lr[min(max(step - 1, 0), len(self.lr) - 1)])
 
-    def _diverged(self, epoch: int, step: int, value: float) -> None:
+    def _diverged(self, epoch: int, first: int, size: int, why: str) -> None:
         last = latest_checkpoint(self.cfg.ckpt_save_dir, self.cfg.model)
         where = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
-        raise TrainingDiverged(
-            f"loss became {value} at epoch {epoch} step {step + 1}; training stopped ({where}); lower lr, "
-            "use amp_level O0, or a dynamic loss scale on Ascend/GPU")
+        steps = f"step {first + 1}" if size == 1 else f"steps {first + 1}-{first + size}"
+        raise TrainingDiverged(f"{why} at epoch {epoch} {steps}; training stopped ({where})",
+                               hint="lower lr, use amp_level O0, or a dynamic loss scale")
 
     def fit(self) -> Dict[str, Any]:
         """Train for the remaining epochs; returns the last metrics record plus checkpoint paths."""
@@ -285,15 +442,32 @@ class Trainer:
         directory = cfg.ckpt_save_dir
         metrics = MetricsLog(os.path.join(directory, "metrics.jsonl"))
         start_epoch = 0
-        resume = self._resume_path()
+        self._resume_progress = None
+        resume = self._resume_state()
         if resume:
-            start_epoch = self._restore(resume)
+            start_epoch = self._restore(*resume)
+        progress = self._resume_progress
+        self.step_log = StepLog(os.path.join(directory, "steps.jsonl")) if cfg.step_log and ctx.is_main else None
         if ctx.is_main:
             os.makedirs(directory, exist_ok=True)
             write_text_atomic(os.path.join(directory, "config.yaml"), cfg.dump_yaml())
             write_text_atomic(os.path.join(directory, "classes.json"), json.dumps(self.class_names))
             if os.path.exists(metrics.path):
                 metrics.truncate_after(start_epoch)
+            if self.step_log is not None:
+                self.step_log.truncate_after(start_epoch, int(progress["step"]) if progress else 0)
+        previous_handlers = self._install_stop_handlers()
+        try:
+            return self._fit_epochs(start_epoch, progress, metrics)
+        finally:
+            for sig, old in previous_handlers.items():
+                signal.signal(sig, old)
+            if self.step_log is not None:
+                self.step_log.close()
+
+    def _fit_epochs(self, start_epoch: int, progress: Optional[Dict[str, Any]], metrics: MetricsLog) -> Dict[str, Any]:
+        cfg, ctx = self.cfg, self.ctx
+        directory = cfg.ckpt_save_dir
         self._banner(start_epoch)
         best_top1 = max([r.get("val_top1") or 0.0 for r in metrics.read()] or [-1.0]) if ctx.is_main else -1.0
         eval_step = EvalStep(self.network, min(5, cfg.num_classes)) if self.val_data is not None else None
@@ -301,14 +475,15 @@ class Trainer:
         last_path = None
         t_start = time.perf_counter()
         for epoch in range(start_epoch + 1, cfg.epoch_size + 1):
-            stats = self._train_epoch(epoch)
+            stats = self._train_epoch(epoch, progress)
+            progress = None
             record = {"epoch": epoch, "train_loss": stats["train_loss"], "lr": self._current_lr(),
                       "epoch_seconds": round(stats["epoch_seconds"], 3),
                       "images_per_second": round(stats["images_per_second"], 2)}
-            if stats["skipped_steps"]:
-                record["skipped_steps"] = stats["skipped_steps"]
+            record.update(skipped_steps=stats["skipped_steps"], loss_scale=self.current_loss_scale())
             if eval_step is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
                 result = evaluate(self.network, self.val_data.dataset, cfg.num_classes, ctx, eval_step)
+                self._arm_stop_handlers()
                 record.update(val_top1=result["top1"], val_top5=result["top5"], val_loss=result["loss"])
             record.update(process_memory_mb())  # this rank's memory: watch rss_mb stay flat across epochs
             if ctx.is_main:
@@ -321,6 +496,10 @@ class Trainer:
                 _logger.info("epoch %d/%d: %s", epoch, cfg.epoch_size,
                              ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in record.items() if k != "epoch"))
+            if epoch < cfg.epoch_size:  # a signal during the epoch's last step, or a sink call
+                signum = self._stop_requested()
+                if signum:
+                    self._stop(signum, epoch, self.steps_per_epoch, None)
         if ctx.is_main:
             metrics.plot(os.path.join(directory, "metrics.png"))
             _logger.info("training done in %.1f s; checkpoints in %s", time.perf_counter() - t_start, directory)
