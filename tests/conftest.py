@@ -60,27 +60,6 @@ def _pynative_after_each_test():
     yield
     ms.set_context(mode=ms.PYNATIVE_MODE)
 
-#: The device MindSpore runs on by default in this build: "CPU" for the CPU wheel, "GPU"/"Ascend" otherwise.
-DEFAULT_DEVICE = ms.get_context("device_target")
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "cpu_only(reason): the test assumes MindSpore's CPU build (device_target CPU by default); "
-                   "skipped, with its reason, on a GPU or Ascend build")
-
-
-def pytest_collection_modifyitems(config, items):
-    """On a GPU/Ascend build, skip the tests marked cpu_only, saying why; every other test runs."""
-    if DEFAULT_DEVICE == "CPU":
-        return
-    for item in items:
-        marker = item.get_closest_marker("cpu_only")
-        if marker is not None:
-            why = marker.args[0] if marker.args else "assumes the CPU build"
-            item.add_marker(pytest.mark.skip(reason=f"needs MindSpore's CPU build (this one runs on "
-                                                    f"{DEFAULT_DEVICE}): {why}"))
-
 
 _EXIT_STATUS = {}
 
