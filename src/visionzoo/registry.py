@@ -79,6 +79,8 @@ class ModelSpec:
     flavour: str = ""
     source: str = ""
     weights: Tuple[WeightSpec, ...] = ()
+    # (regex, replacement) pairs mapping torch state-dict names to this model's (after BatchNorm renames)
+    torch_renames: Tuple[Tuple[str, str], ...] = ()
     name: str = ""  # filled in by register_model
     module: str = ""  # filled in by register_model
 

@@ -12,8 +12,10 @@ Three registered flavours, one class:
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
+import mindspore as ms
+import numpy as np
 from mindspore import Tensor, nn
 
 from ..errors import ModelError
@@ -60,20 +62,40 @@ class GoogLeNet(nn.Cell):
         kernel_5x5: kernel of the "5x5" branch (5: paper/MindCV, 3: torchvision/model_zoo).
         small_input: 32x32 stem (3x3 conv to 192 channels, no downsampling) instead of the 224 stem.
         init_mode: weight initialisation scheme (see ``layers.INIT_MODES``).
+        bn_eps: BatchNorm epsilon (1e-3 in model_zoo and torchvision).
+        stem_padding: explicit padding of the 7x7/2 stem conv (torchvision: 3); None: 'same' padding
+            (MindCV/model_zoo), which pads 2 then 3 at even sizes.
+        ceil_mode: the four stride-2 max pools are unpadded with ceil mode (torchvision) instead of
+            'same' padded; at even sizes the two agree, at odd sizes they differ.
+        transform_input: first map inputs normalised with ImageNet mean/std to (x - 0.5) / 0.5 per
+            channel, as torchvision's published GoogLeNet weights expect.
     """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = False,
                  drop_rate: float = 0.2, drop_rate_aux: float = 0.7, norm: bool = False, kernel_5x5: int = 5,
-                 small_input: bool = False, init_mode: str = "mindcv_googlenet") -> None:
+                 small_input: bool = False, init_mode: str = "mindcv_googlenet", bn_eps: float = 1e-3,
+                 stem_padding: Optional[int] = None, ceil_mode: bool = False, transform_input: bool = False) -> None:
         super().__init__()
         if aux_logits and small_input:
             raise ModelError("aux_logits needs the 224x224 GoogLeNet (its heads expect a 14x14 map); "
                               "googlenet_cifar has no auxiliary heads: set aux_logits False")
+        if transform_input and in_channels != 3:
+            raise ModelError(f"transform_input needs 3 input channels (RGB), got in_channels={in_channels}",
+                             hint="set transform_input False")
         self.num_classes = num_classes
         self.num_features = 1024
         self.aux_logits = aux_logits
         self.init_mode = init_mode
-        conv = partial(ConvNormAct, norm=norm, eps=1e-3, init_mode=init_mode)
+        conv = partial(ConvNormAct, norm=norm, eps=bn_eps, init_mode=init_mode)
+        if ceil_mode:
+            pool = partial(MaxPool2d, pad_mode="pad", padding=0, ceil_mode=True)
+        else:
+            pool = partial(MaxPool2d, pad_mode="same")
+        self.transform_input = transform_input
+        # torchvision: x[:, c] * (std_c / 0.5) + (mean_c - 0.5) / 0.5, as one per-channel affine (1, 3, 1, 1)
+        self.input_scale = ms.Tensor(np.array([s / 0.5 for s in (0.229, 0.224, 0.225)], np.float32).reshape(1, 3, 1, 1))
+        self.input_shift = ms.Tensor(np.array([(m - 0.5) / 0.5 for m in (0.485, 0.456, 0.406)],
+                                              np.float32).reshape(1, 3, 1, 1))
         if small_input:  # 3x32x32 -> 192x32x32
             self.conv1 = conv(in_channels, 192, kernel_size=3)
             self.maxpool1 = nn.Identity()
@@ -81,15 +103,16 @@ class GoogLeNet(nn.Cell):
             self.conv3 = nn.Identity()
             self.maxpool2 = nn.Identity()
         else:  # 3x224x224 -> 64x112x112 -> 64x56x56 -> 192x56x56 -> 192x28x28
-            self.conv1 = conv(in_channels, 64, kernel_size=7, stride=2)
-            self.maxpool1 = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+            stem = {} if stem_padding is None else dict(pad_mode="pad", padding=int(stem_padding))
+            self.conv1 = conv(in_channels, 64, kernel_size=7, stride=2, **stem)
+            self.maxpool1 = pool(kernel_size=3, stride=2)
             self.conv2 = conv(64, 64, kernel_size=1)
             self.conv3 = conv(64, 192, kernel_size=3)
-            self.maxpool2 = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+            self.maxpool2 = pool(kernel_size=3, stride=2)
         for name, *channels in inception_specs:
             setattr(self, f"inception{name}", Inception(*channels, conv_block=conv, kernel_5x5=kernel_5x5))
-        self.maxpool3 = MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
-        self.maxpool4 = MaxPool2d(kernel_size=2, stride=2, pad_mode="same")
+        self.maxpool3 = pool(kernel_size=3, stride=2)
+        self.maxpool4 = pool(kernel_size=2, stride=2)
         if aux_logits:
             self.aux1 = InceptionAux(512, num_classes, drop_rate_aux, conv_block=conv, init_mode=init_mode)
             self.aux2 = InceptionAux(528, num_classes, drop_rate_aux, conv_block=conv, init_mode=init_mode)
@@ -120,6 +143,8 @@ class GoogLeNet(nn.Cell):
         sync_parameter_names(self)
 
     def _features(self, x: Tensor, with_aux: bool) -> Tuple[Tensor, Any, Any]:
+        if self.transform_input:
+            x = x * self.input_scale + self.input_shift
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.conv3(self.conv2(x)))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
@@ -151,17 +176,20 @@ def _create_googlenet(variant: str, **kwargs: Any) -> GoogLeNet:
     return build_model(GoogLeNet, variant, **dict(_VARIANTS[variant], **kwargs))
 
 
+# torch names -> ours: torchvision's inception branches are branch1..4 (ours b1..b4), its head is fc
+_TORCH_RENAMES = ((r"\.branch(\d)\.", r".b\1."), (r"^fc\.", "classifier."))
+
 model_specs = {
     "googlenet": ModelSpec(
         num_params=6_991_272, num_features=1024, flavour="Conv+ReLU (no BN), true 5x5, aux heads optional",
-        source="MindCV (same parameter names: MindCV checkpoints load)"),
+        source="MindCV (same parameter names: MindCV checkpoints load)", torch_renames=_TORCH_RENAMES),
     "googlenet_bn": ModelSpec(
         num_params=6_624_904, num_features=1024, flavour="Conv+BN(eps 1e-3)+ReLU, 3x3 '5x5' branch",
-        source="MindSpore model_zoo / torchvision"),
+        source="MindSpore model_zoo / torchvision", torch_renames=_TORCH_RENAMES),
     "googlenet_cifar": ModelSpec(
         num_params=6_505_736, num_features=1024, input_size=(3, 32, 32), mean=CIFAR_MEAN,
         std=CIFAR_STD, flavour="BN, 3x3 stem to 192 channels, native 32x32",
-        source="PyTorch community CIFAR adaptation"),
+        source="PyTorch community CIFAR adaptation", torch_renames=_TORCH_RENAMES),
 }
 
 

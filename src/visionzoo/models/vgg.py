@@ -73,12 +73,14 @@ class VGG(nn.Cell):
         initialize_mode: model_zoo's name for ``init_mode`` (an alias; give one of the two).
         head: 'imagenet' (512*7*7 -> 4096 -> 4096 -> classes, needs 224x224 input) or 'cifar'
             (512 -> classes, 32x32 input).
+        adaptive_pool: average-pool the features to 7x7 before the 'imagenet' head (torchvision's
+            ``AdaptiveAvgPool2d((7, 7))``: the identity at 224x224, and any input of at least 32x32 works).
     """
 
     def __init__(self, arch: str = "vgg16", num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False,
                  pad_mode: str = "pad", has_bias: bool = False, has_dropout: bool = True, drop_rate: float = 0.5,
                  init_mode: str = "KaimingNormal", head: str = "imagenet",
-                 initialize_mode: Optional[str] = None) -> None:
+                 initialize_mode: Optional[str] = None, adaptive_pool: bool = False) -> None:
         super().__init__()
         if initialize_mode is not None:
             if init_mode != "KaimingNormal" and init_mode != initialize_mode:
@@ -97,6 +99,7 @@ class VGG(nn.Cell):
         p = drop_rate if has_dropout else 0.0
         self.features = _make_features(layer_lists[arch], in_channels, batch_norm, pad_mode, has_bias, init_mode)
         self.flatten = nn.Flatten()
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7)) if adaptive_pool and self.mlp_head else nn.Identity()
         if self.mlp_head:  # (N, 512*7*7) -> (N, classes); indices 0, 3, 6 carry MindCV's names
             self.classifier = nn.SequentialCell([
                 dense(512 * 7 * 7, 4096, init_mode), nn.ReLU(), make_dropout(p),
@@ -129,7 +132,7 @@ class VGG(nn.Cell):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Features -> logits; ``pre_logits=True`` returns the input of the last layer (N, num_features)."""
-        x = self.head_drop(self.flatten(x))
+        x = self.head_drop(self.flatten(self.avgpool(x)))
         if pre_logits:
             if self.mlp_head:
                 for i in range(6):
