@@ -208,3 +208,43 @@ def test_conversion_misfit_is_reported_strictly(tmp_path):
     report = visionzoo.checkpoint.load_checkpoint(create_model("googlenet_bn.tv_in1k", num_classes=10), str(path))
     assert report.ok and "conv1.bn.num_batches_tracked" in report.stripped
     assert "conv1.bn.gamma" in report.loaded and "inception3a.b1.conv.weight" in report.loaded
+
+
+# --- python -m visionzoo.convert ------------------------------------------------------------------
+
+def test_convert_cli_writes_a_ckpt_that_loads_and_gives_torchvision_logits(tmp_path, capsys):
+    import json
+    import subprocess
+    import sys
+
+    from script_utils import script_env
+
+    torch.manual_seed(0)
+    ref = _randomise_bn(TV_GOOGLENET.GoogLeNet(num_classes=10, aux_logits=False, transform_input=True,
+                                               init_weights=False))
+    src = tmp_path / "googlenet.pth"
+    torch.save(ref.state_dict(), src)
+    out = tmp_path / "out" / "googlenet_tv.ckpt"
+    cmd = [sys.executable, "-m", "visionzoo.convert", str(src), "--model", "googlenet_bn.tv_in1k", "-o", str(out),
+           "--num_classes", "10"]
+    proc = subprocess.run(cmd, env=script_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    counters = sum(k.endswith("num_batches_tracked") for k in ref.state_dict())
+    assert result["file"] == str(out) and result["loaded"] == len(ref.state_dict()) - counters
+    assert result["ignored"] == counters
+    x = _input((1, 3, 224, 224))
+    with torch.no_grad():
+        expected = ref(torch.from_numpy(x)).numpy()
+    model = create_model("googlenet_bn.tv_in1k", num_classes=10, checkpoint_path=str(out), init_mode="XavierUniform")
+    model.set_train(False)
+    _close(model(ms.Tensor(x)).asnumpy(), expected)
+    # a head of another size is a misfit here: one line, exit status 2, saying what to pass
+    from visionzoo.cli import run_main
+    from visionzoo.convert import main
+
+    with pytest.raises(SystemExit) as code:
+        run_main(main, cmd[3:-1] + ["7"])
+    assert code.value.code == 2
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error")]
+    assert len(errors) == 1 and "does not fit" in errors[0] and "--num_classes 7" in errors[0]
