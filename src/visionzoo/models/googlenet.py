@@ -22,7 +22,7 @@ from ..errors import ModelError
 from ..ops import MaxPool2d
 from ..constants import CIFAR_MEAN, CIFAR_STD
 from ..registry import ModelSpec, WeightSpec, build_model, register_model
-from .layers import ConvNormAct, GlobalAvgPool, check_out_indices, Inception, InceptionAux, dense, make_dropout, sync_parameter_names
+from .layers import ConvNormAct, GlobalAvgPool, check_out_indices, freeze_all_but, Inception, InceptionAux, dense, make_dropout, sync_parameter_names
 
 __all__ = ["GoogLeNet"]
 
@@ -72,6 +72,8 @@ class GoogLeNet(nn.Cell):
         features_only: build no head; ``construct`` returns the feature maps of the stages in
             ``out_indices`` (0: stem after conv3, 1: inception 3b, 2: inception 4e, 3: inception 5b;
             see ``feature_info``). A checkpoint's head entries are then ignored.
+        freeze_backbone: train only the final classification layer(s) (``requires_grad`` False
+            elsewhere, so optimizers built from ``trainable_params()`` leave the rest as loaded).
         out_indices: stages to return with ``features_only``.
     """
 
@@ -79,7 +81,8 @@ class GoogLeNet(nn.Cell):
                  drop_rate: float = 0.2, drop_rate_aux: float = 0.7, norm: bool = False, kernel_5x5: int = 5,
                  small_input: bool = False, init_mode: str = "mindcv_googlenet", bn_eps: float = 1e-3,
                  stem_padding: Optional[int] = None, ceil_mode: bool = False, transform_input: bool = False,
-                 features_only: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3)) -> None:
+                 features_only: bool = False, freeze_backbone: bool = False,
+                 out_indices: Sequence[int] = (0, 1, 2, 3)) -> None:
         super().__init__()
         if aux_logits and small_input:
             raise ModelError("aux_logits needs the 224x224 GoogLeNet (its heads expect a 14x14 map); "
@@ -135,6 +138,8 @@ class GoogLeNet(nn.Cell):
                              for k, (c, red, m) in enumerate(info) if not features_only or k in self.out_indices]
         if features_only:
             self.num_features = self.feature_info[-1]["num_chs"]
+        if freeze_backbone:
+            freeze_all_but(self, self.classifier_names)
 
     @property
     def classifier_names(self) -> Tuple[str, ...]:

@@ -15,7 +15,7 @@ from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 
 __all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "make_dropout", "conv_initializer",
-           "dense_initializer", "dense", "sync_parameter_names", "check_out_indices", "INIT_MODES"]
+           "dense_initializer", "dense", "sync_parameter_names", "check_out_indices", "freeze_all_but", "INIT_MODES"]
 
 Init = Union[str, init.Initializer, None]
 
@@ -76,6 +76,13 @@ def check_out_indices(indices: Sequence[int], n: int) -> Tuple[int, ...]:
         raise ModelError(f"out_indices {tuple(indices)} must name stages 0..{n - 1}",
                          hint=f"e.g. out_indices=(0, {n - 1})")
     return tuple(out)
+
+
+def freeze_all_but(model: nn.Cell, prefixes: Sequence[str]) -> None:
+    """Set ``requires_grad=False`` on every parameter not under one of ``prefixes`` (the head)."""
+    for path, param in model.parameters_and_names():
+        if not any(path == p or path.startswith(p + ".") for p in prefixes):
+            param.requires_grad = False
 
 
 def make_dropout(p: float) -> nn.Cell:

@@ -21,7 +21,7 @@ from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 from ..constants import CIFAR_MEAN, CIFAR_STD
 from ..registry import ModelSpec, WeightSpec, build_model, register_model
-from .layers import check_out_indices, conv_initializer, dense, make_dropout, sync_parameter_names
+from .layers import check_out_indices, freeze_all_but, conv_initializer, dense, make_dropout, sync_parameter_names
 
 __all__ = ["VGG"]
 
@@ -78,6 +78,8 @@ class VGG(nn.Cell):
         features_only: build no head; ``construct`` returns the feature maps of the stages in
             ``out_indices`` (a tuple, shallowest first). Stages after the deepest of them are not built;
             a checkpoint's entries for the head and those stages are then ignored.
+        freeze_backbone: train only the final classification layer(s) (``requires_grad`` False
+            elsewhere, so optimizers built from ``trainable_params()`` leave the rest as loaded).
         out_indices: stages to return with ``features_only`` (0..4: after each of the five max pools,
             reductions 2, 4, 8, 16, 32); see ``feature_info``.
     """
@@ -86,7 +88,7 @@ class VGG(nn.Cell):
                  pad_mode: str = "pad", has_bias: bool = False, has_dropout: bool = True, drop_rate: float = 0.5,
                  init_mode: str = "KaimingNormal", head: str = "imagenet",
                  initialize_mode: Optional[str] = None, adaptive_pool: bool = False, features_only: bool = False,
-                 out_indices: Sequence[int] = (0, 1, 2, 3, 4)) -> None:
+                 freeze_backbone: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4)) -> None:
         super().__init__()
         if initialize_mode is not None:
             if init_mode != "KaimingNormal" and init_mode != initialize_mode:
@@ -142,6 +144,8 @@ class VGG(nn.Cell):
         else:  # (N, 512) -> (N, classes)
             self.head_drop = make_dropout(p)
             self.classifier = dense(512, num_classes, init_mode)
+        if freeze_backbone:
+            freeze_all_but(self, self.classifier_names)
 
     @property
     def classifier_names(self) -> Tuple[str, ...]:
