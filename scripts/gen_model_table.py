@@ -39,8 +39,11 @@ Notes:
 - `vgg*_bn` convs have no bias (MindCV); `has_bias=True` gives torchvision's `vgg*_bn`
   (vgg16_bn: 138,365,992 parameters).
 - VGG builder options from the MindSpore model_zoo: `pad_mode` ('same' | 'pad'), `has_bias`,
-  `batch_norm`, `has_dropout`, `initialize_mode` ('KaimingNormal' | 'XavierUniform').
-- No pretrained weights are published by visionzoo yet; `pretrained=True` says so.
+  `batch_norm`, `has_dropout`, `initialize_mode` ('KaimingNormal' | 'XavierUniform'); torchvision's
+  flavour adds `adaptive_pool`. GoogLeNet options for torchvision's flavour: `stem_padding`,
+  `ceil_mode`, `transform_input`, `bn_eps`.
+- Every model takes `features_only=True, out_indices=(...)` (feature maps of the chosen stages;
+  `model.feature_info` lists channels and reduction) and has `forward_intermediates(x)`.
 
 ## Using the registry
 
@@ -61,8 +64,12 @@ trained for another number of classes is left freshly initialised, with a warnin
 that does not fit raises `CheckpointError` naming the parameters (or is reported with `strict=False`).
 
 Pretrained weights are looked up in `$VISIONZOO_HOME/checkpoints` (default
-`~/.cache/visionzoo/checkpoints`) and checked against their sha256; without network the error says
-where to put the file. `VISIONZOO_OFFLINE=1` never tries to download.
+`~/.cache/visionzoo/checkpoints`) and checked against their published sha256 prefix; a download goes
+to a temporary file and becomes a cache entry only when complete and verified. Without network the
+error names the URL, the cache path and how to place the file by hand; `pretrained_file=PATH` uses a
+local copy. `VISIONZOO_OFFLINE=1` never tries to download. torchvision's `.pth` files are read without
+torch by a restricted unpickler (tensor records only) and converted on load;
+`python -m visionzoo.convert SRC.pth --model vgg16_bn.tv_in1k -o OUT.ckpt` writes a `.ckpt`.
 
 ## Adding models from another package
 
@@ -82,13 +89,46 @@ def _fmt_norm(values) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in values) + ")"
 
 
+WEIGHTS_HEADER = """
+## Pretrained weights
+
+`create_model("NAME.TAG", pretrained=True)`; `create_model("NAME", pretrained=True)` takes the first
+tag listed for the model. Accuracy is the publisher's ImageNet-1k top-1 / top-5. Eval preprocessing:
+resize the shorter side to input / crop_pct, centre crop, normalise with mean / std (0-255 units);
+validate, infer and `Predictor` use it unless the recipe sets its own. "architecture options" are
+what the tag builds beyond the model's defaults (its own flavour), applied by the tag name.
+
+| tag | source | top-1 / top-5 | params | input, crop_pct, interpolation | mean / std | architecture options | file | sha256 | license |
+|---|---|---|---:|---|---|---|---|---|---|
+"""
+
+
+def _weight_rows():
+    rows, notes = [], []
+    for tagged in list_models(pretrained=True):
+        name = tagged.split(".")[0]
+        if not get_model_spec(name).module.startswith("visionzoo."):
+            continue
+        info = get_model_info(tagged)
+        w = info.weight
+        acc = "-" if w.top1 is None else f"{w.top1:.2f} / {w.top5:.2f}"
+        size = "x".join(str(v) for v in w.input_size)
+        options = ", ".join(f"`{k}={v!r}`" for k, v in w.options) or "-"
+        rows.append(f"| `{tagged}` | {w.source} | {acc} | {info.num_params:,} | {size}, {w.crop_pct}, "
+                    f"{w.interpolation} | {_fmt_norm(w.mean)} / {_fmt_norm(w.std)} | {options} | "
+                    f"[{w.file_name}]({w.url}) | `{w.sha256}` | {w.license} |")
+        if w.notes:
+            notes.append(f"- `{tagged}`: {w.notes}.")
+    return rows, notes
+
+
 def _recipe_file(name: str) -> str:
     """``configs/<family>/<name>.yaml``: where a reader of the repository finds a packaged recipe."""
     return "configs/" + recipe_path(name).relative_to(recipes_dir()).as_posix()
 
 
 def render() -> str:
-    """The whole docs/models.md text (recipes: the packaged ones)."""
+    """The whole docs/models.md text (recipes: the packaged ones, as paths in the repository)."""
     rows = []
     for name in list_models():
         if not get_model_spec(name).module.startswith("visionzoo."):
@@ -98,7 +138,9 @@ def render() -> str:
         size = "x".join(str(v) for v in info.input_size)
         rows.append(f"| `{name}` | {info.num_params:,} | {info.num_params_at(10):,} | {size} | "
                     f"{_fmt_norm(info.mean)} / {_fmt_norm(info.std)} | {info.flavour} | {info.source} | {recipes} |")
-    return HEADER + "\n".join(rows) + "\n" + FOOTER
+    weight_rows, notes = _weight_rows()
+    return (HEADER + "\n".join(rows) + "\n" + WEIGHTS_HEADER + "\n".join(weight_rows) + "\n\n"
+            + "\n".join(notes) + "\n" + FOOTER)
 
 
 def main(argv=None) -> int:

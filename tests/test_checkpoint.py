@@ -1,6 +1,7 @@
 """Checkpoint loading: reports, strictness, training-state stripping, head re-initialisation,
 pretrained-weight cache, and parity with MindCV checkpoints."""
 import gc
+import importlib
 import logging
 
 import mindcv
@@ -194,7 +195,7 @@ def cache(tmp_path, monkeypatch):
 def test_pretrained_cache_hit(cache, isolated_registry):
     folder, reference = cache
     _register_tiny(isolated_registry, file_sha256(folder / "tiny-test.ckpt"))
-    assert visionzoo.list_models(pretrained=True) == ["tiny_test"]
+    assert "tiny_test.test" in visionzoo.list_models(pretrained=True)
     assert visionzoo.get_model_info("tiny_test").pretrained == ("test",)
     model = create_model("tiny_test", pretrained=True, num_classes=5)
     assert all(np.array_equal(a, b) for a, b in zip(_params(model).values(), _params(reference).values()))
@@ -207,8 +208,10 @@ def test_pretrained_cache_hit(cache, isolated_registry):
 def test_pretrained_wrong_sha256(cache, isolated_registry):
     folder, _ = cache
     _register_tiny(isolated_registry, "0" * 64)
-    with pytest.raises(CheckpointError, match="tiny-test.ckpt: checksum mismatch.*expected 0000"):
+    with pytest.raises(CheckpointError, match="tiny-test.ckpt: cached weights 'test' have sha256 .*expected 0000.*"
+                                              "the file was deleted"):
         create_model("tiny_test", pretrained=True)
+    assert not (folder / "tiny-test.ckpt").exists()
 
 
 def test_pretrained_missing_without_network_says_where_to_put_it(cache, isolated_registry, monkeypatch):
@@ -223,20 +226,34 @@ def test_pretrained_missing_without_network_says_where_to_put_it(cache, isolated
 
 
 def test_model_without_published_weights():
-    with pytest.raises(CheckpointError, match="no pretrained weights are published for model 'googlenet'.*checkpoint_path"):
-        create_model("googlenet", pretrained=True)
+    with pytest.raises(CheckpointError, match="no pretrained weights are published for model 'googlenet_cifar'.*checkpoint_path"):
+        create_model("googlenet_cifar", pretrained=True)
     with pytest.raises(CheckpointError, match="not both"):
         create_model("googlenet", pretrained=True, checkpoint_path="x.ckpt")
 
 
 # --- MindCV parity -----------------------------------------------------------------------------
 
+def test_every_mindcv_tag_is_a_mindcv_architecture_covered_below():
+    tags = [n for n in visionzoo.list_models(pretrained=True) if visionzoo.get_model_info(n).source == "MindCV"]
+    assert len(tags) == 8
+    for tag in tags:
+        weight = visionzoo.get_model_info(tag).weight
+        assert weight.options == ()  # MindCV's architecture is the model's default: the parity test below covers it
+        assert tag.split(".")[0] in ("googlenet", "vgg11", "vgg13", "vgg16", "vgg19")
+        assert weight.url.startswith("https://download") and weight.file_name.split("-")[1].startswith(weight.sha256)
+        if weight.tag == "mindcv_in1k":  # the URL MindCV 0.3.0 itself loads
+            module = importlib.import_module(f"mindcv.models.{'vgg' if tag.startswith('vgg') else 'googlenet'}")
+            assert weight.url == module.default_cfgs[tag.split(".")[0]]["url"]
+
+
 @pytest.mark.parametrize("name, options", [
-    ("googlenet", {}), ("googlenet", {"aux_logits": True}),
-    ("vgg11", {}), ("vgg13", {}), ("vgg16", {}), ("vgg19", {}),
+    ("googlenet.mindcv_in1k", {}), ("googlenet", {"aux_logits": True}),
+    ("vgg11.mindcv_in1k", {}), ("vgg13.mindcv_in1k", {}), ("vgg16.mindcv_in1k", {}), ("vgg19.mindcv_in1k", {}),
 ])
 def test_mindcv_checkpoint_gives_same_logits(name, options, tmp_path):
-    reference = mindcv.create_model(name, num_classes=3, **options)
+    """Every MindCV tag's architecture (the tag name builds it) gives MindCV's logits from MindCV's weights."""
+    reference = mindcv.create_model(name.split(".")[0], num_classes=3, **options)
     path = tmp_path / f"{name}.ckpt"
     ms.save_checkpoint(reference, str(path))
     model = create_model(name, num_classes=3, checkpoint_path=str(path), **options)

@@ -18,7 +18,12 @@ def test_list_models_is_sorted_and_filters_with_wildcards():
     assert list_models("vgg*", exclude_filters=["*_bn", "*_cifar"]) == ["vgg11", "vgg13", "vgg16", "vgg19"]
     assert list_models("*_cifar", exclude_filters="vgg*") == ["googlenet_cifar"]
     assert list_models("nothing*") == []
-    assert list_models(pretrained=True) == [n for n in names if get_model_spec(n).weights]
+    tagged = list_models(pretrained=True)  # name.tag pairs, one per published weight set
+    assert tagged == sorted(f"{n}.{w.tag}" for n in names for w in get_model_spec(n).weights)
+    assert "vgg16_bn.tv_in1k" in tagged and "googlenet.mindcv_in1k" in tagged
+    assert list_models("vgg16", pretrained=True) == ["vgg16.mindcv_in1k", "vgg16.tv_in1k", "vgg16.tv_ssd_features"]
+    assert list_models("*.mindcv_in1k_910v2", pretrained=True) == [
+        "googlenet.mindcv_in1k_910v2", "vgg13.mindcv_in1k_910v2", "vgg19.mindcv_in1k_910v2"]
 
 
 def test_is_model():
@@ -63,10 +68,27 @@ def test_model_info_is_frozen_and_typed():
     info = get_model_info("googlenet")
     assert (info.name, info.num_params, info.input_size) == ("googlenet", 6_991_272, (3, 224, 224))
     assert info.classifier == "classifier" and info.first_conv == "conv1.conv"
-    assert info.pretrained == ()
+    assert info.pretrained == ("mindcv_in1k", "mindcv_in1k_910v2")
+    assert info.weight is None and info.tag == ""
     with pytest.raises(dataclasses.FrozenInstanceError):
         info.num_params = 1
     assert get_model_info("vgg16_bn_cifar").num_params_at(10) == 14_724_042
+
+
+def test_model_info_of_a_tag_reports_its_weights():
+    info = get_model_info("vgg16.mindcv_in1k")
+    assert (info.name, info.tag, info.source, info.license) == ("vgg16", "mindcv_in1k", "MindCV", "Apache-2.0")
+    assert info.url == "https://download.mindspore.cn/toolkits/mindcv/vgg/vgg16-95697531.ckpt"
+    assert info.sha256 == "95697531" and (info.top1, info.top5) == (74.61, 91.87)
+    assert info.preprocessing == {"image_resize": 224, "crop_pct": 0.875, "interpolation": "bilinear",
+                                  "mean": info.mean, "std": info.std}
+    tv = get_model_info("vgg16_bn.tv_in1k")
+    assert tv.source == "torchvision" and tv.num_params == 138_365_992 and tv.weight.model_options == {
+        "has_bias": True, "adaptive_pool": True}
+    assert get_model_info("vgg16.tv_ssd_features").std == (1.0, 1.0, 1.0)  # its inputs are 0-255 minus the mean
+    assert is_model("vgg16.tv_in1k") and not is_model("vgg16.tv_in22k")
+    with pytest.raises(visionzoo.CheckpointError, match="no weights tagged 'nope'.*mindcv_in1k"):
+        get_model_info("vgg16.nope")
 
 
 def test_recipes_are_found_by_model_key(tmp_path, monkeypatch):

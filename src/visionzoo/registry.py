@@ -42,6 +42,8 @@ __all__ = [
     "builder_takes_pretrained",
     "suggest",
     "build_model",
+    "split_name",
+    "get_weight_spec",
     "load_plugins",
     "ENTRY_POINT_GROUP",
 ]
@@ -53,17 +55,45 @@ ENTRY_POINT_GROUP = "visionzoo.models"
 
 @dataclass(frozen=True)
 class WeightSpec:
-    """One set of published weights: where to get it and how to check it."""
+    """One set of published weights (a timm-style tag): where to get it, how to check it, which
+    architecture options it needs, how it was scored and how its inputs must be preprocessed."""
 
     tag: str
     url: str
-    sha256: str  # full hex digest (a prefix of at least 8 characters is accepted)
+    sha256: str  # full hex digest, or the published prefix (at least 8 hex digits)
     filename: str = ""  # name in the cache folder; default: the URL's last part
     num_classes: int = 1000
+    source: str = ""  # who published it: "MindCV", "torchvision", ...
+    license: str = ""
+    top1: Optional[float] = None  # published ImageNet-1k top-1 / top-5 (%), None: not published
+    top5: Optional[float] = None
+    num_params: int = 0  # parameters of the model these weights fill (0: not given)
+    # builder options the weights need, e.g. (("has_bias", True),); create_model applies them
+    options: Tuple[Tuple[str, Any], ...] = ()
+    # eval preprocessing: resize the shorter side to input_size / crop_pct, centre crop, normalise
+    input_size: Tuple[int, int, int] = (3, 224, 224)
+    mean: Tuple[float, float, float] = IMAGENET_MEAN  # 0-255 units
+    std: Tuple[float, float, float] = IMAGENET_STD
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+    recipe: str = ""  # where the training recipe is published
+    notes: str = ""
 
     @property
     def file_name(self) -> str:
         return self.filename or self.url.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def model_options(self) -> Dict[str, Any]:
+        """The builder options these weights need, as a dict."""
+        return dict(self.options)
+
+    @property
+    def preprocessing(self) -> Dict[str, Any]:
+        """Eval preprocessing as recipe keys (``image_resize``, ``crop_pct``, ``interpolation``, ``mean``, ``std``)."""
+        return {"image_resize": int(self.input_size[-1]), "crop_pct": float(self.crop_pct),
+                "interpolation": self.interpolation, "mean": tuple(float(v) for v in self.mean),
+                "std": tuple(float(v) for v in self.std)}
 
 
 @dataclass(frozen=True)
@@ -80,11 +110,14 @@ class ModelSpec:
     flavour: str = ""
     source: str = ""
     weights: Tuple[WeightSpec, ...] = ()
+    # (regex, replacement) pairs mapping torch state-dict names to this model's (after BatchNorm renames)
+    torch_renames: Tuple[Tuple[str, str], ...] = ()
     name: str = ""  # filled in by register_model
     module: str = ""  # filled in by register_model
 
     def get_weight(self, tag: Union[bool, str] = True) -> WeightSpec:
-        """The weights named ``tag`` (``True``: the first listed). Raises CheckpointError if none."""
+        """The weights named ``tag`` (``True``: the first listed, the model's default tag). Raises
+        CheckpointError if none."""
         if not self.weights:
             hint = "train it (train.py) or pass checkpoint_path=... to create_model"
             if "MindCV" in self.source:
@@ -115,6 +148,37 @@ class ModelInfo:
     recipes: Tuple[str, ...]
     pretrained: Tuple[str, ...]
     num_features: int = 0
+    # set when the name carries a tag ("vgg16.mindcv_in1k"): that tag's facts
+    tag: str = ""
+    weight: Optional[WeightSpec] = None
+
+    @property
+    def url(self) -> str:
+        return self.weight.url if self.weight else ""
+
+    @property
+    def sha256(self) -> str:
+        return self.weight.sha256 if self.weight else ""
+
+    @property
+    def license(self) -> str:
+        return self.weight.license if self.weight else ""
+
+    @property
+    def top1(self) -> Optional[float]:
+        return self.weight.top1 if self.weight else None
+
+    @property
+    def top5(self) -> Optional[float]:
+        return self.weight.top5 if self.weight else None
+
+    @property
+    def preprocessing(self) -> Dict[str, Any]:
+        """Eval preprocessing (recipe keys): the tag's, else the model's input size and mean/std."""
+        if self.weight:
+            return self.weight.preprocessing
+        return {"image_resize": int(self.input_size[-1]), "crop_pct": 0.875, "interpolation": "bilinear",
+                "mean": tuple(self.mean), "std": tuple(self.std)}
 
     def num_params_at(self, num_classes: int) -> int:
         """Trainable parameters with a ``num_classes`` head (the head is ``num_features -> classes``)."""
@@ -252,6 +316,18 @@ def suggest(name: str, names: Sequence[str], n: int = 3) -> List[str]:
     return [c for _, c in sorted(scored)[:n]]
 
 
+def split_name(name: str) -> Tuple[str, str]:
+    """``"vgg16_bn.tv_in1k"`` -> ``("vgg16_bn", "tv_in1k")``; a name without a tag -> ``(name, "")``."""
+    base, _, tag = str(name).partition(".")
+    return base, tag
+
+
+def get_weight_spec(name: str, tag: Union[bool, str] = True) -> WeightSpec:
+    """The :class:`WeightSpec` of ``"model.tag"`` (or of ``name`` with ``tag``; True: the default tag)."""
+    base, own = split_name(name)
+    return get_model_spec(base).get_weight(own or tag)
+
+
 def _lookup(name: str) -> _Entry:
     if name not in _MODELS:
         load_plugins()
@@ -263,12 +339,14 @@ def _lookup(name: str) -> _Entry:
 
 
 def is_model(name: str) -> bool:
-    """True if ``name`` is a registered model (built-in or from a plugin)."""
+    """True if ``name`` is a registered model (built-in or from a plugin), or ``model.tag`` with a
+    registered tag."""
+    base, tag = split_name(name)
     try:
-        _lookup(name)
+        entry = _lookup(base)
     except ModelError:
         return False
-    return True
+    return not tag or any(w.tag == tag for w in entry.spec.weights)
 
 
 def registered_models(filter: Union[str, Sequence[str]] = "", exclude_filters: Union[str, Sequence[str]] = "",
@@ -284,25 +362,30 @@ def registered_models(filter: Union[str, Sequence[str]] = "", exclude_filters: U
     exclude = [exclude_filters] if isinstance(exclude_filters, str) else list(exclude_filters)
     exclude = [f for f in exclude if f]
     names = [n for n in names if not any(fnmatch.fnmatchcase(n, f) for f in exclude)]
-    if pretrained:
-        names = [n for n in names if _MODELS[n].spec.weights]
+    if pretrained:  # name.tag pairs; a filter may match the model name or the pair
+        pairs = [f"{n}.{w.tag}" for n in _MODELS for w in _MODELS[n].spec.weights]
+        keep = set(names)
+        names = [p for p in pairs if split_name(p)[0] in keep
+                 or (include and any(fnmatch.fnmatchcase(p, f) for f in include)
+                     and not any(fnmatch.fnmatchcase(p, f) for f in exclude))]
     return sorted(names)
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    """The registered :class:`ModelSpec` of ``name`` (raises ModelError with suggestions if unknown)."""
-    return _lookup(name).spec
+    """The registered :class:`ModelSpec` of ``name`` (a ``.tag`` suffix is ignored; raises ModelError
+    with suggestions if unknown)."""
+    return _lookup(split_name(name)[0]).spec
 
 
 def get_builder(name: str) -> Callable[..., Any]:
-    """The builder registered as ``name``."""
-    return _lookup(name).builder
+    """The builder registered as ``name`` (a ``.tag`` suffix is ignored)."""
+    return _lookup(split_name(name)[0]).builder
 
 
 def check_model_options(name: str, options: Iterable[str]) -> None:
     """Raise :class:`ModelError` naming the options model ``name`` does not take (checked against
     the builder's and the model class's signatures; nothing is checked when they take ``**kwargs``)."""
-    accepted = _lookup(name).options
+    accepted = _lookup(split_name(name)[0]).options
     if accepted is None:
         return
     unknown = sorted(set(options) - set(accepted))
@@ -314,7 +397,7 @@ def check_model_options(name: str, options: Iterable[str]) -> None:
 
 def builder_takes_pretrained(name: str) -> bool:
     """Whether the builder of ``name`` loads pretrained weights itself (declares ``pretrained``)."""
-    named, _ = _signature_names(_lookup(name).builder)
+    named, _ = _signature_names(_lookup(split_name(name)[0]).builder)
     return bool(named) and "pretrained" in named
 
 

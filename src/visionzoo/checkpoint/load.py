@@ -3,7 +3,9 @@
 :func:`load_checkpoint` is used by :func:`visionzoo.create_model`, the trainer (fine-tuning from
 ``ckpt_path``) and validation. It reads a MindSpore ``.ckpt`` (a MindCV checkpoint, a visionzoo
 training checkpoint or a bare ``save_checkpoint(model, ...)``), ignores training state, matches the
-rest against the model by name and shape and says exactly what did not fit.
+rest against the model by name and shape and says exactly what did not fit. A torch ``.pth``/``.pt``
+state dict (torchvision's published weights, or ``torch.save(model.state_dict())``) is read by the
+restricted reader of :mod:`.torch_pth` and converted to the model's names first, then loaded the same way.
 """
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
+import numpy as np
+
 from ..errors import CheckpointError
 from .io import read_checkpoint
 from .records import is_training_state
+from .torch_pth import convert_state_dict, is_torch_file, read_torch_state_dict
 
-__all__ = ["LoadReport", "load_checkpoint", "MISFIT_HINT"]
+__all__ = ["LoadReport", "load_checkpoint", "read_weights", "MISFIT_HINT"]
 
 _logger = logging.getLogger(__name__)
 
@@ -78,10 +83,22 @@ def _under(name: str, prefixes: Iterable[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+def read_weights(model: Any, path: Union[str, os.PathLike]) -> Tuple[dict, Tuple[str, ...]]:
+    """Entries of checkpoint ``path`` under ``model``'s names: a MindSpore ``.ckpt`` as stored, a torch
+    state dict converted (:func:`.torch_pth.convert_state_dict` with the renames of ``model.spec``).
+    Returns ``(entries, torch entries dropped by the conversion)``."""
+    if not is_torch_file(path):
+        return read_checkpoint(path), ()
+    state = read_torch_state_dict(path)
+    renames = tuple(getattr(getattr(model, "spec", None), "torch_renames", ()) or ())
+    return convert_state_dict(state, (p.name for p in model.get_parameters()), renames)
+
+
 def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]], strict: bool = True,
                     num_classes: Optional[int] = None, classifier: Union[None, str, Sequence[str]] = None,
                     ema: bool = False) -> LoadReport:
-    """Load weights from ``path`` (a ``.ckpt`` file or a ``{name: Parameter}`` dict) into ``model``.
+    """Load weights from ``path`` (a ``.ckpt``, a torch ``.pth``/``.pt`` state dict, or a
+    ``{name: Parameter}`` dict) into ``model``.
 
     Training state (:func:`is_training_state`) is ignored. Classifier parameters (``classifier``:
     name prefixes; default: the model's ``classifier_names`` or spec) whose shape differs, i.e. a
@@ -93,10 +110,12 @@ def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]]
         num_classes: the model's class count, for the messages (default: read from the head).
         ema: load the checkpoint's ``ema.*`` copies instead of the raw weights.
     """
+    converted_away: Tuple[str, ...] = ()
     if isinstance(path, Mapping):
         where, params = "<dict>", dict(path)
     else:
-        where, params = os.fspath(path), read_checkpoint(path)
+        where = os.fspath(path)
+        params, converted_away = read_weights(model, path)
     if ema:
         ema_params = {k[len("ema."):]: v for k, v in params.items() if k.startswith("ema.")}
         if not ema_params:
@@ -122,12 +141,19 @@ def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]]
             else:
                 mismatched.append((name, tuple(param.shape), ckpt_shape))
             continue
+        if isinstance(value, np.ndarray):  # a converted torch entry: as a Parameter of the model's dtype
+            import mindspore as ms
+
+            np_dtype = {ms.float32: np.float32, ms.float16: np.float16, ms.float64: np.float64}.get(param.dtype)
+            value = ms.Parameter(ms.Tensor(value if np_dtype is None else value.astype(np_dtype, copy=False)),
+                                 name=name)
         to_load[name] = value
         loaded.append(name)
     missing = tuple(n for n in model_params if n not in params)
     unexpected = tuple(sorted(k for k in params if k not in model_params and k not in stripped))
     report = LoadReport(path=where, loaded=tuple(loaded), missing=missing, unexpected=unexpected,
-                        mismatched=tuple(mismatched), dropped_classifier=tuple(dropped), stripped=stripped)
+                        mismatched=tuple(mismatched), dropped_classifier=tuple(dropped),
+                        stripped=stripped + converted_away)
 
     if not report.ok:
         problems = []

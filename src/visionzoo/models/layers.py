@@ -6,7 +6,7 @@ parameter names, and therefore MindCV checkpoints, match.
 from __future__ import annotations
 
 import math
-from typing import Callable, Union
+from typing import Callable, Sequence, Tuple, Union
 
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
@@ -15,7 +15,7 @@ from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 
 __all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "make_dropout", "conv_initializer",
-           "dense_initializer", "dense", "sync_parameter_names", "INIT_MODES"]
+           "dense_initializer", "dense", "sync_parameter_names", "check_out_indices", "freeze_all_but", "INIT_MODES"]
 
 Init = Union[str, init.Initializer, None]
 
@@ -65,6 +65,24 @@ def sync_parameter_names(model: nn.Cell) -> None:
     for path, param in model.parameters_and_names():
         if param.name != path:
             param.name = path
+
+
+def check_out_indices(indices: Sequence[int], n: int) -> Tuple[int, ...]:
+    """Stage indices as a sorted tuple (negative ones count from the end), each in ``0..n-1``."""
+    if isinstance(indices, int):
+        indices = (indices,)
+    out = sorted({int(i) % n if -n <= int(i) < n else int(i) for i in indices})
+    if not out or out[0] < 0 or out[-1] >= n:
+        raise ModelError(f"out_indices {tuple(indices)} must name stages 0..{n - 1}",
+                         hint=f"e.g. out_indices=(0, {n - 1})")
+    return tuple(out)
+
+
+def freeze_all_but(model: nn.Cell, prefixes: Sequence[str]) -> None:
+    """Set ``requires_grad=False`` on every parameter not under one of ``prefixes`` (the head)."""
+    for path, param in model.parameters_and_names():
+        if not any(path == p or path.startswith(p + ".") for p in prefixes):
+            param.requires_grad = False
 
 
 def make_dropout(p: float) -> nn.Cell:

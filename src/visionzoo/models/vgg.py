@@ -20,8 +20,8 @@ from mindspore import Tensor, nn
 from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 from ..constants import CIFAR_MEAN, CIFAR_STD
-from ..registry import ModelSpec, build_model, register_model
-from .layers import conv_initializer, dense, make_dropout, sync_parameter_names
+from ..registry import ModelSpec, WeightSpec, build_model, register_model
+from .layers import check_out_indices, freeze_all_but, conv_initializer, dense, make_dropout, sync_parameter_names
 
 __all__ = ["VGG"]
 
@@ -73,12 +73,22 @@ class VGG(nn.Cell):
         initialize_mode: model_zoo's name for ``init_mode`` (an alias; give one of the two).
         head: 'imagenet' (512*7*7 -> 4096 -> 4096 -> classes, needs 224x224 input) or 'cifar'
             (512 -> classes, 32x32 input).
+        adaptive_pool: average-pool the features to 7x7 before the 'imagenet' head (torchvision's
+            ``AdaptiveAvgPool2d((7, 7))``: the identity at 224x224, and any input of at least 32x32 works).
+        features_only: build no head; ``construct`` returns the feature maps of the stages in
+            ``out_indices`` (a tuple, shallowest first). Stages after the deepest of them are not built;
+            a checkpoint's entries for the head and those stages are then ignored.
+        freeze_backbone: train only the final classification layer(s) (``requires_grad`` False
+            elsewhere, so optimizers built from ``trainable_params()`` leave the rest as loaded).
+        out_indices: stages to return with ``features_only`` (0..4: after each of the five max pools,
+            reductions 2, 4, 8, 16, 32); see ``feature_info``.
     """
 
     def __init__(self, arch: str = "vgg16", num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False,
                  pad_mode: str = "pad", has_bias: bool = False, has_dropout: bool = True, drop_rate: float = 0.5,
                  init_mode: str = "KaimingNormal", head: str = "imagenet",
-                 initialize_mode: Optional[str] = None) -> None:
+                 initialize_mode: Optional[str] = None, adaptive_pool: bool = False, features_only: bool = False,
+                 freeze_backbone: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4)) -> None:
         super().__init__()
         if initialize_mode is not None:
             if init_mode != "KaimingNormal" and init_mode != initialize_mode:
@@ -95,8 +105,35 @@ class VGG(nn.Cell):
         self.mlp_head = head == "imagenet"
         self.num_features = 4096 if self.mlp_head else 512
         p = drop_rate if has_dropout else 0.0
-        self.features = _make_features(layer_lists[arch], in_channels, batch_norm, pad_mode, has_bias, init_mode)
+        spec = layer_lists[arch]
+        self.features_only = features_only
+        self.out_indices = check_out_indices(out_indices, spec.count("M"))
+        # cells of the full trunk: conv [bn] relu per width, one per pool; features.<i> for
+        # _pruned_from <= i < _full_len are not built (features_only)
+        self._full_len = sum((3 if batch_norm else 2) if v != "M" else 1 for v in spec)
+        self._pruned_from = self._full_len
+        if features_only:  # stages after the deepest one asked for are not built (as timm does)
+            pools = [i for i, v in enumerate(spec) if v == "M"]
+            spec = spec[:pools[self.out_indices[-1]] + 1]
+        self.features = _make_features(spec, in_channels, batch_norm, pad_mode, has_bias, init_mode)
+        # feature stages end after each max pool: (index in self.features, channels, reduction)
+        ends, width = [], in_channels
+        for i, cell in enumerate(self.features.cells()):
+            if isinstance(cell, nn.Conv2d):
+                width = cell.out_channels
+            if isinstance(cell, nn.MaxPool2d):
+                ends.append((i, width, 2 ** (len(ends) + 1)))
+        self.feature_info = [{"num_chs": c, "reduction": r, "module": f"features.{i}", "stage": k}
+                             for k, (i, c, r) in enumerate(ends)]
+        self._stage_ends = tuple(i for i, _, _ in ends)
+        if features_only:
+            self._pruned_from = len(self.features)
+            self.feature_info = [self.feature_info[k] for k in self.out_indices]
+            self.num_features = self.feature_info[-1]["num_chs"]
+            self.avgpool = nn.Identity()
+            return
         self.flatten = nn.Flatten()
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7)) if adaptive_pool and self.mlp_head else nn.Identity()
         if self.mlp_head:  # (N, 512*7*7) -> (N, classes); indices 0, 3, 6 carry MindCV's names
             self.classifier = nn.SequentialCell([
                 dense(512 * 7 * 7, 4096, init_mode), nn.ReLU(), make_dropout(p),
@@ -107,11 +144,36 @@ class VGG(nn.Cell):
         else:  # (N, 512) -> (N, classes)
             self.head_drop = make_dropout(p)
             self.classifier = dense(512, num_classes, init_mode)
+        if freeze_backbone:
+            freeze_all_but(self, self.classifier_names)
 
     @property
     def classifier_names(self) -> Tuple[str, ...]:
         """Parameter-name prefix of the final classification layer."""
+        if self.features_only:
+            return ()
         return ("classifier.6",) if self.mlp_head else ("classifier",)
+
+    @property
+    def optional_checkpoint_prefixes(self) -> Tuple[str, ...]:
+        """Checkpoint entries to ignore: a features-only model loads full checkpoints (the head and the
+        stages it did not build)."""
+        if not self.features_only:
+            return ()
+        return ("classifier",) + tuple(f"features.{i}" for i in range(self._pruned_from, self._full_len))
+
+    def forward_intermediates(self, x: Tensor, indices: Optional[Sequence[int]] = None,
+                              intermediates_only: bool = False) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
+        """Feature maps of stages ``indices`` (default: all five, or ``out_indices`` when features-only)
+        and the final features: ``(forward_features(x), [maps])``, or only ``[maps]``."""
+        wanted = self.out_indices if indices is None else check_out_indices(indices, len(self._stage_ends))
+        ends = [self._stage_ends[k] for k in wanted]
+        maps = []
+        for i in range(ends[-1] + 1 if intermediates_only else len(self.features)):
+            x = self.features[i](x)
+            if i in ends:
+                maps.append(x)
+        return maps if intermediates_only else (x, maps)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last classification layer with a fresh one for ``num_classes`` classes."""
@@ -129,7 +191,7 @@ class VGG(nn.Cell):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Features -> logits; ``pre_logits=True`` returns the input of the last layer (N, num_features)."""
-        x = self.head_drop(self.flatten(x))
+        x = self.head_drop(self.flatten(self.avgpool(x)))
         if pre_logits:
             if self.mlp_head:
                 for i in range(6):
@@ -137,7 +199,9 @@ class VGG(nn.Cell):
             return x
         return self.classifier(x)
 
-    def construct(self, x: Tensor) -> Tensor:
+    def construct(self, x: Tensor) -> Union[Tensor, Tuple[Tensor, ...]]:
+        if self.features_only:
+            return tuple(self.forward_intermediates(x, intermediates_only=True))
         return self.forward_head(self.forward_features(x))
 
 
@@ -153,7 +217,56 @@ def _create_vgg(variant: str, **kwargs: Any) -> VGG:
     return build_model(VGG, variant, **dict(_VARIANTS[variant], **kwargs))
 
 
-def _spec(num_params: int, bn: bool = False, cifar: bool = False) -> ModelSpec:
+# --- published weights ---------------------------------------------------------------------------
+# URLs, hashes (the sha256 prefix in each file name), metrics and parameter counts from MindCV's
+# default_cfgs and configs/vgg/README.md, and torchvision 0.28's VGG*_Weights.
+
+_MINDCV = "https://download.mindspore.cn/toolkits/mindcv/vgg/"
+_MINDCV_A2 = "https://download-mindspore.osinfra.cn/toolkits/mindcv/vgg/"
+_TV = "https://download.pytorch.org/models/"
+#: torchvision's VGGs have conv biases and AdaptiveAvgPool2d((7, 7)) before the head
+TV_OPTIONS = (("has_bias", True), ("adaptive_pool", True))
+
+
+def _mindcv(file: str, top1: float, top5: float, tag: str = "mindcv_in1k", base: str = _MINDCV,
+            notes: str = "8 x Ascend 910, graph mode") -> WeightSpec:
+    return WeightSpec(tag=tag, url=base + file, sha256=file.rsplit("-", 2 if "910v2" in file else 1)[1][:8],
+                      source="MindCV", license="Apache-2.0", top1=top1, top5=top5,
+                      recipe="https://github.com/mindspore-lab/mindcv/tree/main/configs/vgg", notes=notes)
+
+
+def _tv(file: str, top1: Optional[float], top5: Optional[float], num_params: int, tag: str = "tv_in1k",
+        **kwargs: Any) -> WeightSpec:
+    return WeightSpec(tag=tag, url=_TV + file, sha256=file.rsplit("-", 1)[1].split(".")[0], source="torchvision",
+                      license="BSD-3-Clause", top1=top1, top5=top5, num_params=num_params, options=TV_OPTIONS,
+                      recipe="https://github.com/pytorch/vision/tree/main/references/classification#alexnet-and-vgg",
+                      **kwargs)
+
+
+_A2 = "8 x Ascend 910* (Atlas A2), graph mode"
+WEIGHTS: Dict[str, Tuple[WeightSpec, ...]] = {
+    "vgg11": (_mindcv("vgg11-ef31d161.ckpt", 71.86, 90.50),
+              _tv("vgg11-8a719046.pth", 69.020, 88.628, 132_863_336)),
+    "vgg13": (_mindcv("vgg13-da805e6e.ckpt", 72.87, 91.02),
+              _mindcv("vgg13-7756f33c-910v2.ckpt", 72.81, 91.02, tag="mindcv_in1k_910v2", base=_MINDCV_A2, notes=_A2),
+              _tv("vgg13-19584684.pth", 69.928, 89.246, 133_047_848)),
+    "vgg16": (_mindcv("vgg16-95697531.ckpt", 74.61, 91.87),
+              _tv("vgg16-397923af.pth", 71.592, 90.382, 138_357_544),
+              _tv("vgg16_features-amdegroot-88682ab5.pth", None, None, 138_357_544, tag="tv_ssd_features",
+                  mean=(0.48235 * 255, 0.45882 * 255, 0.40784 * 255), std=(1.0, 1.0, 1.0),
+                  notes="features only (ported from amdegroot/ssd.pytorch): the classifier holds NaN "
+                        "placeholders; use features_only=True or replace the head")),
+    "vgg19": (_mindcv("vgg19-bedee7b6.ckpt", 75.21, 92.56),
+              _mindcv("vgg19-5104d1ea-910v2.ckpt", 75.24, 92.55, tag="mindcv_in1k_910v2", base=_MINDCV_A2, notes=_A2),
+              _tv("vgg19-dcbb9e9d.pth", 72.376, 90.876, 143_667_240)),
+    "vgg11_bn": (_tv("vgg11_bn-6002323d.pth", 70.370, 89.810, 132_868_840),),
+    "vgg13_bn": (_tv("vgg13_bn-abd245e5.pth", 71.586, 90.374, 133_053_736),),
+    "vgg16_bn": (_tv("vgg16_bn-6c64b313.pth", 73.360, 91.516, 138_365_992),),
+    "vgg19_bn": (_tv("vgg19_bn-c79401a0.pth", 74.218, 91.842, 143_678_248),),
+}
+
+
+def _spec(num_params: int, bn: bool = False, cifar: bool = False, weights: Tuple[WeightSpec, ...] = ()) -> ModelSpec:
     if cifar:
         return ModelSpec(num_params=num_params, num_features=512, input_size=(3, 32, 32), mean=CIFAR_MEAN,
                          std=CIFAR_STD, classifier="classifier", first_conv="features.0",
@@ -162,18 +275,18 @@ def _spec(num_params: int, bn: bool = False, cifar: bool = False) -> ModelSpec:
     return ModelSpec(num_params=num_params, num_features=4096, classifier="classifier.6", first_conv="features.0",
                      flavour="Conv+BN+ReLU, conv without bias" if bn else "Conv+ReLU, conv without bias",
                      source="MindCV (same parameter names: MindCV checkpoints load)" if not bn
-                     else "MindCV batch_norm=True (same parameter names)")
+                     else "MindCV batch_norm=True (same parameter names)", weights=weights)
 
 
 model_specs = {
-    "vgg11": _spec(132_860_584),
-    "vgg13": _spec(133_044_904),
-    "vgg16": _spec(138_353_320),
-    "vgg19": _spec(143_661_736),
-    "vgg11_bn": _spec(132_866_088, bn=True),
-    "vgg13_bn": _spec(133_050_792, bn=True),
-    "vgg16_bn": _spec(138_361_768, bn=True),
-    "vgg19_bn": _spec(143_672_744, bn=True),
+    "vgg11": _spec(132_860_584, weights=WEIGHTS["vgg11"]),
+    "vgg13": _spec(133_044_904, weights=WEIGHTS["vgg13"]),
+    "vgg16": _spec(138_353_320, weights=WEIGHTS["vgg16"]),
+    "vgg19": _spec(143_661_736, weights=WEIGHTS["vgg19"]),
+    "vgg11_bn": _spec(132_866_088, bn=True, weights=WEIGHTS["vgg11_bn"]),
+    "vgg13_bn": _spec(133_050_792, bn=True, weights=WEIGHTS["vgg13_bn"]),
+    "vgg16_bn": _spec(138_361_768, bn=True, weights=WEIGHTS["vgg16_bn"]),
+    "vgg19_bn": _spec(143_672_744, bn=True, weights=WEIGHTS["vgg19_bn"]),
     "vgg11_bn_cifar": _spec(9_736_232, cifar=True),
     "vgg13_bn_cifar": _spec(9_920_936, cifar=True),
     "vgg16_bn_cifar": _spec(15_231_912, cifar=True),

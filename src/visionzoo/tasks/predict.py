@@ -34,7 +34,7 @@ from ..data.images import as_rgb_array, decode_file, list_images
 from ..data.transforms import decoded_eval
 from ..engine.build import build_network
 from ..errors import ConfigError
-from .validate import load_for_eval, resolve_checkpoint
+from .validate import load_for_eval, resolve_checkpoint, with_tag_preprocessing
 
 __all__ = ["Predictor", "Prediction", "predict", "class_names_for", "config_for"]
 
@@ -150,6 +150,9 @@ class Predictor:
         class_names: names to report instead of the checkpoint's.
         batch_size: images per forward pass (default: the recipe's eval_batch_size or batch_size).
         **overrides: recipe keys to change, e.g. ``val_amp_level="O2"``, ``image_resize=32``.
+
+    With a weight tag (``model="vgg16_bn.tv_in1k"``, or ``pretrained=True``) the tag's input size,
+    crop_pct, interpolation and mean/std are used wherever the recipe leaves them at their defaults.
     """
 
     def __init__(self, cfg: Union[None, str, Config] = None, *, model: Any = None,
@@ -163,7 +166,8 @@ class Predictor:
         meta = read_meta(path) if path and path != "auto" else {}
         if cell is not None and cfg is None and not meta.get(records.CONFIG):
             raise ConfigError("a Predictor over a given network needs cfg (the recipe whose eval transforms to use)")
-        self.cfg = config_for(cfg, path, name, meta=meta, **overrides)
+        # the weight tag's preprocessing (model "name.tag", or pretrained) where the recipe sets none
+        self.cfg = with_tag_preprocessing(config_for(cfg, path, name, meta=meta, **overrides))
         if path:
             if path == "auto":
                 path = resolve_checkpoint(self.cfg.replace(ckpt_path=path))

@@ -14,7 +14,38 @@ from ..engine.build import build_network
 from ..engine.evaluate import evaluate
 from ..errors import CheckpointError, CheckpointNotFoundError, ConfigError
 
-__all__ = ["resolve_checkpoint", "eval_precision", "load_for_eval", "run_validation"]
+__all__ = ["resolve_checkpoint", "eval_precision", "load_for_eval", "run_validation", "tag_weight",
+           "with_tag_preprocessing"]
+
+#: Recipe keys a weight tag's preprocessing sets (see WeightSpec.preprocessing).
+PREPROCESSING_KEYS = ("image_resize", "crop_pct", "interpolation", "mean", "std")
+
+
+def tag_weight(cfg: Config) -> Any:
+    """The WeightSpec a recipe's network uses: the tag in ``model`` ("vgg16_bn.tv_in1k"), else the
+    model's default tag when ``pretrained`` is set; None without one."""
+    from ..registry import get_model_spec, split_name
+
+    base, tag = split_name(cfg.model)
+    spec = get_model_spec(base)
+    if tag:
+        return spec.get_weight(tag)
+    if cfg.pretrained and spec.weights:
+        return spec.get_weight(True)
+    return None
+
+
+def with_tag_preprocessing(cfg: Config) -> Config:
+    """``cfg`` with its weight tag's eval preprocessing (input size, crop_pct, interpolation,
+    mean/std) for every such key the recipe leaves at its schema default; a value the user set
+    (in the recipe or on the command line) is kept. Unchanged without a tag."""
+    weight = tag_weight(cfg)
+    if weight is None:
+        return cfg
+    defaults = Config()
+    changes = {k: v for k, v in weight.preprocessing.items()
+               if getattr(cfg, k) == getattr(defaults, k) and getattr(cfg, k) != v}
+    return cfg.replace(**changes) if changes else cfg
 
 
 def resolve_checkpoint(cfg: Config) -> str:
@@ -65,7 +96,9 @@ def load_for_eval(cfg: Config, path: str) -> nn.Cell:
 
 
 def run_validation(cfg: Config) -> Dict[str, Any]:
-    """validate.py's work: score ``cfg.ckpt_path`` on the recipe's validation split over every sample."""
+    """validate.py's work: score ``cfg.ckpt_path`` on the recipe's validation split over every sample
+    (with the weight tag's preprocessing where the recipe does not set its own)."""
+    cfg = with_tag_preprocessing(cfg)
     ctx = setup_context(cfg)
     path = resolve_checkpoint(cfg)
     bundle = build_dataset(cfg, "val", shard_id=ctx.rank, num_shards=ctx.group_size)
