@@ -21,6 +21,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ("engine",),
     ("tasks",),
     ("cli",),
+    ("convert",),  # ``python -m visionzoo.convert``: the convert command's module entry
 ]
 RANK: Dict[str, int] = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
