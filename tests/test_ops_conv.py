@@ -130,6 +130,7 @@ def test_tuning_settles_on_one_candidate_over_the_first_calls():
     """Tuning runs one candidate per call, timing each at least twice, then keeps one; every call's
     result is right meanwhile."""
     lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvClearPresets()  # choices persisted by earlier runs would skip the tuning watched here
     conv = _fast_conv(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
     ref = nn.Conv2d(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
     ref.weight.set_data(conv.weight.data.copy())
