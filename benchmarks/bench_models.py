@@ -8,6 +8,9 @@ Variants:
   visionzoo  visionzoo's trainer: the train step cell ``Trainer`` compiles (its optimizer, LR table and loss
              scale state) on a model from visionzoo.create_model(...) with visionzoo's defaults (fast CPU
              path), MindSpore graph mode
+  standard   visionzoo's trainer and model with the fast ops off (VISIONZOO_FAST_CONV=0, VISIONZOO_FAST_POOL=0)
+             but visionzoo's oneDNN cap: MindSpore's standard Conv2D at its best setting on this host, and
+             the baseline for the fast path's memory cost (peak RSS)
   plain      the same visionzoo architecture under plain MindSpore defaults: no ONEDNN_MAX_CPU_ISA,
              VISIONZOO_NO_CPU_DEFAULTS=1, VISIONZOO_FAST_POOL=0, VISIONZOO_FAST_CONV=0 (standard
              nn.MaxPool2d and nn.Conv2d), the plain TrainOneStepCell loop
@@ -46,7 +49,7 @@ MODELS = {
     "vgg16_bn_cifar": (32, 128, 10, None),
     "googlenet_cifar": (32, 128, 10, None),
 }
-VARIANTS = ("visionzoo", "plain", "torch", "mindcv")
+VARIANTS = ("visionzoo", "standard", "plain", "torch", "mindcv")
 _ENV_KEYS = ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS", "VISIONZOO_FAST_POOL", "VISIONZOO_FAST_CONV",
              "VISIONZOO_FAST_OPS", "ATEN_CPU_CAPABILITY")
 ISA_CLASSES = ("native", "avx2")
@@ -62,6 +65,9 @@ def _variant_env(variant: str, isa_class: str = "native") -> dict:
         env["VISIONZOO_FAST_CONV"] = "0"
     if variant == "visionzoo":
         env["VISIONZOO_FAST_OPS"] = "require"
+    if variant == "standard":
+        env["VISIONZOO_FAST_POOL"] = "0"
+        env["VISIONZOO_FAST_CONV"] = "0"
     if isa_class == "avx2":
         if variant != "plain" and variant != "mindcv":
             env["ONEDNN_MAX_CPU_ISA"] = "AVX2"
@@ -204,7 +210,7 @@ class _MindSporeRunner:
         self.x = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
         self.y = ms.Tensor(rng.integers(0, classes, batch).astype(np.int32))
         self.trainer = None
-        if variant == "visionzoo":  # through visionzoo's trainer: the step cell it compiles
+        if variant in ("visionzoo", "standard"):  # through visionzoo's trainer: the step cell it compiles
             self.trainer = _visionzoo_trainer(model_name, batch, size, classes, mode)
             self.model = self.trainer.network
             self.train_net = self.trainer.train_step
@@ -328,7 +334,17 @@ def worker_main(args) -> None:
     for line in sys.stdin:
         cmd, *rest = line.split()
         if cmd == "quit":
-            _reply({"peak_rss_mb": _peak_rss_mb()})
+            final = {"peak_rss_mb": _peak_rss_mb()}
+            if args.worker == "visionzoo":  # the conv kernel's scratch buffers, and how many sets of them
+                import ctypes
+
+                from visionzoo.ops.conv import build_conv_kernels
+
+                lib = ctypes.CDLL(build_conv_kernels())
+                lib.VzConvScratchBytes.restype = ctypes.c_size_t
+                sets = ctypes.c_int(0)
+                final.update(scratch_mb=lib.VzConvScratchBytes(ctypes.byref(sets)) / 2**20, scratch_sets=sets.value)
+            _reply(final)
             return
         step = runner.train_step if cmd == "train" else runner.infer_step
         times, cpu = [], []
@@ -482,7 +498,9 @@ def main(argv=None) -> int:
         for v, r in all_results[model].items():
             print(f"  {v}: threads {r.get('threads', '?')}, oneDNN cap {r.get('ONEDNN_MAX_CPU_ISA')}"
                   + (f", fast-path ISA {r['fast_isa']}" if "fast_isa" in r else "")
-                  + (f", ATen {r['cpu_capability']}" if "cpu_capability" in r else ""), flush=True)
+                  + (f", ATen {r['cpu_capability']}" if "cpu_capability" in r else "")
+                  + (f", conv scratch {r['scratch_mb']:.0f} MiB in {r['scratch_sets']} sets" if "scratch_mb" in r else ""),
+                  flush=True)
         print(_fmt_table({model: all_results[model]}, args), flush=True)
     print("\n" + _fmt_table(all_results, args))
     load = os.getloadavg()[0]

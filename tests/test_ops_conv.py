@@ -219,3 +219,50 @@ def test_conv_tuning_switch_fixes_the_formulation(setting, forced):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert f"FORCED {forced}" in out.stdout.splitlines()
+
+
+def test_scratch_buffers_are_per_running_call_not_per_calling_thread():
+    """MindSpore launches kernels from several threads; the kernel's scratch buffers are leased per call,
+    so a new thread reuses the free sets instead of growing its own (the result stays right)."""
+    import threading
+
+    lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvScratchBytes.restype = ctypes.c_size_t
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 16, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    p = np.array([1, 1, 1, 1, 1, 1], np.int32)
+    want = nn.Conv2d(16, 24, 3, pad_mode="same", weight_init=Tensor(w))(Tensor(x)).asnumpy()
+    shapes = [np.array(s, np.int64) for s in (x.shape, w.shape, (6,), want.shape)]
+
+    def run(out):
+        y = np.zeros(want.shape, np.float32)
+        params = (ctypes.c_void_p * 4)(*[a.ctypes.data for a in (x, w, p, y)])
+        ndims = (ctypes.c_int * 4)(4, 4, 1, 4)
+        shape_ptrs = (ctypes.POINTER(ctypes.c_int64) * 4)(
+            *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shapes])
+        dtypes = (ctypes.c_char_p * 4)(b"float32", b"float32", b"int32", b"float32")
+        out.append((lib.Conv2dInference(4, params, ndims, shape_ptrs, dtypes, None, None), y))
+
+    results = []
+    previous = lib.VzConvForceCandidate(0)  # one formulation: a tuning run's split ones lease more sets
+    try:
+        run(results)
+    finally:
+        lib.VzConvForceCandidate(previous)
+    sets = ctypes.c_int(0)
+    lib.VzConvScratchBytes(ctypes.byref(sets))
+    before = sets.value
+    previous = lib.VzConvForceCandidate(0)
+    try:
+        for _ in range(4):  # four new threads, one after another
+            t = threading.Thread(target=run, args=(results,))
+            t.start()
+            t.join()
+    finally:
+        lib.VzConvForceCandidate(previous)
+    lib.VzConvScratchBytes(ctypes.byref(sets))
+    assert sets.value == before >= 1
+    for status, y in results:
+        assert status == 0
+        _close(y, want, "output from another thread")

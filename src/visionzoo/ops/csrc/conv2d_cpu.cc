@@ -266,9 +266,47 @@ struct Scratch {
 // further slice's gradient when a thread runs several slices; [6]: oneDNN's scratchpad; [7], [8]: the
 // whole-batch im2col and the transposed output gradient of BatchGemmBackwardWeights.
 enum { kSharedWeights = 3, kPartial = 4, kExtra = 5, kScratchpad = 6, kColumns = 7, kTransposed = 8 };
+//
+// The buffers come in sets, one set per thread *running* a convolution, not per thread that ever ran one:
+// MindSpore launches kernels from several actor threads, and thread-local sets each grown to the largest
+// layer multiplied the scratch memory by their number. Execute() leases a set from a pool for the call
+// (and so does each OpenMP worker of a batch-split run), so the number of sets is the peak concurrency.
+struct ScratchSet {
+  Scratch buffers[9];
+};
+std::mutex g_scratch_mutex;
+std::vector<ScratchSet *> g_scratch_all, g_scratch_free;  // guarded by g_scratch_mutex; never freed
+thread_local ScratchSet *t_scratch = nullptr;
+
+// Holds a set for this thread for its lifetime (nested leases share the outer one).
+struct ScratchLease {
+  bool owner = false;
+  ScratchLease() {
+    if (t_scratch != nullptr) return;
+    std::lock_guard<std::mutex> lock(g_scratch_mutex);
+    if (g_scratch_free.empty()) {
+      g_scratch_all.push_back(new ScratchSet());
+      g_scratch_free.push_back(g_scratch_all.back());
+    }
+    t_scratch = g_scratch_free.back();
+    g_scratch_free.pop_back();
+    owner = true;
+  }
+  ~ScratchLease() {
+    if (!owner) return;
+    std::lock_guard<std::mutex> lock(g_scratch_mutex);
+    g_scratch_free.push_back(t_scratch);
+    t_scratch = nullptr;
+  }
+  ScratchLease(const ScratchLease &) = delete;
+  ScratchLease &operator=(const ScratchLease &) = delete;
+};
+
 Scratch &ScratchBuffer(int i) {
-  thread_local Scratch buffers[9];
-  return buffers[i];
+  if (t_scratch == nullptr) {  // outside a lease (should not happen): a set of the thread's own
+    thread_local ScratchLease own;
+  }
+  return t_scratch->buffers[i];
 }
 
 // Every primitive is created with a user-managed scratchpad, and each calling thread passes its own
@@ -484,6 +522,7 @@ bool RunSplit(const Conv &c, int kind, int parts, void *in0, void *in1, void *ou
   const int limit = g_split_threads.load();
 #pragma omp parallel num_threads(limit > 0 && limit < parts ? limit : parts)
   {
+    ScratchLease lease;  // the calling thread (tid 0) keeps its own
     const int tid = omp_get_thread_num(), nthr = omp_get_num_threads();  // nthr < parts when nested
     const dnnl_stream_t stream = SerialStream();
     float *mine = nullptr;
@@ -707,6 +746,7 @@ void Touch(Candidates *c, int i) {
     ScratchBuffer(kSharedWeights).Touch(dnnl_memory_desc_get_size(conv.ops[1].prim_md));
 #pragma omp parallel num_threads(c->parts)
   {
+    ScratchLease lease;
     touch_operands();
     if (c->kind == kBackwardWeights && omp_get_thread_num() > 0)
       ScratchBuffer(kPartial).Touch(dnnl_memory_desc_get_size(conv.ops[2].user_md));
@@ -774,6 +814,7 @@ int Execute(int kind, const int64_t *x, const int64_t *w, const int64_t *y, cons
   if (!g_dnnl_loaded.load() || Engine() == nullptr || Stream() == nullptr) return 2;
   Candidates *c = GetCandidates(MakeKey(kind, x, w, y, p));
   if (c == nullptr) return 3;
+  ScratchLease lease;
   return RunTuned(c, in0, in1, out) ? 0 : 4;
 }
 
@@ -960,6 +1001,16 @@ extern "C" int VzConvChoices(int64_t *rows, int max_rows) {
     ++n;
   }
   return n;
+}
+
+// Scratch memory held now (bytes, all sets); *sets receives how many sets exist (the peak concurrency).
+extern "C" size_t VzConvScratchBytes(int *sets) {
+  std::lock_guard<std::mutex> lock(g_scratch_mutex);
+  size_t total = 0;
+  for (const ScratchSet *set : g_scratch_all)
+    for (const Scratch &b : set->buffers) total += b.size;
+  if (sets != nullptr) *sets = int(g_scratch_all.size());
+  return total;
 }
 
 // How many geometries and directions have started tuning and not finished (benchmarks warm up until 0).
