@@ -2,6 +2,7 @@
 timeout, ``VISIONZOO_FAST_OPS=require``, the prebuild command and persisted tuning. A fake compiler (a
 shell script that records each compilation) keeps most of these cheap; the prebuild and tuning tests
 build the real kernels into a fresh cache."""
+import glob
 import json
 import logging
 import os
@@ -39,11 +40,19 @@ def _calls(tmp_path):
     return path.read_text().split() if path.exists() else []
 
 
+# Both names of the cache root (VISIONZOO_CACHE_DIR today, VISIONZOO_HOME after the package restructure):
+# the tests look up the kernel directory through runtime.cache_dir() either way.
+def _cache_env(root):
+    return {"VISIONZOO_CACHE_DIR": str(root), "VISIONZOO_HOME": str(root)}
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VISIONZOO_CACHE_DIR", str(tmp_path / "cache"))
+    """An empty cache root for the test; the value is the kernel directory in it."""
+    for key, value in _cache_env(tmp_path / "cache").items():
+        monkeypatch.setenv(key, value)
     monkeypatch.delenv(runtime.FAST_OPS_ENV, raising=False)
-    return tmp_path / "cache"
+    return runtime.cache_dir()
 
 
 def test_racing_processes_build_once(tmp_path, cache):
@@ -51,7 +60,7 @@ def test_racing_processes_build_once(tmp_path, cache):
     gets the same library."""
     cxx = _fake_compiler(tmp_path, 'sleep 2; echo built > "$OUT"')
     code = "from visionzoo.ops._build import build_library; print('LIB', build_library('maxpool2d_cpu'))"
-    env = script_env({"CXX": cxx, "VISIONZOO_CACHE_DIR": str(cache)})
+    env = script_env({"CXX": cxx, **{k: os.environ[k] for k in _cache_env("")}})
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -119,7 +128,7 @@ def test_require_turns_a_fallback_into_an_error(tmp_path, cache, monkeypatch, ca
 
 def _ops_cli(args, cache, **env):
     return subprocess.run([sys.executable, "-m", "visionzoo.ops", *args], capture_output=True, text=True,
-                          timeout=600, env=script_env({"VISIONZOO_CACHE_DIR": str(cache), **env}))
+                          timeout=600, env=script_env({**{k: os.environ[k] for k in _cache_env("")}, **env}))
 
 
 def test_prebuild_command_fails_with_one_line(tmp_path, cache):
@@ -161,12 +170,13 @@ def test_prebuild_then_tuning_choices_persist(cache):
     runs = []
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-c", _TUNE], capture_output=True, text=True, timeout=300,
-                              env=script_env({"VISIONZOO_CACHE_DIR": str(cache)}))
+                              env=script_env({k: os.environ[k] for k in _cache_env("")}))
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(json.loads(proc.stdout.split("CHOICE ")[1]))
     assert runs[0][0] == -1 and runs[0][1] >= 0  # tuned from scratch
     assert runs[1] == [runs[0][1], runs[0][1]]  # started with the saved choice
-    stores = list(cache.glob("conv2d_cpu_*.tuning.json"))
+    stores = glob.glob(os.path.join(cache, "conv2d_cpu_*.tuning.json"))
     assert len(stores) == 1
     cleared = _ops_cli(["clear"], cache)
-    assert cleared.returncode == 0 and not list(cache.glob("conv2d_cpu_*")) and not list(cache.glob("libdnnl_vz_*"))
+    assert cleared.returncode == 0
+    assert not glob.glob(os.path.join(cache, "conv2d_cpu_*")) and not glob.glob(os.path.join(cache, "libdnnl_vz_*"))

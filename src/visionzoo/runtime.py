@@ -23,8 +23,10 @@ fast convolution               MindSpore hands oneDNN plain NCHW tensors,    ``V
                                its direct kernels (~1.6x on VGG's convs)
 conv formulation tuning        each conv geometry keeps the fastest of up    ``VISIONZOO_CONV_TUNING=0``:
 (fast convolution)             to five formulations, timed over its first    always oneDNN's blocked one
-                               calls; they round differently in the last     (bitwise-reproducible runs)
-                               bits, and the choice depends on timings
+                               calls; they round differently in the last     (bitwise-reproducible runs);
+                               bits, and the choice depends on timings;      ``=fresh``: tune, but neither
+                               choices are saved per (geometry, ISA,         read nor save choices;
+                               threads) and reused by later runs             ``python -m visionzoo.ops clear``
 =============================  ===========================================  ==============================
 """
 from __future__ import annotations
