@@ -127,7 +127,7 @@ def test_batch_gemm_in_groups_of_images_matches_nn(kwargs, shape):
 
 
 def test_tuning_settles_on_one_candidate_over_the_first_calls():
-    """Tuning runs one candidate per call, timing each at least twice, then keeps one; every call's
+    """Tuning runs one candidate per call, timing each three times, then keeps one; every call's
     result is right meanwhile."""
     lib = ctypes.CDLL(build_conv_kernels())
     lib.VzConvClearPresets()  # choices persisted by earlier runs would skip the tuning watched here

@@ -122,7 +122,8 @@ def _read(path: str) -> str:
         return ""
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
@@ -178,7 +179,7 @@ def cached_artifact(path: str, what: str, produce: Callable[[str], None], retry:
                 produce(path)
             except (OSError, subprocess.SubprocessError) as err:
                 reason = _one_line(err)
-                _write_atomic(marker, reason + "\n")
+                write_atomic(marker, reason + "\n")
                 _logger.warning("building visionzoo's %s failed (%s); this machine uses MindSpore's standard op "
                                 "until `python -m visionzoo.ops build` succeeds (marker: %s)", what, reason, marker)
                 raise KernelBuildError(what, reason, marker) from None

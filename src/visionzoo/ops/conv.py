@@ -13,7 +13,7 @@ from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM 
 every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), on some layers splitting the
 batch between threads beats one primitive threaded by oneDNN, and the weight gradient of small images is
 fastest as one GEMM over many images; so each geometry and direction times its formulations (four, five
-for the weight gradient) over its first few calls, one per call, each at least twice, and keeps the
+for the weight gradient) over its first few calls, one per call, each three times, and keeps the
 fastest (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices
 are kept per (geometry, ISA, thread count) in the cache directory and reused by later runs, so that a
 noisy machine's timing cannot make two runs differ (``python -m visionzoo.ops clear`` forgets them;
@@ -45,7 +45,7 @@ from mindspore import nn, ops
 
 from .. import runtime
 from ._fast import FastPathLayer, same_pads
-from ._build import KernelBuildError, build_library, cached_artifact, copy_file, file_lock, load_once
+from ._build import KernelBuildError, build_library, cached_artifact, copy_file, file_lock, load_once, write_atomic
 
 _logger = logging.getLogger(__name__)
 
@@ -168,10 +168,7 @@ class _TuningStore:
                 rows = [r for r in data.get(self.section, []) if self._valid(r)]
                 present = {tuple(r[:-1]) for r in rows}
                 data[self.section] = rows + [r for r in new if tuple(r[:-1]) not in present]  # the first choice stays
-                fd_path = self.path + f".{os.getpid()}.tmp"
-                with open(fd_path, "w", encoding="utf-8") as f:
-                    json.dump(data, f)
-                os.replace(fd_path, self.path)
+                write_atomic(self.path, json.dumps(data))
         except OSError as err:
             _logger.debug("conv tuning choices not saved (%s)", err)
 
