@@ -437,6 +437,18 @@ def _fmt_table(all_results, args) -> str:
     return "\n".join(lines)
 
 
+def _write_json(path: str, meta: dict, results: dict) -> None:
+    meta = dict(meta, load_now=os.getloadavg()[0])
+    try:
+        from importlib.metadata import version
+
+        meta["torch"] = version("torch")
+    except Exception:  # noqa: BLE001 - not installed
+        pass
+    with open(path, "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+
+
 def _spread(rounds) -> str:
     if len(rounds) < 2:
         return "-"
@@ -502,20 +514,15 @@ def main(argv=None) -> int:
                   + (f", conv scratch {r['scratch_mb']:.0f} MiB in {r['scratch_sets']} sets" if "scratch_mb" in r else ""),
                   flush=True)
         print(_fmt_table({model: all_results[model]}, args), flush=True)
+        if args.json:  # after every model: a run stopped early keeps what it finished
+            _write_json(args.json, meta, all_results)
     print("\n" + _fmt_table(all_results, args))
     load = os.getloadavg()[0]
     print(f"load average after: {load:.1f}" + (" (above the CPU count: other processes shared the CPU, "
                                                  "absolute numbers are low and noisy)" if load > os.cpu_count() else ""))
     meta["load_after"] = load
-    try:
-        import torch
-
-        meta["torch"] = torch.__version__
-    except ImportError:
-        pass
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "results": all_results}, f, indent=1)
+        _write_json(args.json, meta, all_results)
     return 0
 
 

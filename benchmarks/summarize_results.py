@@ -35,7 +35,7 @@ def summarize(path: str) -> list:
                       f"**{b / a:.2f}x**"]
         cells += [f"{statistics.median(vz['train_cpu']):.2f} / {statistics.median(pt['train_cpu']):.2f}",
                   f"{vz['peak_rss_mb']:.0f} / {pt['peak_rss_mb']:.0f}", f"{vz.get('scratch_mb', float('nan')):.0f}",
-                  f"{meta['load_before']:.1f}-{meta['load_after']:.1f}"]
+                  f"{meta['load_before']:.1f}-{meta.get('load_after', meta.get('load_now', float('nan'))):.1f}"]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
