@@ -8,11 +8,20 @@ Variants:
   visionzoo  visionzoo's trainer: the train step cell ``Trainer`` compiles (its optimizer, LR table and loss
              scale state) on a model from visionzoo.create_model(...) with visionzoo's defaults (fast CPU
              path), MindSpore graph mode
+  standard   visionzoo's trainer and model with the fast ops off (VISIONZOO_FAST_CONV=0, VISIONZOO_FAST_POOL=0)
+             but visionzoo's oneDNN cap: MindSpore's standard Conv2D at its best setting on this host, and
+             the baseline for the fast path's memory cost (peak RSS)
   plain      the same visionzoo architecture under plain MindSpore defaults: no ONEDNN_MAX_CPU_ISA,
              VISIONZOO_NO_CPU_DEFAULTS=1, VISIONZOO_FAST_POOL=0, VISIONZOO_FAST_CONV=0 (standard
              nn.MaxPool2d and nn.Conv2d), the plain TrainOneStepCell loop
   torch      PyTorch eager on the identical architecture (defined below)
   mindcv     mindcv.create_model(...) under plain MindSpore defaults, where MindCV has the model
+
+ISA classes (``--isa-class``): ``native`` (default) lets each library use the host's best ISA, as a user
+gets it; ``avx2`` measures the AVX2 host class on an AVX-512 machine: visionzoo and PyTorch both with
+``ONEDNN_MAX_CPU_ISA=AVX2`` (visionzoo's fast kernels honour a user-set cap) and PyTorch with
+``ATEN_CPU_CAPABILITY=avx2``. The visionzoo worker runs with ``VISIONZOO_FAST_OPS=require``: a fallback to
+the standard ops would measure the wrong thing, so it fails instead.
 
 Usage (from the repository root):
   PYTHONPATH=src python benchmarks/bench_models.py                      # everything, default steps
@@ -40,11 +49,13 @@ MODELS = {
     "vgg16_bn_cifar": (32, 128, 10, None),
     "googlenet_cifar": (32, 128, 10, None),
 }
-VARIANTS = ("visionzoo", "plain", "torch", "mindcv")
-_ENV_KEYS = ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS", "VISIONZOO_FAST_POOL", "VISIONZOO_FAST_CONV")
+VARIANTS = ("visionzoo", "standard", "plain", "torch", "mindcv")
+_ENV_KEYS = ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS", "VISIONZOO_FAST_POOL", "VISIONZOO_FAST_CONV",
+             "VISIONZOO_FAST_OPS", "ATEN_CPU_CAPABILITY")
+ISA_CLASSES = ("native", "avx2")
 
 
-def _variant_env(variant: str) -> dict:
+def _variant_env(variant: str, isa_class: str = "native") -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _ENV_KEYS}
     src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
@@ -52,7 +63,32 @@ def _variant_env(variant: str) -> dict:
         env["VISIONZOO_NO_CPU_DEFAULTS"] = "1"
         env["VISIONZOO_FAST_POOL"] = "0"
         env["VISIONZOO_FAST_CONV"] = "0"
+    if variant == "visionzoo":
+        env["VISIONZOO_FAST_OPS"] = "require"
+    if variant == "standard":
+        env["VISIONZOO_FAST_POOL"] = "0"
+        env["VISIONZOO_FAST_CONV"] = "0"
+    if isa_class == "avx2":
+        if variant != "plain" and variant != "mindcv":
+            env["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+        if variant == "torch":
+            env["ATEN_CPU_CAPABILITY"] = "avx2"
     return env
+
+
+def _isa_flags() -> list:
+    """The vector-ISA flags of this CPU (avx*, amx*, fma, sse4*)."""
+    from visionzoo import runtime
+
+    return sorted(f for f in runtime.cpu_flags() if f.startswith(("avx", "amx", "fma", "sse4")))
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,7 +210,7 @@ class _MindSporeRunner:
         self.x = ms.Tensor(rng.standard_normal((batch, 3, size, size)).astype(np.float32))
         self.y = ms.Tensor(rng.integers(0, classes, batch).astype(np.int32))
         self.trainer = None
-        if variant == "visionzoo":  # through visionzoo's trainer: the step cell it compiles
+        if variant in ("visionzoo", "standard"):  # through visionzoo's trainer: the step cell it compiles
             self.trainer = _visionzoo_trainer(model_name, batch, size, classes, mode)
             self.model = self.trainer.network
             self.train_net = self.trainer.train_step
@@ -255,13 +291,22 @@ def worker_main(args) -> None:
     t0 = time.perf_counter()
     if args.worker == "torch":
         runner = _TorchRunner(args.model, batch, size, classes)
-        info = {"threads": runner.torch.get_num_threads(), "version": runner.torch.__version__}
+        info = {"threads": runner.torch.get_num_threads(), "version": runner.torch.__version__,
+                "cpu_capability": runner.torch.backends.cpu.get_cpu_capability(),
+                "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA")}
     else:
         runner = _MindSporeRunner(args.worker, args.model, batch, size, classes, args.mode)
         import mindspore as ms
 
         info = {"version": ms.__version__, "fast_layers": runner.fast_layers,
                 "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+        if args.worker == "visionzoo":
+            import ctypes
+
+            from visionzoo.ops.conv import build_conv_kernels, effective_isa
+
+            lib = ctypes.CDLL(build_conv_kernels())
+            info.update(fast_isa=effective_isa(lib), threads=lib.VzConvThreads())
     build_s = time.perf_counter() - t0
     compile_s = runner.compile() if hasattr(runner, "compile") else 0.0
     t0 = time.perf_counter()
@@ -289,7 +334,17 @@ def worker_main(args) -> None:
     for line in sys.stdin:
         cmd, *rest = line.split()
         if cmd == "quit":
-            _reply({"peak_rss_mb": _peak_rss_mb()})
+            final = {"peak_rss_mb": _peak_rss_mb()}
+            if args.worker == "visionzoo":  # the conv kernel's scratch buffers, and how many sets of them
+                import ctypes
+
+                from visionzoo.ops.conv import build_conv_kernels
+
+                lib = ctypes.CDLL(build_conv_kernels())
+                lib.VzConvScratchBytes.restype = ctypes.c_size_t
+                sets = ctypes.c_int(0)
+                final.update(scratch_mb=lib.VzConvScratchBytes(ctypes.byref(sets)) / 2**20, scratch_sets=sets.value)
+            _reply(final)
             return
         step = runner.train_step if cmd == "train" else runner.infer_step
         times, cpu = [], []
@@ -315,7 +370,7 @@ class Worker:
         self.variant = variant
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=None if args.verbose else subprocess.DEVNULL, text=True,
-                                     env=_variant_env(variant))
+                                     env=_variant_env(variant, args.isa_class))
 
     def read(self):
         for line in self.proc.stdout:
@@ -335,7 +390,7 @@ def bench_model(model: str, variants, args) -> dict:
     for v in variants:  # start and compile one at a time: compile times are not disturbed
         w = Worker(v, model, args)
         results[v] = w.read()
-        results[v].update(train=[], infer=[], train_cpu=[], infer_cpu=[])
+        results[v].update(train=[], infer=[], train_cpu=[], infer_cpu=[], train_rounds=[], infer_rounds=[])
         workers.append(w)
         tuning = (f", then {results[v]['tuning_steps']} steps ({results[v]['tuning_s']:.1f} s) until its "
                   f"convolutions were tuned" if results[v].get("tuning_steps") else "")
@@ -346,6 +401,7 @@ def bench_model(model: str, variants, args) -> dict:
                 n = args.steps if kind == "train" else args.infer_steps
                 reply = w.ask(f"{kind} {n}")
                 results[w.variant][kind] += reply["times"]
+                results[w.variant][kind + "_rounds"].append(statistics.median(reply["times"]))
                 results[w.variant][kind + "_cpu"] += reply["cpu"]
     for w in workers:
         results[w.variant].update(w.ask("quit"))
@@ -354,9 +410,9 @@ def bench_model(model: str, variants, args) -> dict:
 
 
 def _fmt_table(all_results, args) -> str:
-    lines = ["| model | batch | variant | train s/step | train img/s | visionzoo speed-up | infer img/s | visionzoo speed-up "
-             "| train CPU s/step | first step s | compile s | peak RSS MB | params |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | batch | variant | train s/step | spread | train img/s | visionzoo speed-up | infer img/s | spread "
+             "| visionzoo speed-up | train CPU s/step | first step s | compile s | peak RSS MB | params |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model, res in all_results.items():
         base = res.get("visionzoo")
         for v, r in res.items():
@@ -368,16 +424,35 @@ def _fmt_table(all_results, args) -> str:
                 vs_t = f"{tr / statistics.median(base['train']):.2f}x"
                 if r["infer"]:
                     vs_i = f"{inf / statistics.median(base['infer']):.2f}x"
-            lines.append(f"| {model} | {batch} | {v} | {tr:.3f} | {batch / tr:.1f} | {vs_t} | {batch / inf:.1f} | "
-                         f"{vs_i} | {statistics.median(r['train_cpu']):.2f} | {r['first_train_s']:.1f} | {r['compile_s']:.1f} | "
+            lines.append(f"| {model} | {batch} | {v} | {tr:.3f} | {_spread(r['train_rounds'])} | {batch / tr:.1f} | "
+                         f"{vs_t} | {batch / inf:.1f} | {_spread(r['infer_rounds'])} | {vs_i} | {statistics.median(r['train_cpu']):.2f} | {r['first_train_s']:.1f} | {r['compile_s']:.1f} | "
                          f"{r['peak_rss_mb']:.0f} | "
                          f"{r['params']:,} |")
     lines.append("")
-    lines.append("visionzoo speed-up = that variant's median step time / visionzoo's (> 1: visionzoo is faster). "
+    lines.append("spread = (slowest - fastest) / median of the per-round median step times. "
+                 "visionzoo speed-up = that variant's median step time / visionzoo's (> 1: visionzoo is faster). "
                  "train CPU s/step = process CPU time (all threads) per training step: less sensitive than wall "
                  "time to other jobs on the machine. compile s = graph compilation of the training step "
                  "(Cell.compile, before the first step; 0 for PyTorch eager). first step includes it.")
     return "\n".join(lines)
+
+
+def _write_json(path: str, meta: dict, results: dict) -> None:
+    meta = dict(meta, load_now=os.getloadavg()[0])
+    try:
+        from importlib.metadata import version
+
+        meta["torch"] = version("torch")
+    except Exception:  # noqa: BLE001 - not installed
+        pass
+    with open(path, "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+
+
+def _spread(rounds) -> str:
+    if len(rounds) < 2:
+        return "-"
+    return f"{(max(rounds) - min(rounds)) / statistics.median(rounds):.0%}"
 
 
 def _cpu_model() -> str:
@@ -403,7 +478,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-infer", dest="infer", action="store_false", help="skip inference timing")
     p.add_argument("--batch", type=int, default=0, help="override every model's batch size")
     p.add_argument("--mode", type=int, default=0, help="MindSpore mode: 0 graph (default), 1 PyNative")
-    p.add_argument("--json", help="write raw results here")
+    p.add_argument("--isa-class", choices=ISA_CLASSES, default="native",
+                   help="native: each library at the host's best ISA; avx2: both capped at AVX2 (module docstring)")
+    p.add_argument("--json", help="write raw results (with the machine, date and versions) here")
     p.add_argument("--verbose", action="store_true", help="show the workers' stderr")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -413,21 +490,39 @@ def main(argv=None) -> int:
         return 0
     import platform
 
+    import datetime
+
+    import mindspore as ms
+
     all_results = {}
-    print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "
-          f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
+    meta = {"cpu": _cpu_model(), "isa_flags": _isa_flags(), "cpus": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0)), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "isa_class": args.isa_class, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "mindspore": ms.__version__, "visionzoo_commit": _git_commit(),
+            "host": platform.node(), "load_before": os.getloadavg()[0], "argv": sys.argv[1:]}
+    print(f"machine: {meta['cpu']}, {meta['cpus']} CPUs ({meta['affinity']} usable), python {meta['python']}; "
+          f"ISA flags: {' '.join(meta['isa_flags'])}; ISA class: {args.isa_class}; "
+          f"load average before: {meta['load_before']:.1f}", flush=True)
     for model in args.models.split(","):
         variants = [v for v in args.variants.split(",") if v != "mindcv" or MODELS[model][3]]
         print(f"{model}: {', '.join(variants)}", flush=True)
         all_results[model] = bench_model(model, variants, args)
+        for v, r in all_results[model].items():
+            print(f"  {v}: threads {r.get('threads', '?')}, oneDNN cap {r.get('ONEDNN_MAX_CPU_ISA')}"
+                  + (f", fast-path ISA {r['fast_isa']}" if "fast_isa" in r else "")
+                  + (f", ATen {r['cpu_capability']}" if "cpu_capability" in r else "")
+                  + (f", conv scratch {r['scratch_mb']:.0f} MiB in {r['scratch_sets']} sets" if "scratch_mb" in r else ""),
+                  flush=True)
         print(_fmt_table({model: all_results[model]}, args), flush=True)
+        if args.json:  # after every model: a run stopped early keeps what it finished
+            _write_json(args.json, meta, all_results)
     print("\n" + _fmt_table(all_results, args))
     load = os.getloadavg()[0]
     print(f"load average after: {load:.1f}" + (" (above the CPU count: other processes shared the CPU, "
                                                  "absolute numbers are low and noisy)" if load > os.cpu_count() else ""))
+    meta["load_after"] = load
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(all_results, f, indent=1)
+        _write_json(args.json, meta, all_results)
     return 0
 
 

@@ -129,9 +129,10 @@ def test_batch_gemm_in_groups_of_images_matches_nn(kwargs, shape):
 
 
 def test_tuning_settles_on_one_candidate_over_the_first_calls():
-    """Tuning runs one candidate per call, timing each at least twice, then keeps one; every call's
+    """Tuning runs one candidate per call, timing each three times, then keeps one; every call's
     result is right meanwhile."""
     lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvClearPresets()  # choices persisted by earlier runs would skip the tuning watched here
     conv = _fast_conv(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
     ref = nn.Conv2d(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
     ref.weight.set_data(conv.weight.data.copy())
@@ -256,3 +257,50 @@ def test_graph_mode_runs_the_fast_kernel():
     for _ in range(5 * 3):  # at most 5 candidates x 3 timings settle the choice
         _close(conv(x).asnumpy(), want, "graph-mode output")
     assert lib.VzConvChosenCandidate(inference, *pointers) in (0, 1, 2, 3)
+
+
+def test_scratch_buffers_are_per_running_call_not_per_calling_thread():
+    """MindSpore launches kernels from several threads; the kernel's scratch buffers are leased per call,
+    so a new thread reuses the free sets instead of growing its own (the result stays right)."""
+    import threading
+
+    lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvScratchBytes.restype = ctypes.c_size_t
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 16, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    p = np.array([1, 1, 1, 1, 1, 1], np.int32)
+    want = nn.Conv2d(16, 24, 3, pad_mode="same", weight_init=Tensor(w))(Tensor(x)).asnumpy()
+    shapes = [np.array(s, np.int64) for s in (x.shape, w.shape, (6,), want.shape)]
+
+    def run(out):
+        y = np.zeros(want.shape, np.float32)
+        params = (ctypes.c_void_p * 4)(*[a.ctypes.data for a in (x, w, p, y)])
+        ndims = (ctypes.c_int * 4)(4, 4, 1, 4)
+        shape_ptrs = (ctypes.POINTER(ctypes.c_int64) * 4)(
+            *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shapes])
+        dtypes = (ctypes.c_char_p * 4)(b"float32", b"float32", b"int32", b"float32")
+        out.append((lib.Conv2dInference(4, params, ndims, shape_ptrs, dtypes, None, None), y))
+
+    results = []
+    previous = lib.VzConvForceCandidate(0)  # one formulation: a tuning run's split ones lease more sets
+    try:
+        run(results)
+    finally:
+        lib.VzConvForceCandidate(previous)
+    sets = ctypes.c_int(0)
+    lib.VzConvScratchBytes(ctypes.byref(sets))
+    before = sets.value
+    previous = lib.VzConvForceCandidate(0)
+    try:
+        for _ in range(4):  # four new threads, one after another
+            t = threading.Thread(target=run, args=(results,))
+            t.start()
+            t.join()
+    finally:
+        lib.VzConvForceCandidate(previous)
+    lib.VzConvScratchBytes(ctypes.byref(sets))
+    assert sets.value == before >= 1
+    for status, y in results:
+        assert status == 0
+        _close(y, want, "output from another thread")

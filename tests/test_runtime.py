@@ -56,3 +56,84 @@ def test_apply_cpu_defaults_on_a_mapping():
     env = {"ONEDNN_MAX_CPU_ISA": "SSE41"}
     assert runtime.apply_cpu_defaults(env) == {}
     assert env == {"ONEDNN_MAX_CPU_ISA": "SSE41"}
+
+
+# CPU flags as /proc/cpuinfo spells them, for the two x86 host classes (and an AMX Xeon's extras).
+AVX2_HOST = frozenset({"sse4_1", "avx", "avx2", "fma"})
+AVX512_HOST = AVX2_HOST | {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "amx_tile", "amx_bf16"}
+
+
+def test_isa_choice_on_an_avx512_host():
+    """AVX-512 host: MindSpore's oneDNN is capped at AVX2 (its plain-NCHW Conv2D must not reach the
+    reference kernel) while the fast path's private oneDNN runs AVX512_CORE (AMX/VNNI do not serve fp32)."""
+    from visionzoo import runtime
+
+    assert runtime.choose_isa(AVX512_HOST, {}, machine="x86_64") == ("AVX2", "AVX512_CORE", "auto")
+
+
+def test_isa_choice_on_an_avx2_host():
+    from visionzoo import runtime
+
+    assert runtime.choose_isa(AVX2_HOST, {}, machine="x86_64") == ("AVX2", "AVX2", "auto")
+    assert runtime.choose_isa(frozenset({"sse4_1"}), {}, machine="x86_64").fast == "SSE41"
+    assert runtime.choose_isa(frozenset(), {}, machine="x86_64").fast is None  # unknown: oneDNN decides
+
+
+def test_isa_choice_respects_a_user_setting_and_the_opt_out():
+    from visionzoo import runtime
+
+    # a user-set ONEDNN_MAX_CPU_ISA reaches both oneDNN instances untouched
+    assert runtime.choose_isa(AVX512_HOST, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, machine="x86_64") == (None, None, "user")
+    assert runtime.choose_isa(AVX512_HOST, {"VISIONZOO_NO_CPU_DEFAULTS": "1"}, machine="x86_64") == \
+        (None, "AVX512_CORE", "off")
+    assert runtime.choose_isa(AVX512_HOST, {}, machine="aarch64") == (None, None, "other-arch")
+
+
+def test_cpu_flags_reader(tmp_path):
+    from visionzoo import runtime
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse4_1 avx2 fma avx512f\n\nprocessor\t: 1\nflags\t\t: x\n")
+    assert runtime.cpu_flags(str(cpuinfo)) == {"fpu", "sse4_1", "avx2", "fma", "avx512f"}
+    assert runtime.cpu_flags(str(tmp_path / "missing")) == frozenset()
+
+
+# Builds two fast convolutions and reports, from inside that process, the kernels' oneDNN ISA and the
+# variable MindSpore's oneDNN reads.
+_ISA_PROBE = """
+import json, logging, os
+logging.basicConfig(level=logging.INFO)
+import visionzoo, ctypes
+from visionzoo import runtime
+from visionzoo.ops import conv
+runtime.use_fast_conv(True)
+layers = [conv.Conv2d(3, 4, 3), conv.Conv2d(4, 4, 1)]
+lib = ctypes.CDLL(conv.build_conv_kernels())
+print(json.dumps({"fast": conv.effective_isa(lib), "standard": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+                  "best": runtime.best_fp32_isa(runtime.cpu_flags()), "all_fast": all(l.fast for l in layers)}))
+"""
+
+
+def _isa_probe(**env_changes):
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS")}
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_changes)
+    proc = subprocess.run([sys.executable, "-c", _ISA_PROBE], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
+def test_fast_kernels_run_at_the_hosts_best_isa_and_log_it_once():
+    """End to end on this host: the private oneDNN dispatches at the best fp32 level of the CPU while
+    MindSpore's keeps the AVX2 cap; the choice is logged once, at info level."""
+    report, log = _isa_probe()
+    assert report["all_fast"]
+    assert report["fast"] == report["best"]
+    assert report["standard"] == "AVX2"
+    assert log.count("INFO:visionzoo.ops.conv:visionzoo fast convolution: oneDNN ISA") == 1
+
+
+def test_fast_kernels_follow_a_user_set_isa():
+    report, log = _isa_probe(ONEDNN_MAX_CPU_ISA="AVX2")
+    assert report["fast"] == "AVX2" and report["standard"] == "AVX2"
+    assert "set by the user" in log

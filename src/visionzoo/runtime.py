@@ -7,7 +7,13 @@ first operation. What is chosen, why, and how to switch it off (see also docs/pe
 choice                         why                                          override
 =============================  ===========================================  ==============================
 ``ONEDNN_MAX_CPU_ISA=AVX2``    MindSpore 2.10's oneDNN otherwise picks a     set the variable yourself, or
-(x86-64, set on import)        reference convolution 30-100x slower          ``VISIONZOO_NO_CPU_DEFAULTS=1``
+(x86-64, set on import; caps   reference convolution 30-100x slower for      ``VISIONZOO_NO_CPU_DEFAULTS=1``
+MindSpore's own oneDNN only)   plain NCHW (``jit_uni_ncsp:conv+ref:any``)
+fast-path ISA                  the fast convolution runs its own copy of     ``ONEDNN_MAX_CPU_ISA`` (then
+(x86-64, :func:`choose_isa`)   oneDNN at the host's best fp32 ISA            both copies use it)
+                               (AVX-512 where present, else AVX2)
+``VISIONZOO_FAST_OPS=require`` benchmarks and CI: a fast layer that cannot   unset (default: fall back to
+                               be built raises instead of falling back       the standard op, warning)
 fast max pooling               oneDNN's ``simple_nchw`` pooling backward is  ``VISIONZOO_FAST_POOL=0`` or
 (CPU target)                   ~40% of a GoogLeNet step; a C++ kernel is     :func:`use_fast_pool`\\ ``(False)``
                                5-20x faster with identical numerics
@@ -17,8 +23,10 @@ fast convolution               MindSpore hands oneDNN plain NCHW tensors,    ``V
                                its direct kernels (~1.6x on VGG's convs)
 conv formulation tuning        each conv geometry keeps the fastest of up    ``VISIONZOO_CONV_TUNING=0``:
 (fast convolution)             to five formulations, timed over its first    always oneDNN's blocked one
-                               calls; they round differently in the last     (bitwise-reproducible runs)
-                               bits, and the choice depends on timings
+                               calls; they round differently in the last     (bitwise-reproducible runs);
+                               bits, and the choice depends on timings;      ``=fresh``: tune, but neither
+                               choices are saved per (geometry, ISA,         read nor save choices;
+                               threads) and reused by later runs             ``python -m visionzoo.ops clear``
 =============================  ===========================================  ==============================
 """
 from __future__ import annotations
@@ -26,15 +34,96 @@ from __future__ import annotations
 import logging
 import os
 import platform
-from typing import Optional
+from typing import AbstractSet, Mapping, NamedTuple, Optional
 
 _logger = logging.getLogger(__name__)
 
 #: Environment defaults applied on import when the user has not set the variable.
 #: ONEDNN_MAX_CPU_ISA=AVX2: with the oneDNN build inside MindSpore 2.10 the default ISA dispatch picks
 #: a reference convolution that is 30-100x slower than its AVX2 kernels (a 3x3 conv on 2x64x224x224
-#: takes 9 s instead of 0.08 s). Capping the ISA at AVX2 selects the fast JIT kernels.
+#: takes 9 s instead of 0.08 s): for plain NCHW tensors at the AVX-512 level oneDNN's first choice is
+#: ``jit_uni_ncsp:conv+ref:any``. Capping the ISA at AVX2 selects ``x64:gemm:jit``. The cap reaches only
+#: MindSpore's own libdnnl instance, which serves every standard convolution (AMP, VISIONZOO_FAST_CONV=0,
+#: exports, no compiler); the fast convolution loads a private instance with its own ISA (fast_isa()).
 CPU_ENV_DEFAULTS = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+#: The oneDNN variable both the cap above and a user's choice go through.
+ISA_ENV = "ONEDNN_MAX_CPU_ISA"
+#: ``VISIONZOO_FAST_OPS=require``: a fast layer whose kernels cannot be built or loaded raises
+#: instead of falling back to the standard op with a warning.
+FAST_OPS_ENV = "VISIONZOO_FAST_OPS"
+
+# oneDNN's ISA names (ONEDNN_MAX_CPU_ISA values) -> the CPU flags (as /proc/cpuinfo spells them) they need.
+# fp32 convolutions gain nothing above AVX512_CORE: VNNI, BF16, FP16 and AMX instructions are for int8 /
+# bf16 / fp16 data, so AVX512_CORE is the best fp32 level even on an AMX host.
+_ISA_FLAGS = (
+    ("AVX512_CORE", frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})),
+    ("AVX2", frozenset({"avx2", "fma"})),
+    ("AVX", frozenset({"avx"})),
+    ("SSE41", frozenset({"sse4_1"})),
+)
+
+
+class IsaChoice(NamedTuple):
+    """The oneDNN ISA levels of one process: ``standard`` is the cap for MindSpore's own oneDNN (None:
+    left to the environment), ``fast`` the level of the fast convolution's private oneDNN (None: oneDNN's
+    own choice, which honours ``ONEDNN_MAX_CPU_ISA``), ``source`` where it came from ("user", "auto",
+    "off": VISIONZOO_NO_CPU_DEFAULTS, "other-arch")."""
+
+    standard: Optional[str]
+    fast: Optional[str]
+    source: str
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset:
+    """The CPU feature flags of this host (the first ``flags`` line of ``path``), empty if unreadable."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def best_fp32_isa(flags: AbstractSet[str]) -> Optional[str]:
+    """The highest oneDNN ISA level whose instructions ``flags`` all has, among those that matter to
+    fp32 convolutions (AVX512_CORE, AVX2, AVX, SSE41); None if none does."""
+    for name, needed in _ISA_FLAGS:
+        if needed <= flags:
+            return name
+    return None
+
+
+def choose_isa(flags: AbstractSet[str], environ: Mapping[str, str], machine: Optional[str] = None) -> IsaChoice:
+    """Which oneDNN ISA each path gets on a host with CPU ``flags`` (pure; see :data:`CPU_ENV_DEFAULTS`).
+
+    A user-set ``ONEDNN_MAX_CPU_ISA`` is respected by both paths. Otherwise, on x86-64, MindSpore's own
+    oneDNN is capped at AVX2 (its standard convolution must never reach the reference kernel) and the fast
+    convolution runs at :func:`best_fp32_isa`. ``VISIONZOO_NO_CPU_DEFAULTS=1`` leaves MindSpore's oneDNN
+    alone but still picks the fast path's level.
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return IsaChoice(None, None, "other-arch")
+    if environ.get(ISA_ENV):
+        return IsaChoice(None, None, "user")
+    best = best_fp32_isa(flags)
+    if environ.get(NO_DEFAULTS_ENV, "") not in ("", "0"):
+        return IsaChoice(None, best, "off")
+    return IsaChoice(CPU_ENV_DEFAULTS[ISA_ENV], best, "auto")
+
+
+def fast_isa() -> Optional[str]:
+    """The ISA level for the fast convolution's private oneDNN in this process (None: oneDNN decides,
+    honouring a user-set ``ONEDNN_MAX_CPU_ISA``). Fixed on import, like the cap."""
+    return _isa.fast
+
+
+def fast_ops_required() -> bool:
+    """``VISIONZOO_FAST_OPS=require``: a fast layer that cannot get its kernels raises instead of falling
+    back (for benchmarks and CI, where a silent fallback would measure the wrong thing)."""
+    return os.environ.get(FAST_OPS_ENV, "").strip().lower() == "require"
 
 #: Environment switch for the fast CPU max pooling ("0" turns it off).
 FAST_POOL_ENV = "VISIONZOO_FAST_POOL"
@@ -46,6 +135,7 @@ CONV_TUNING_ENV = "VISIONZOO_CONV_TUNING"
 NO_DEFAULTS_ENV = "VISIONZOO_NO_CPU_DEFAULTS"
 
 _applied: dict = {}
+_isa = IsaChoice(None, None, "other-arch")
 _overrides: dict = {"pool": None, "conv": None}  # use_fast_pool / use_fast_conv
 
 
@@ -122,6 +212,17 @@ def fast_conv_enabled() -> bool:
     return _fast_path_enabled("conv", FAST_CONV_ENV)
 
 
+def conv_tuning_persistent() -> bool:
+    """Whether tuning choices are read from and saved to the cache directory (default), so that later
+    runs on this host reuse them; ``VISIONZOO_CONV_TUNING=fresh`` tunes from scratch and saves nothing."""
+    return conv_tuning_enabled() and os.environ.get(CONV_TUNING_ENV, "").strip().lower() != "fresh"
+
+
+def isa_choice() -> IsaChoice:
+    """This process's :class:`IsaChoice` (made on import from the CPU flags and the environment)."""
+    return _isa
+
+
 def conv_tuning_enabled() -> bool:
     """Whether the fast convolution times its formulations over each geometry's first calls and keeps the
     fastest (default), or always runs oneDNN's blocked one (``VISIONZOO_CONV_TUNING=0``, read when the
@@ -141,4 +242,5 @@ def cache_dir() -> str:
     return str(cache_root("kernels"))
 
 
+_isa = choose_isa(cpu_flags(), os.environ)
 _applied = apply_cpu_defaults()

@@ -13,28 +13,40 @@ from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM 
 every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), on some layers splitting the
 batch between threads beats one primitive threaded by oneDNN, and the weight gradient of small images is
 fastest as one GEMM over many images; so each geometry and direction times its formulations (four, five
-for the weight gradient) over its first few calls, one per call, each at least twice, and keeps the
-fastest (``VISIONZOO_CONV_TUNING=0``: always the blocked one). It is compiled once per machine on first
-use (g++, linked against MindSpore's ``libdnnl.so.3``, cached), then checked by a self-test against
-direct loops; if it cannot be built or the check fails, the standard op is used with a warning.
+for the weight gradient) over its first few calls, one per call, each three times, and keeps the
+fastest (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices
+are kept per (geometry, ISA, thread count) in the cache directory and reused by later runs, so that a
+noisy machine's timing cannot make two runs differ (``python -m visionzoo.ops clear`` forgets them;
+``VISIONZOO_CONV_TUNING=fresh`` tunes without reading or writing them).
+
+The kernel is compiled once per machine on first use (g++, cached, see :mod:`visionzoo.ops._build`) and
+runs on a private copy of MindSpore's ``libdnnl.so.3`` (copied into the cache, dlopened by the kernel
+with its own global state), whose ISA is set to :func:`visionzoo.runtime.fast_isa` (AVX-512 where the
+host has it) while MindSpore's own instance keeps the AVX2 cap its standard convolution needs. It is
+then checked by a self-test against direct loops; if it cannot be built or the check fails, the
+standard op is used with a warning (an error under ``VISIONZOO_FAST_OPS=require``).
 
 Numerics: the same convolution with a different summation order; outputs and gradients agree with
 ``nn.Conv2d`` to float32 rounding (``tests/test_ops_conv.py``).
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
+import hashlib
+import json
 import logging
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import mindspore as ms
 from mindspore import nn, ops
 
 from .. import runtime
 from ._fast import FastPathLayer, same_pads
-from ._build import build_library
+from ..files import write_text_atomic
+from ._build import KernelBuildError, build_library, cached_artifact, copy_file, file_lock, load_once
 
 _logger = logging.getLogger(__name__)
 
@@ -47,28 +59,119 @@ def mindspore_dnnl_dir() -> Optional[str]:
     return lib_dir if os.path.exists(os.path.join(lib_dir, _DNNL)) else None
 
 
-@functools.lru_cache(maxsize=None)
-def build_conv_kernels() -> Optional[str]:
-    """Compile and self-check the CPU convolution kernels once; return the library path or None."""
+#: oneDNN's dnnl_cpu_isa_t values (dnnl_types.h, oneDNN 3.x) for the ISA names runtime.choose_isa uses
+#: and those the effective ISA of an uncapped library may report.
+ISA_VALUES = {"DEFAULT": 0x0, "SSE41": 0x1, "AVX": 0x3, "AVX2": 0x7, "AVX2_VNNI": 0xF, "AVX2_VNNI_2": 0x1F,
+              "AVX512_CORE": 0x27, "AVX512_CORE_VNNI": 0x67, "AVX512_CORE_BF16": 0xE7, "AVX512_CORE_FP16": 0x1EF,
+              "AVX512_CORE_AMX": 0xFEF, "AVX512_CORE_AMX_FP16": 0x1FEF}
+_ISA_NAMES = {v: k for k, v in ISA_VALUES.items()}
+_WHAT = "CPU convolution kernels"
+_ROW = 17  # a persisted tuning choice: the kernel's 16-number geometry key, then the candidate
+
+
+def private_dnnl(retry: bool = False) -> str:
+    """A private copy of MindSpore's oneDNN in the cache directory (made once per machine, under the build
+    lock): loaded as a separate instance, its ISA is set apart from MindSpore's (docs/performance.md)."""
     lib_dir = mindspore_dnnl_dir()
     if lib_dir is None:
-        _logger.warning("MindSpore's %s was not found; visionzoo uses the standard CPU convolution", _DNNL)
-        return None
-    lib = build_library("conv2d_cpu", link_args=(f"-L{lib_dir}", f"-l:{_DNNL}", f"-Wl,-rpath,{lib_dir}"),
-                        what="CPU convolution kernels")
-    if lib is None:
-        return None
-    try:
-        status = ctypes.CDLL(lib).VzConvSelfCheck()
-    except (OSError, AttributeError) as err:
-        status = str(err)
+        raise KernelBuildError(_WHAT, f"MindSpore's {_DNNL} was not found")
+    source = os.path.join(lib_dir, _DNNL)
+    stat = os.stat(source)
+    key = hashlib.sha256(f"{ms.__version__}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    path = os.path.join(runtime.cache_dir(), f"libdnnl_vz_{key}.so")
+    return cached_artifact(path, f"private copy of {_DNNL}", functools.partial(copy_file, source), retry)
+
+
+def _load(retry: bool = False) -> str:
+    """Build (or find) the kernels, load them on the private oneDNN at :func:`runtime.fast_isa`, self-check
+    them and apply the tuning settings; returns the library path or raises KernelBuildError."""
+    dnnl = private_dnnl(retry)
+    lib_path = build_library("conv2d_cpu", link_args=("-ldl",), what=_WHAT, retry=retry)
+    lib = ctypes.CDLL(lib_path)
+    isa = runtime.fast_isa()
+    status = lib.VzConvLoadDnnl(dnnl.encode(), ISA_VALUES.get(isa, -1) if isa else -1)
     if status != 0:
-        _logger.warning("visionzoo's CPU convolution kernels failed their self-check (%s) against this MindSpore's "
-                        "oneDNN; using the standard CPU convolution", status)
-        return None
+        raise KernelBuildError(_WHAT, f"loading the private oneDNN {dnnl} failed (status {status}, ISA {isa})")
+    status = lib.VzConvSelfCheck()
+    if status != 0:
+        raise KernelBuildError(_WHAT, f"the self-check against this MindSpore's oneDNN failed (status {status})")
     if not runtime.conv_tuning_enabled():
-        ctypes.CDLL(lib).VzConvForceCandidate(0)  # always the blocked formulation: reproducible rounding
-    return lib
+        lib.VzConvForceCandidate(0)  # always the blocked formulation: reproducible rounding
+    elif runtime.conv_tuning_persistent():
+        _TuningStore(lib, lib_path).load()
+    effective = effective_isa(lib)
+    _logger.info("visionzoo fast convolution: oneDNN ISA %s (%s; MindSpore's standard ops: %s=%s), %d threads",
+                 effective, "set by the user" if runtime.isa_choice().source == "user" else "host's best fp32 level",
+                 runtime.ISA_ENV, os.environ.get(runtime.ISA_ENV, "unset"), lib.VzConvThreads())
+    return lib_path
+
+
+def effective_isa(lib: ctypes.CDLL) -> str:
+    """The ISA name the kernels' oneDNN instance dispatches to."""
+    value = lib.VzConvEffectiveIsa()
+    return _ISA_NAMES.get(value, hex(value))
+
+
+#: Compile, load and self-check the CPU convolution kernels once per process: the library path, or None
+#: when they are unavailable (warned once; raises under ``VISIONZOO_FAST_OPS=require``).
+build_conv_kernels = load_once(_load)
+
+
+class _TuningStore:
+    """The tuning choices of one kernel library, kept as JSON next to it (``<library>.tuning.json``):
+    ``{"<ISA>/t<threads>": [[16 key numbers..., candidate], ...]}``. Loaded when the kernels are loaded;
+    what this process chose is merged in at exit (under a lock, written atomically). Entries that do not
+    validate (shape, candidate range) are ignored; the kernel ignores a candidate a geometry lacks."""
+
+    def __init__(self, lib: ctypes.CDLL, lib_path: str):
+        self.lib, self.path = lib, lib_path[:-3] + ".tuning.json"
+        self.section = f"{effective_isa(lib)}/t{lib.VzConvThreads()}"
+        self.loaded: List[List[int]] = []
+
+    def _read(self) -> dict:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    @staticmethod
+    def _valid(row) -> bool:
+        return (isinstance(row, list) and len(row) == _ROW and all(isinstance(v, int) for v in row)
+                and 0 <= row[-1] < 5)
+
+    def load(self) -> None:
+        rows = [r for r in self._read().get(self.section, []) if self._valid(r)]
+        for row in rows:
+            self.lib.VzConvPresetChoice((ctypes.c_int64 * _ROW)(*row))
+        self.loaded = rows
+        atexit.register(self.save)
+        _logger.debug("conv tuning: %d choices for %s from %s", len(rows), self.section, self.path)
+
+    def choices(self) -> List[List[int]]:
+        count = self.lib.VzConvChoices(None, 0)
+        buf = (ctypes.c_int64 * (_ROW * max(count, 1)))()
+        count = min(count, self.lib.VzConvChoices(buf, count))
+        return [list(buf[i * _ROW:(i + 1) * _ROW]) for i in range(count)]
+
+    def save(self) -> None:
+        if not runtime.conv_tuning_enabled():  # forced at run time (tests, measurements): nothing was tuned
+            return
+        mine = self.choices()
+        known = {tuple(r[:-1]) for r in self.loaded}
+        new = [r for r in mine if tuple(r[:-1]) not in known]
+        if not new:
+            return
+        try:
+            with file_lock(self.path + ".lock"):
+                data = self._read()
+                rows = [r for r in data.get(self.section, []) if self._valid(r)]
+                present = {tuple(r[:-1]) for r in rows}
+                data[self.section] = rows + [r for r in new if tuple(r[:-1]) not in present]  # the first choice stays
+                write_text_atomic(self.path, json.dumps(data))
+        except OSError as err:
+            _logger.debug("conv tuning choices not saved (%s)", err)
 
 
 def tuning_pending() -> int:

@@ -17,25 +17,27 @@ another backend may pick a different (equally valid) element.
 """
 from __future__ import annotations
 
-import functools
 import logging
-from typing import Optional, Tuple
+from typing import Tuple
 
 import mindspore as ms
 from mindspore import nn, ops
 
 from .. import runtime
 from ._fast import FastPathLayer, same_pads
-from ._build import build_library
+from ._build import build_library, load_once
 
 _logger = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=None)
-def build_cpu_kernels() -> Optional[str]:
-    """Compile the CPU pooling kernels once and return the shared library's path (None if impossible);
-    cached under :func:`visionzoo.runtime.cache_dir` (see :func:`visionzoo.ops._build.build_library`)."""
-    return build_library("maxpool2d_cpu", what="CPU max pooling kernels")
+def _load(retry: bool = False) -> str:
+    return build_library("maxpool2d_cpu", what="CPU max pooling kernels", retry=retry)
+
+
+#: Compile the CPU pooling kernels once and return the shared library's path, or None when impossible
+#: (warned once; raises under ``VISIONZOO_FAST_OPS=require``); cached under
+#: :func:`visionzoo.runtime.cache_dir` (see :func:`visionzoo.ops._build.build_library`).
+build_cpu_kernels = load_once(_load)
 
 
 def _pair(value) -> Tuple[int, int]:

@@ -12,10 +12,18 @@
 // ABI, and VzConvSelfCheck() verifies the enumerations against the loaded library's own *2str
 // functions and a convolution against a direct loop before visionzoo uses any of this.
 //
+// The kernel does not link against oneDNN: VzConvLoadDnnl() dlopens a private copy of MindSpore's
+// libdnnl.so.3 (RTLD_LOCAL | RTLD_DEEPBIND, a copied file, so the loader maps a second instance with its
+// own global state) and resolves every function below from it. oneDNN's maximum ISA is process-wide
+// per library instance and fixed at its first use; with a private instance the fast kernel runs at the
+// host's best ISA (AVX-512) while MindSpore's own instance keeps the AVX2 cap its plain-NCHW Conv2D
+// needs (uncapped, it dispatches to "jit_uni_ncsp:conv+ref:any", 30-100x slower). docs/performance.md.
+//
 // MindSpore's oneDNN is built with the "threadpool" CPU runtime: a stream needs a threadpool, given
 // here as an OpenMP-backed implementation of oneDNN's threadpool interface.
 //
 // Parameters arrive as an int32 tensor p = [sh, sw, pad_top, pad_bottom, pad_left, pad_right].
+#include <dlfcn.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -34,7 +42,8 @@
 #include <vector>
 
 // ---------------------------------------------------------------------------------------------
-// oneDNN 3.x C API, the part used here
+// oneDNN 3.x C API, the part used here: declarations only (in namespace dnnl_decl, for their types);
+// the calls go through the function pointers of the same names below, resolved by VzConvLoadDnnl()
 // ---------------------------------------------------------------------------------------------
 extern "C" {
 typedef int64_t dnnl_dim_t;
@@ -55,6 +64,10 @@ typedef struct {
   int arg;
   dnnl_memory_t memory;
 } dnnl_exec_arg_t;
+}
+
+namespace dnnl_decl {
+extern "C" {
 
 dnnl_status_t dnnl_engine_create(dnnl_engine_t *engine, int kind, size_t index);
 dnnl_status_t dnnl_threadpool_interop_stream_create(dnnl_stream_t *stream, dnnl_engine_t engine, void *threadpool);
@@ -106,7 +119,33 @@ const char *dnnl_fmt_tag2str(int v);
 const char *dnnl_prop_kind2str(int v);
 const char *dnnl_alg_kind2str(int v);
 const char *dnnl_engine_kind2str(int v);
+dnnl_status_t dnnl_primitive_desc_query(const_dnnl_primitive_desc_t pd, int what, int index, void *result);
+dnnl_status_t dnnl_primitive_desc_next_impl(dnnl_primitive_desc_t pd);
+dnnl_status_t dnnl_set_max_cpu_isa(int isa);
+int dnnl_get_effective_cpu_isa(void);
 }
+}  // namespace dnnl_decl
+
+#define VZ_DNNL_FUNCTIONS(X)                                                                                  \
+  X(dnnl_engine_create) X(dnnl_threadpool_interop_stream_create) X(dnnl_threadpool_interop_set_max_concurrency) \
+  X(dnnl_threadpool_interop_get_max_concurrency) X(dnnl_threadpool_interop_sgemm) X(dnnl_stream_wait)           \
+  X(dnnl_memory_desc_create_with_tag) X(dnnl_memory_desc_destroy) X(dnnl_memory_desc_equal)                   \
+  X(dnnl_memory_desc_get_size) X(dnnl_memory_create) X(dnnl_memory_set_data_handle) X(dnnl_memory_destroy)    \
+  X(dnnl_convolution_forward_primitive_desc_create) X(dnnl_convolution_backward_data_primitive_desc_create)   \
+  X(dnnl_convolution_backward_weights_primitive_desc_create) X(dnnl_reorder_primitive_desc_create)            \
+  X(dnnl_primitive_desc_query_md) X(dnnl_primitive_desc_destroy) X(dnnl_primitive_create)                    \
+  X(dnnl_primitive_execute) X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_destroy)                     \
+  X(dnnl_primitive_attr_set_scratchpad_mode) X(dnnl_scratchpad_mode2str) X(dnnl_dt2str) X(dnnl_fmt_tag2str)   \
+  X(dnnl_prop_kind2str) X(dnnl_alg_kind2str) X(dnnl_engine_kind2str) X(dnnl_set_max_cpu_isa)                 \
+  X(dnnl_get_effective_cpu_isa) X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_next_impl)
+
+namespace {
+// One pointer per function, named as the function, so that the code below reads as plain oneDNN calls.
+#define VZ_DNNL_POINTER(name) decltype(&dnnl_decl::name) name = nullptr;
+VZ_DNNL_FUNCTIONS(VZ_DNNL_POINTER)
+#undef VZ_DNNL_POINTER
+std::atomic<bool> g_dnnl_loaded{false};
+}  // namespace
 
 namespace {
 // enumerations (oneDNN 3.x); checked against the library by VzConvSelfCheck()
@@ -124,6 +163,7 @@ constexpr int kQueryDiffWeightsMd = 132;
 constexpr int kQueryDstMd = 133;
 constexpr int kQueryDiffDstMd = 134;
 constexpr int kQueryScratchpadMd = 136;  // after workspace (135)
+constexpr int kQueryImplInfoStr = 8;    // dnnl_query_impl_info_str
 constexpr int kScratchpadUser = 1;      // dnnl_scratchpad_mode_user
 constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33, kArgDiffSrc = 129, kArgDiffDst = 145,
               kArgDiffWeights = 161, kArgScratchpad = 80;  // DNNL_ARG_*; reorders use FROM = SRC, TO = DST
@@ -226,9 +266,47 @@ struct Scratch {
 // further slice's gradient when a thread runs several slices; [6]: oneDNN's scratchpad; [7], [8]: the
 // whole-batch im2col and the transposed output gradient of BatchGemmBackwardWeights.
 enum { kSharedWeights = 3, kPartial = 4, kExtra = 5, kScratchpad = 6, kColumns = 7, kTransposed = 8 };
+//
+// The buffers come in sets, one set per thread *running* a convolution, not per thread that ever ran one:
+// MindSpore launches kernels from several actor threads, and thread-local sets each grown to the largest
+// layer multiplied the scratch memory by their number. Execute() leases a set from a pool for the call
+// (and so does each OpenMP worker of a batch-split run), so the number of sets is the peak concurrency.
+struct ScratchSet {
+  Scratch buffers[9];
+};
+std::mutex g_scratch_mutex;
+std::vector<ScratchSet *> g_scratch_all, g_scratch_free;  // guarded by g_scratch_mutex; never freed
+thread_local ScratchSet *t_scratch = nullptr;
+
+// Holds a set for this thread for its lifetime (nested leases share the outer one).
+struct ScratchLease {
+  bool owner = false;
+  ScratchLease() {
+    if (t_scratch != nullptr) return;
+    std::lock_guard<std::mutex> lock(g_scratch_mutex);
+    if (g_scratch_free.empty()) {
+      g_scratch_all.push_back(new ScratchSet());
+      g_scratch_free.push_back(g_scratch_all.back());
+    }
+    t_scratch = g_scratch_free.back();
+    g_scratch_free.pop_back();
+    owner = true;
+  }
+  ~ScratchLease() {
+    if (!owner) return;
+    std::lock_guard<std::mutex> lock(g_scratch_mutex);
+    g_scratch_free.push_back(t_scratch);
+    t_scratch = nullptr;
+  }
+  ScratchLease(const ScratchLease &) = delete;
+  ScratchLease &operator=(const ScratchLease &) = delete;
+};
+
 Scratch &ScratchBuffer(int i) {
-  thread_local Scratch buffers[9];
-  return buffers[i];
+  if (t_scratch == nullptr) {  // outside a lease (should not happen): a set of the thread's own
+    thread_local ScratchLease own;
+  }
+  return t_scratch->buffers[i];
 }
 
 // Every primitive is created with a user-managed scratchpad, and each calling thread passes its own
@@ -325,6 +403,18 @@ struct Conv {
   int args[3];
 };
 
+// Moves pd past reference implementations ("ref" in the name, e.g. "jit_uni_ncsp:conv+ref:any", which
+// oneDNN picks first for plain NCHW tensors at the AVX-512 level and which runs 30-100x slower than
+// "x64:gemm:jit"); false when only reference implementations remain.
+bool SkipReference(dnnl_primitive_desc_t pd) {
+  for (;;) {
+    const char *impl = nullptr;
+    if (dnnl_primitive_desc_query(pd, kQueryImplInfoStr, 0, &impl) != 0 || impl == nullptr) return false;
+    if (std::strstr(impl, "ref") == nullptr) return true;
+    if (dnnl_primitive_desc_next_impl(pd) != 0) return false;
+  }
+}
+
 // Builds the primitive for key k with every tensor in `layout`: kTagAny (oneDNN chooses) or kTagAbcd.
 bool Build(Conv *c, const Key &k, int layout) {
   const int kind = std::get<0>(k);
@@ -347,7 +437,7 @@ bool Build(Conv *c, const Key &k, int layout) {
   if (ok && (kind == kForward || kind == kInference)) {
     c->p.pd = fwd;
     fwd = nullptr;
-    ok = MakeOperand(&c->ops[0], src, c->p.pd, kQuerySrcMd, true) &&
+    ok = SkipReference(c->p.pd) && MakeOperand(&c->ops[0], src, c->p.pd, kQuerySrcMd, true) &&
          MakeOperand(&c->ops[1], wei, c->p.pd, kQueryWeightsMd, true) &&
          MakeOperand(&c->ops[2], dst, c->p.pd, kQueryDstMd, false);
     c->args[0] = kArgSrc; c->args[1] = kArgWeights; c->args[2] = kArgDst;
@@ -355,7 +445,7 @@ bool Build(Conv *c, const Key &k, int layout) {
     ok = dnnl_convolution_backward_data_primitive_desc_create(&c->p.pd, Engine(), kConvolutionDirect, src_md, wei_md,
                                                               dst_md, strides, dilates, pad_l, pad_r, fwd,
                                                               Attr()) == 0 &&
-         MakeOperand(&c->ops[0], dst, c->p.pd, kQueryDiffDstMd, true) &&
+         SkipReference(c->p.pd) && MakeOperand(&c->ops[0], dst, c->p.pd, kQueryDiffDstMd, true) &&
          MakeOperand(&c->ops[1], wei, c->p.pd, kQueryWeightsMd, true) &&
          MakeOperand(&c->ops[2], src, c->p.pd, kQueryDiffSrcMd, false);
     c->args[0] = kArgDiffDst; c->args[1] = kArgWeights; c->args[2] = kArgDiffSrc;
@@ -363,7 +453,7 @@ bool Build(Conv *c, const Key &k, int layout) {
     ok = dnnl_convolution_backward_weights_primitive_desc_create(&c->p.pd, Engine(), kConvolutionDirect, src_md,
                                                                  wei_md, nullptr, dst_md, strides, dilates, pad_l,
                                                                  pad_r, fwd, Attr()) == 0 &&
-         MakeOperand(&c->ops[0], src, c->p.pd, kQuerySrcMd, true) &&
+         SkipReference(c->p.pd) && MakeOperand(&c->ops[0], src, c->p.pd, kQuerySrcMd, true) &&
          MakeOperand(&c->ops[1], dst, c->p.pd, kQueryDiffDstMd, true) &&
          MakeOperand(&c->ops[2], wei, c->p.pd, kQueryDiffWeightsMd, false);
     c->args[0] = kArgSrc; c->args[1] = kArgDiffDst; c->args[2] = kArgDiffWeights;
@@ -432,6 +522,7 @@ bool RunSplit(const Conv &c, int kind, int parts, void *in0, void *in1, void *ou
   const int limit = g_split_threads.load();
 #pragma omp parallel num_threads(limit > 0 && limit < parts ? limit : parts)
   {
+    ScratchLease lease;  // the calling thread (tid 0) keeps its own
     const int tid = omp_get_thread_num(), nthr = omp_get_num_threads();  // nthr < parts when nested
     const dnnl_stream_t stream = SerialStream();
     float *mine = nullptr;
@@ -558,7 +649,7 @@ constexpr int kCandidates = 5;
 constexpr int kBatchGemm = 4;
 constexpr int kLayout[kCandidates] = {kTagAny, kTagAbcd, kTagAny, kTagAbcd, kTagAbcd};
 constexpr bool kSplit[kCandidates] = {false, false, true, true, false};
-constexpr int kRounds = 2, kShortRounds = 3;
+constexpr int kRounds = 3, kShortRounds = 3;  // timings per candidate (best of): 3 resists a noisy machine
 constexpr double kShort = 0.02, kDropRatio = 1.5;
 
 struct Candidates {
@@ -580,6 +671,9 @@ struct Candidates {
 // primitives are built for one slice and for a single thread.
 std::mutex g_cache_mutex;
 std::map<Key, std::unique_ptr<Candidates>> g_cache;
+// Choices persisted by an earlier process (VzConvPresetChoice), applied when a geometry is first built and
+// the candidate exists for it; guarded by g_cache_mutex.
+std::map<Key, int> g_preset;
 
 Candidates *GetCandidates(const Key &key) {
   std::lock_guard<std::mutex> lock(g_cache_mutex);
@@ -614,6 +708,9 @@ Candidates *GetCandidates(const Key &key) {
   for (int i = 0; i < kCandidates; ++i)
     if (c->built[i]) ++count, last = i;
   if (count == 1) c->chosen = last;
+  const auto preset = g_preset.find(key);
+  if (preset != g_preset.end() && preset->second >= 0 && preset->second < kCandidates && c->built[preset->second])
+    c->chosen = preset->second;
   for (int i = 0; i < kCandidates; ++i) c->active[i] = c->built[i];
   return (g_cache[key] = std::move(c)).get();
 }
@@ -649,6 +746,7 @@ void Touch(Candidates *c, int i) {
     ScratchBuffer(kSharedWeights).Touch(dnnl_memory_desc_get_size(conv.ops[1].prim_md));
 #pragma omp parallel num_threads(c->parts)
   {
+    ScratchLease lease;
     touch_operands();
     if (c->kind == kBackwardWeights && omp_get_thread_num() > 0)
       ScratchBuffer(kPartial).Touch(dnnl_memory_desc_get_size(conv.ops[2].user_md));
@@ -713,9 +811,10 @@ Key MakeKey(int kind, const int64_t *x, const int64_t *w, const int64_t *y, cons
 
 int Execute(int kind, const int64_t *x, const int64_t *w, const int64_t *y, const int32_t *p, void *in0, void *in1,
             void *out) {
-  if (Engine() == nullptr || Stream() == nullptr) return 2;
+  if (!g_dnnl_loaded.load() || Engine() == nullptr || Stream() == nullptr) return 2;
   Candidates *c = GetCandidates(MakeKey(kind, x, w, y, p));
   if (c == nullptr) return 3;
+  ScratchLease lease;
   return RunTuned(c, in0, in1, out) ? 0 : 4;
 }
 
@@ -760,6 +859,7 @@ extern "C" int Conv2dBackwardWeights(int nparam, void **params, int *ndims, int6
 // Checks the enumerations declared above against the loaded library, then a small strided, padded
 // convolution and both its gradients against direct loops. Returns 0 when everything agrees.
 extern "C" int VzConvSelfCheck() {
+  if (!g_dnnl_loaded.load()) return 9;
   auto eq = [](const char *a, const char *b) { return a != nullptr && std::strcmp(a, b) == 0; };
   if (!eq(dnnl_dt2str(kF32), "f32") || !eq(dnnl_fmt_tag2str(kTagAny), "any") ||
       !eq(dnnl_fmt_tag2str(kTagAbcd), "abcd") || !eq(dnnl_prop_kind2str(kForwardTraining), "forward_training") ||
@@ -817,6 +917,34 @@ extern "C" int VzConvSelfCheck() {
   return status;
 }
 
+// Loads oneDNN from `path` (a private copy of MindSpore's libdnnl.so.3) and, when isa >= 0, caps its ISA
+// (a dnnl_cpu_isa_t value; -1 leaves ONEDNN_MAX_CPU_ISA / the host's best to oneDNN). Must run before any
+// other entry point; later calls do nothing. Returns 0, or 1 (dlopen failed), 2 (a function is missing),
+// 3 (oneDNN refused the ISA).
+extern "C" int VzConvLoadDnnl(const char *path, int isa) {
+  static std::mutex load;
+  std::lock_guard<std::mutex> lock(load);
+  if (g_dnnl_loaded.load()) return 0;
+  void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+  if (handle == nullptr) return 1;
+  bool all = true;
+#define VZ_DNNL_RESOLVE(name)                                                   \
+  name = reinterpret_cast<decltype(&dnnl_decl::name)>(dlsym(handle, #name)); \
+  all = all && name != nullptr;
+  VZ_DNNL_FUNCTIONS(VZ_DNNL_RESOLVE)
+#undef VZ_DNNL_RESOLVE
+  if (!all) return 2;
+  if (isa >= 0 && dnnl_set_max_cpu_isa(isa) != 0) return 3;
+  g_dnnl_loaded = true;
+  return 0;
+}
+
+// The ISA the loaded oneDNN instance dispatches to (a dnnl_cpu_isa_t value), -1 before VzConvLoadDnnl.
+extern "C" int VzConvEffectiveIsa() { return g_dnnl_loaded.load() ? dnnl_get_effective_cpu_isa() : -1; }
+
+// OpenMP threads the kernels run on (part of the key of persisted tuning choices).
+extern "C" int VzConvThreads() { return omp_get_max_threads(); }
+
 // Tests and measurements: -1 lets each geometry keep the fastest candidate (default); 0 always uses
 // oneDNN-chosen (blocked) layouts, 1 always plain NCHW/OIHW, 2 and 3 the same with the batch split
 // between threads, 4 the whole-batch GEMM for backward weights (see RunTuned for the fallbacks where a
@@ -831,6 +959,58 @@ extern "C" int VzConvChosenCandidate(int kind, const int64_t *x, const int64_t *
                                      const int32_t *p) {
   Candidates *c = GetCandidates(MakeKey(kind, x, w, y, p));
   return c == nullptr ? -1 : c->chosen.load();
+}
+
+Key KeyFromRow(const int64_t *r) {
+  return Key(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], int(r[10]), int(r[11]), int(r[12]),
+             int(r[13]), int(r[14]), int(r[15]));
+}
+
+// Persisted tuning: a row is the 16 numbers of a Key followed by the candidate. VzConvPresetChoice makes
+// a geometry start with that candidate (ignored where it is not built); VzConvChoices writes up to
+// max_rows rows of the choices this process has (tuned or preset) and returns how many there are.
+extern "C" int VzConvPresetChoice(const int64_t *row) {
+  if (row[16] < 0 || row[16] >= kCandidates) return 1;
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  g_preset[KeyFromRow(row)] = int(row[16]);
+  return 0;
+}
+
+// Forgets the presets (tests that watch a geometry tune from scratch); returns how many there were.
+extern "C" int VzConvClearPresets() {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  const int n = int(g_preset.size());
+  g_preset.clear();
+  return n;
+}
+
+extern "C" int VzConvChoices(int64_t *rows, int max_rows) {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  int n = 0;
+  for (const auto &entry : g_cache) {
+    const int chosen = entry.second->chosen.load();
+    if (chosen < 0) continue;
+    if (n < max_rows) {
+      const Key &k = entry.first;
+      const int64_t r[17] = {std::get<0>(k), std::get<1>(k), std::get<2>(k), std::get<3>(k), std::get<4>(k),
+                             std::get<5>(k), std::get<6>(k), std::get<7>(k), std::get<8>(k), std::get<9>(k),
+                             std::get<10>(k), std::get<11>(k), std::get<12>(k), std::get<13>(k), std::get<14>(k),
+                             std::get<15>(k), chosen};
+      std::memcpy(rows + 17 * n, r, sizeof(r));
+    }
+    ++n;
+  }
+  return n;
+}
+
+// Scratch memory held now (bytes, all sets); *sets receives how many sets exist (the peak concurrency).
+extern "C" size_t VzConvScratchBytes(int *sets) {
+  std::lock_guard<std::mutex> lock(g_scratch_mutex);
+  size_t total = 0;
+  for (const ScratchSet *set : g_scratch_all)
+    for (const Scratch &b : set->buffers) total += b.size;
+  if (sets != nullptr) *sets = int(g_scratch_all.size());
+  return total;
 }
 
 // How many geometries and directions have started tuning and not finished (benchmarks warm up until 0).
