@@ -3,10 +3,10 @@ SIGTERM, never a death by signal (issue #18: a finished msrun worker died of SIG
 
 The scripts end through :func:`visionzoo.shutdown.finish_process`. Launch counts are kept to what the
 CI budget allows: an msrun job costs 15-35 s on 2 cores, nearly all of it three MindSpore start-ups, and
-the crash this guards against was too rare to show in a few dozen launches (0 in 32 on the reporting
+the crash this guards against was too rare to show in a few dozen launches (none in 30 on the reporting
 host class before the fix), so no in-suite repetition count could measure it. The suite therefore
-runs every entry point under msrun and checks every status msrun reports: train six times and
-validate once in ``test_distributed.py`` (msrun exits 0 only when every worker and the scheduler
+runs every entry point under msrun and checks every status msrun reports: train in three jobs and
+validate in one in ``test_distributed.py`` (msrun exits 0 only when every worker and the scheduler
 did), export and infer once each here, plus the failure and SIGTERM paths; the 100+ launches that
 measure a crash rate are ``benchmarks/msrun_stress.py``'s (results in ``benchmarks/results/``).
 """

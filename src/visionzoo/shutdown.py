@@ -2,12 +2,13 @@
 
 A process that ends by returning from its script lets the interpreter tear itself down: Python
 threads are joined, ``atexit`` handlers run (MindSpore's own ``ClearResAtexit`` among them, which
-finalizes the msrun cluster: the scheduler waits for every worker's goodbye), then modules are
-cleared, which garbage-collects the cells still alive (``Cell.__del__`` calls into a graph executor
-that ``ClearResAtexit`` has already freed), and finally ``exit()`` runs C++ static destructors while
-MindSpore's native threads (the cluster's TCP event loops, the actor and OpenMP thread pools) may still
-be running. The last two steps are where a finished msrun worker was seen to die of SIGSEGV (exit
--11), which the launcher reports as a failed job.
+releases its resources and finalizes the msrun cluster: the scheduler waits for every worker's
+goodbye), then module teardown frees what is left (measured in a finished worker: C++-backed
+MindSpore objects such as a Parameter's ``ParamInfo``, in reference cycles), and finally ``exit()``
+runs the C++ static destructors while a native thread MindSpore started is still running (the dataset
+engine's ``TaskManager::WatchDog``). Those last two steps come after MindSpore's clean-up and race
+with it; a finished msrun worker was seen to die there of SIGSEGV (exit -11), which the launcher
+reports as a failed job. See ``benchmarks/results/msrun_teardown_probe_*.txt``.
 
 :func:`finish_process` does the same work in an order that is safe, then ends the process itself:
 
