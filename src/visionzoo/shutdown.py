@@ -17,7 +17,8 @@ reports as a failed job. See ``benchmarks/results/msrun_teardown_probe_*.txt``.
 3. collect garbage, so the run's cells, compiled graphs and datasets are released while MindSpore is
    still whole (the script's ``main`` has returned, so nothing holds them but reference cycles);
 4. run the ``atexit`` handlers (dataset iterators, MindSpore's resource clean-up and cluster
-   finalization), then ``logging.shutdown()`` (flushes and closes every log file);
+   finalization), then ``logging.shutdown()`` (flushes and closes every log file) and flush what
+   native code buffered in C stdio;
 5. ``os._exit(code)``: no module teardown and no static destructors, so no thread is left racing them.
 
 SIGTERM (a scheduler stopping the job, ``kill``) is a chosen end too: :func:`install_sigterm_handler`
@@ -112,6 +113,16 @@ def _flush_stdio() -> None:
             pass
 
 
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)``: what native code (MindSpore's C++) buffered in C stdio, which ``os._exit`` would drop."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to call (not a glibc/musl-style platform)
+        pass
+
+
 def _join_threads(timeout: Optional[float]) -> None:
     current = threading.current_thread()
     for thread in threading.enumerate():
@@ -138,4 +149,5 @@ def finish_process(code: int, clean: bool = True) -> NoReturn:
         atexit._run_exitfuncs()  # runs the handlers once, newest first, and clears them, as at exit
     logging.shutdown()
     _flush_stdio()
+    _flush_c_stdio()
     os._exit(code)
