@@ -41,7 +41,7 @@ def host_class() -> dict:
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     return {"cpu_model": model.group(1).strip() if model else platform.processor(),
-            "avx512": sorted(set(re.findall(r"\bavx512[a-z]*\b", cpuinfo))),
+            "avx512": sorted(set(re.findall(r"\bavx512\w*", cpuinfo))),
             "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
             "mindspore": ms.__version__, "commit": commit.stdout.strip()}
 
