@@ -13,7 +13,7 @@ SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 LAYERS: List[Tuple[str, ...]] = [
     ("errors", "constants"),
     ("files",),
-    ("runtime", "distributed"),
+    ("runtime", "distributed", "shutdown"),
     ("ops",),
     ("registry",),
     ("models", "checkpoint", "data", "recipes"),

@@ -11,11 +11,13 @@ import difflib
 import logging
 import os
 import sys
+import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, NoReturn, Optional, Sequence, Tuple
 
 from ..config import ALIASES, KEYS, Config, Key, parse_scalar, help_text, load_config
 from ..errors import ConfigError, VisionZooError
+from ..shutdown import TERMINATED_EXIT_CODE, Terminated, finish_process, install_sigterm_handler
 
 __all__ = ["run_main", "parse_cli", "parse_args", "Invocation", "setup_logging", "format_error"]
 
@@ -124,41 +126,53 @@ def format_error(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def run_main(main: Callable[[Sequence[str]], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:
-    """Run ``main(argv)`` and exit: user errors become ``error: <message>`` on stderr and exit 2."""
+def run_main(main: Callable[[Sequence[str]], Optional[int]], argv: Optional[Sequence[str]] = None) -> NoReturn:
+    """Run ``main(argv)`` and end the process with the status it earned (see :mod:`visionzoo.shutdown`).
+
+    User errors become ``error: <message>`` on stderr and exit 2; SIGTERM or Ctrl-C stop the run with
+    143 or 130; any other error prints its traceback and exits 1. The process never ends by a signal
+    during interpreter teardown.
+    """
     args = sys.argv[1:] if argv is None else list(argv)
+    install_sigterm_handler()
     try:
         code = main(args)
+    except SystemExit as e:  # --help, and msrun's scheduler once the job is over
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else _print_exit_message(e.code))
     except (VisionZooError, FileNotFoundError) as e:
         sys.stderr.write(f"error: {_rank_prefix()}{format_error(e)}{_rank_log_note()}\n")
         _exit(2)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        sys.stderr.write(f"{_rank_prefix()}interrupted\n")
+        _exit(130)
+    except Terminated:
+        sys.stderr.write(f"{_rank_prefix()}terminated (SIGTERM)\n")
+        _exit(TERMINATED_EXIT_CODE)
     except Exception as e:  # noqa: BLE001  a data-parallel rank says who failed and where to look
         if not _rank_prefix():
-            raise
+            traceback.print_exc()  # an unexpected error in one process: the full traceback, as Python prints it
+            _exit(1)
         logging.getLogger(__name__).exception("%sfailed", _rank_prefix())
         text = format_error(e)
         text = text if len(text) <= 300 else text[:300] + " ..."  # the whole error is in the rank log
         sys.stderr.write(f"error: {_rank_prefix()}failed with {type(e).__name__}: {text}{_rank_log_note()}\n")
         _exit(1)
-    sys.exit(code or 0)
+    finish_process(code or 0)
 
 
-def _exit(code: int) -> None:
-    """Exit with ``code``; a failed data-parallel rank exits at once.
+def _print_exit_message(message: object) -> int:
+    sys.stderr.write(f"{message}\n")  # what Python prints for SystemExit("...")
+    return 1
+
+
+def _exit(code: int) -> NoReturn:
+    """End a failed or stopped run with ``code``; a data-parallel rank skips the clean-up.
 
     Its clean-up at interpreter exit waits on a cluster that is going down: measured, a rank whose
     peer died hung there for 30 s until MindSpore killed it. Logs and stdio are flushed first, and
     every file the trainer writes was already written atomically.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if not _rank_prefix():
-        sys.exit(code)
-    logging.shutdown()
-    os._exit(code)
+    finish_process(code, clean=not _rank_prefix())
 
 
 def _rank_prefix() -> str:
