@@ -1,5 +1,7 @@
 """visionzoo.ops.MaxPool2d's CPU fast path against mindspore.nn.MaxPool2d, forward and backward; switching
 networks to the standard ops for export."""
+import ctypes
+
 import numpy as np
 import mindspore as ms
 import pytest
@@ -65,6 +67,7 @@ def test_fast_maxpool_matches_nn(mode, kwargs, shape, training):
     if mode == ms.PYNATIVE_MODE:  # prove the Custom op really runs (PyNative executes construct in Python)
         calls, kernel = [], fast._forward
         fast._forward = lambda *args: calls.append(1) or kernel(*args)
+    before = _kernel_calls()
     ref_shape = ref(Tensor(np.zeros(shape, np.float32))).shape
     run_ref, run_fast = _forward_backward(ref), _forward_backward(fast)
     for name, x, upstream in _inputs(shape, ref_shape, seed=sum(shape)):
@@ -78,6 +81,16 @@ def test_fast_maxpool_matches_nn(mode, kwargs, shape, training):
         np.testing.assert_array_equal(grad, grad_ref, err_msg=name)
     if mode == ms.PYNATIVE_MODE:
         assert len(calls) >= 4
+    # in graph mode too: the kernel's own counters prove it ran, forward and backward, for both inputs
+    forward, backward = (after - b for after, b in zip(_kernel_calls(), before))
+    assert forward >= 2 and backward >= 2, (forward, backward)
+
+
+def _kernel_calls():
+    """(forward, backward) calls the fast pooling kernel has served in this process."""
+    lib = ctypes.CDLL(build_cpu_kernels())
+    lib.VzPoolCalls.restype = ctypes.c_int64
+    return lib.VzPoolCalls(0), lib.VzPoolCalls(1)
 
 
 def test_non_float32_and_3d_inputs_use_standard_op(mode):

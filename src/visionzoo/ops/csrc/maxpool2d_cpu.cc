@@ -8,6 +8,7 @@
 // Parameters arrive as an int32 tensor p = [kh, kw, sh, sw, pad_top, pad_left]. Padded cells never
 // win (they act as -inf), matching nn.MaxPool2d's "same"/"pad" modes. Gradient ties go to the
 // first maximum in row-major window order.
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -55,9 +56,16 @@ inline void ColumnRange(const Geometry &g, int j, int64_t *lo, int64_t *hi) {
 // per-output window loop. The same restructuring made the backward (argmax tracking) 3x slower, so
 // the backward keeps the per-output loop.
 
+// Calls of each entry point since the library was loaded: tests read them to prove that a compiled
+// (graph-mode) network really ran this kernel and not a fallback.
+static std::atomic<int64_t> g_forward_calls{0}, g_backward_calls{0};
+
+extern "C" int64_t VzPoolCalls(int backward) { return backward ? g_backward_calls.load() : g_forward_calls.load(); }
+
 extern "C" int MaxPool2dForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
                                 void *stream, void *extra) {
   if (nparam != 3 || ndims[0] != 4 || ndims[2] != 4) return 1;
+  g_forward_calls.fetch_add(1, std::memory_order_relaxed);
   const float *x = static_cast<const float *>(params[0]);
   const int32_t *p = static_cast<const int32_t *>(params[1]);
   float *y = static_cast<float *>(params[2]);
@@ -92,6 +100,7 @@ extern "C" int MaxPool2dBackward(int nparam, void **params, int *ndims, int64_t 
                                  void *stream, void *extra) {
   // inputs: x, dy, p; output: dx
   if (nparam != 4 || ndims[0] != 4 || ndims[1] != 4 || ndims[3] != 4) return 1;
+  g_backward_calls.fetch_add(1, std::memory_order_relaxed);
   const float *x = static_cast<const float *>(params[0]);
   const float *dy = static_cast<const float *>(params[1]);
   const int32_t *p = static_cast<const int32_t *>(params[2]);
