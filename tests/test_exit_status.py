@@ -73,7 +73,9 @@ def test_sigterm_stops_one_training_process_with_status_143(assets, tmp_path):
     proc.send_signal(signal.SIGTERM)
     outcome = finish_job("train", proc, str(tmp_path))
     assert outcome.returncode == 143, outcome.output[-3000:]
-    assert outcome.output.rstrip().endswith("terminated (SIGTERM)")
+    # the trainer's graceful stop (docs/training.md): the step finishes, a resumable checkpoint, one line
+    last = outcome.output.rstrip().splitlines()[-1]
+    assert last.startswith("stopped by SIGTERM at epoch ") and last.endswith("run the same command with --resume auto")
     with open(metrics) as f:  # what was written is whole: every record parses
         epochs = [json.loads(line)["epoch"] for line in f]
     assert epochs[:2] == [1, 2] and len(epochs) < 500
@@ -112,7 +114,9 @@ def test_sigterm_stops_an_msrun_job_with_status_143_not_a_crash(assets, tmp_path
     assert outcome.returncode != 0
     assert outcome.worker_codes and set(outcome.worker_codes) == {143}, outcome.summary()
     assert not outcome.crashed, outcome.summary()
-    assert any("rank 0 of 2: terminated (SIGTERM)" in log for log in outcome.logs)
+    # rank 0 says where the job stopped and how to go on (the trainer's graceful stop, docs/training.md)
+    assert any("stopped by SIGTERM at epoch " in log and "--resume auto" in log for log in outcome.logs), \
+        outcome.summary()
 
 
 def _python(code):
