@@ -18,6 +18,8 @@ from visionzoo.ops._build import KernelBuildError, build_library, load_once
 
 from script_utils import script_env
 
+pytestmark = pytest.mark.cpu_only("builds and loads visionzoo's CPU kernels against the CPU build's libdnnl")
+
 
 def _fake_compiler(tmp_path, body):
     """A CXX that answers --version / -dumpmachine, appends its pid to tmp_path/calls, then runs `body`

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
 # Imports visionzoo and reports, from inside that process, the variables and what runtime applied.
@@ -123,6 +125,7 @@ def _isa_probe(**env_changes):
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
 
 
+@pytest.mark.cpu_only("runs visionzoo's CPU convolution kernels")
 def test_fast_kernels_run_at_the_hosts_best_isa_and_log_it_once():
     """End to end on this host: the private oneDNN dispatches at the best fp32 level of the CPU while
     MindSpore's keeps the AVX2 cap; the choice is logged once, at info level."""
@@ -133,6 +136,7 @@ def test_fast_kernels_run_at_the_hosts_best_isa_and_log_it_once():
     assert log.count("INFO:visionzoo.ops.conv:visionzoo fast convolution: oneDNN ISA") == 1
 
 
+@pytest.mark.cpu_only("runs visionzoo's CPU convolution kernels")
 def test_fast_kernels_follow_a_user_set_isa():
     report, log = _isa_probe(ONEDNN_MAX_CPU_ISA="AVX2")
     assert report["fast"] == "AVX2" and report["standard"] == "AVX2"
