@@ -130,7 +130,7 @@ SCHEMA: Tuple[Key, ...] = (
     # scheduler
     _k("scheduler", "scheduler", "str", "cosine_decay", "learning-rate schedule",
        choices=("constant", "cosine_decay", "warmup_cosine_decay", "step_decay", "multi_step_decay",
-                "staged_decay", "polynomial_decay")),
+                "staged_decay", "polynomial_decay", "exponential_decay")),
     _k("scheduler", "lr", "float", 0.001, "base learning rate", min=0),
     _k("scheduler", "min_lr", "float", 1e-6, "final learning rate of cosine/polynomial decay", min=0),
     _k("scheduler", "warmup_epochs", "int", 3, "linear warmup epochs", min=0),
@@ -139,7 +139,8 @@ SCHEMA: Tuple[Key, ...] = (
     _k("scheduler", "decay_rate", "float", 0.9, "multiplier of step and multi-step decay", min=0),
     _k("scheduler", "multi_step_decay_milestones", "ints", (30, 60, 90), "multi-step milestones (epochs)"),
     _k("scheduler", "staged_decay_points", "floats", (0.3, 0.6, 0.8), "staged_decay: fractions of training where lr drops x0.1"),
-    _k("scheduler", "lr_power", "float", 2.0, "exponent of polynomial decay", min=0),
+    _k("scheduler", "lr_power", "float", None, "polynomial_decay exponent per update down to min_lr (model_zoo); "
+       "unset: MindCV's form, exponent decay_rate per epoch after warmup, down to 0", optional=True, min=0),
     _k("scheduler", "lr_epoch_stair", "bool", False, "hold the lr constant within an epoch"),
     _k("scheduler", "num_cycles", "int", 1, "cosine cycles (1 supported)", choices=(1,)),
     _k("scheduler", "cycle_decay", "float", 1.0, "cosine cycle decay (unused with one cycle)", min=0),
