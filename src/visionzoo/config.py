@@ -124,7 +124,8 @@ SCHEMA: Tuple[Key, ...] = (
     _k("optimizer", "weight_decay", "float", 1e-6, "weight decay", min=0),
     _k("optimizer", "use_nesterov", "bool", False, "Nesterov momentum"),
     _k("optimizer", "weight_decay_filter", "str", "disable",
-       "'disable': decay every parameter; 'norm_and_bias' or 'auto': no decay on BatchNorm parameters and biases",
+       "'disable': decay every parameter; 'norm_and_bias': no decay on normalisation parameters and biases; "
+       "'auto' (MindSpore's default filter, as MindCV): no decay on normalisation parameters, biases decay",
        choices=("disable", "auto", "norm_and_bias")),
     _k("optimizer", "eps", "float", 1e-10, "Adam epsilon", min=0),
     # scheduler
