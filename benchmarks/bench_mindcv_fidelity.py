@@ -173,6 +173,9 @@ def main() -> None:
     if not os.path.isdir(os.path.join(args.data_dir, "val")):
         write_digits_image_folder(args.data_dir, size=32)
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # the same oneDNN dispatch for both systems: without it MindSpore 2.10's oneDNN picks a reference
+    # convolution 30-100x slower (visionzoo sets this on import; a MindCV process would not)
+    env.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
     info = host_info()
     sys.stderr.write(f"host: {info}\n")
     results: List[Dict[str, Any]] = []
@@ -207,8 +210,8 @@ def main() -> None:
                                                        zip(m["train_seconds"], v["train_seconds"])]
     info["load_average_end"] = list(os.getloadavg())
     out = {"recipe": RECIPE, "host": info, "runs": results, "summary": summary,
-           "env": {k: os.environ[k] for k in ("VISIONZOO_CONV_TUNING", "VISIONZOO_FAST_CONV", "VISIONZOO_FAST_POOL")
-                   if k in os.environ}}
+           "env": {k: env[k] for k in ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_CONV_TUNING", "VISIONZOO_FAST_CONV",
+                                       "VISIONZOO_FAST_POOL") if k in env}}
     sys.stdout.write(json.dumps(summary) + "\n")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
@@ -29,6 +30,7 @@ from . import transforms as tf
 from .cifar import CIFAR10, CIFAR100, find_cifar_root, load_cifar
 from .digits import load_digits_split
 from .folder import EXTENSIONS, scan_image_folder
+from .mixup import BatchMixer
 from .synthetic import DEFAULT_NUM_SAMPLES, make_synthetic
 
 __all__ = ["DatasetBundle", "build_dataset", "ShardSampler", "SUPPORTED_DATASETS", "choose_workers"]
@@ -62,6 +64,8 @@ class DatasetBundle:
     batch_size: int
     sampler: Optional["ShardSampler"] = None
     seed: int = 0
+    mixer: Optional[BatchMixer] = None  # batch mixup/cutmix (train only)
+    mixup_off_epoch: int = 0  # 0: mix in every epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Position the next iterator at ``epoch`` (0-based): its shuffle order and augmentation seed.
@@ -74,7 +78,12 @@ class DatasetBundle:
             self.sampler.epoch = int(epoch)
             self.sampler.epoch_indices(int(epoch))  # the permutation is drawn here, not inside the pipeline
             # augmentation draws from the engine's global seed: distinct per rank and per epoch
-            ds.config.set_seed(self.seed + self.sampler.shard_id + 7919 * int(epoch))
+            aug_seed = self.seed + self.sampler.shard_id + 7919 * int(epoch)
+            ds.config.set_seed(aug_seed)
+            random.seed(aug_seed)  # MindSpore's Python vision ops (RandomErasing, auto_augment) draw from it
+        if self.mixer is not None:
+            self.mixer.active = not (self.mixup_off_epoch and int(epoch) >= self.mixup_off_epoch)
+            self.mixer.reseed(self.seed + (self.sampler.shard_id if self.sampler else 0) + 7919 * int(epoch))
 
 
 def native_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -301,13 +310,15 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     if indices.size < num_shards and not train:
         raise DataError(f"{cfg.dataset} {split} has {indices.size} samples, fewer than num_shards={num_shards}; "
                         "use fewer devices for evaluation")
-    sampler = ShardSampler(indices, shard_id, num_shards, shuffle=train and bool(cfg.shuffle),
-                           seed=int(cfg.seed), pad=train)
+    # eval_shuffle only reorders validation: the metrics sum over every sample either way
+    shuffle = bool(cfg.shuffle) if train else bool(getattr(cfg, "eval_shuffle", False))
+    sampler = ShardSampler(indices, shard_id, num_shards, shuffle=shuffle, seed=int(cfg.seed), pad=train)
     num_samples = sampler.shard_size()
     if train:
         # random ops (crop, flip, jitter, erasing) draw from the dataset engine's seed; offset by the
         # shard so ranks do not apply the same sequence of crops (the order above uses cfg.seed alone)
         ds.config.set_seed(int(cfg.seed) + shard_id)
+        random.seed(int(cfg.seed) + shard_id)  # Python vision ops (RandomErasing, auto_augment): see set_epoch
     workers = choose_workers(int(cfg.num_parallel_workers), source.in_memory)
     dataset = source.make(sampler, workers)
     dataset = dataset.map(operations=source.ops, input_columns="image", num_parallel_workers=workers)
@@ -317,6 +328,10 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     else:
         batch_size, drop = int(cfg.eval_batch_size or cfg.batch_size), False
     dataset = dataset.batch(batch_size, drop_remainder=drop)
+    mixer = None
+    if train and (cfg.mixup > 0 or cfg.cutmix > 0):
+        mixer = BatchMixer(num_classes, cfg.mixup, cfg.cutmix, prob=cfg.cutmix_prob, seed=int(cfg.seed) + shard_id)
+        dataset = dataset.map(operations=mixer, input_columns=["image", "label"], num_parallel_workers=1)
     num_batches = num_samples // batch_size if drop else math.ceil(num_samples / batch_size)
     if num_batches == 0:
         raise DataError(f"{cfg.dataset} {split}: {num_samples} samples in this shard make no full batch of "
@@ -325,4 +340,5 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
                  num_shards, num_samples, num_batches, batch_size, num_classes)
     return DatasetBundle(dataset=dataset, num_samples=num_samples, num_batches=num_batches,
                          num_classes=num_classes, class_names=list(source.class_names), batch_size=batch_size,
-                         sampler=sampler if train else None, seed=int(cfg.seed))
+                         sampler=sampler if train else None, seed=int(cfg.seed), mixer=mixer,
+                         mixup_off_epoch=int(getattr(cfg, "mixup_off_epoch", 0) or 0))

@@ -5,6 +5,7 @@ Everything is driven by a :class:`visionzoo.config.Config`. ``Trainer(cfg).fit()
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -25,6 +26,8 @@ from ..distributed import RunContext, check_same_weights, launched_by_msrun, set
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..files import write_text_atomic
 from .build import build_network
+from .ckpt_policy import keep_top_k
+from .ema import EMA, EMA_PREFIX
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
 from .metrics import MetricsLog, process_memory_mb
@@ -38,6 +41,8 @@ _logger = logging.getLogger(__name__)
 
 #: Published training-set sizes, used only to plan a dry run when the data is not on this machine.
 KNOWN_TRAIN_SIZES = {"imagenet": 1_281_167, "cifar10": 50_000, "cifar100": 50_000}
+#: A training epoch whose every step loss is within this fraction of ln(num_classes) is "not learning".
+STUCK_TOLERANCE = 0.01
 
 
 def _count_params(network) -> int:
@@ -125,7 +130,13 @@ class Trainer:
         self.accum_step = (TrainStep(self.net_with_loss, self.optimizer, self.scale_state, accumulate_only=True,
                                      **common) if accum > 1 else None)
         self.train_step.set_train(True)
-        self.use_sink = cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1
+        # MindCV's ema / ema_decay: averaged weights updated after every optimizer update (engine/ema.py)
+        self.ema = EMA(self.network, cfg.ema_decay) if cfg.ema else None
+        # val_amp_level differing from amp_level: validation runs a second network built at that level
+        self.eval_network = (build_network(cfg, checkpoint_path="", amp_level=cfg.val_amp_level)
+                             if cfg.val_while_train and cfg.val_amp_level != cfg.amp_level else None)
+        self.use_sink = (cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1
+                         and self.ema is None)
         self._built = True
         return self
 
@@ -178,10 +189,15 @@ class Trainer:
             records.NUM_CLASSES: self.cfg.num_classes,
             records.CLASSES: json.dumps(self.class_names),
             records.CONFIG: self.cfg.dump_yaml(),
+            # EMA: the averaged weights (ema.<name>) and their update counter ride along as parameters
+            **({p.name: p for p in self.ema.averages} if self.ema is not None else {}),
+            **({self.ema.updates.name: self.ema.updates} if self.ema is not None else {}),
         }
 
     def _resume_path(self) -> Optional[str]:
         resume = self.cfg.resume
+        if not resume and self.cfg.resume_opt and self.cfg.ckpt_path:
+            return self.cfg.ckpt_path  # MindCV's resume_opt: optimizer state (and epoch) from ckpt_path
         if not resume:
             return None
         if resume == "auto":
@@ -204,18 +220,39 @@ class Trainer:
         if missing:
             raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                               f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")
+        if self.ema is not None:
+            averages = {k: v for k, v in params.items() if k.startswith(EMA_PREFIX)}
+            if averages:
+                ms.load_param_into_net(self.ema, averages)
+            else:
+                _logger.warning("resume checkpoint %s holds no EMA weights; the average restarts from its weights", path)
         epoch = int(params[records.EPOCH].asnumpy())
         _logger.info("resumed from %s at epoch %d (optimizer step %d)", path, epoch,
                      int(self.optimizer.global_step.asnumpy().reshape(-1)[0]))
         return epoch
 
-    def _save(self, epoch: int, best: bool = False) -> str:
+    def _save(self, epoch: int, best: bool = False, scores: Optional[Dict[int, float]] = None) -> str:
         directory = self.cfg.ckpt_save_dir
         path = os.path.join(directory, checkpoint_name(self.cfg.model, None if best else epoch))
         save_checkpoint(self.train_step, path, append_dict=self._state(epoch))
         if not best:
-            prune(directory, self.cfg.model, self.cfg.keep_checkpoint_max)
+            if self.cfg.ckpt_save_policy == "top_k":  # the K best by validation top-1 (and the newest)
+                keep_top_k(directory, self.cfg.model, self.cfg.keep_checkpoint_max, scores or {})
+            else:
+                prune(directory, self.cfg.model, self.cfg.keep_checkpoint_max)
         return path
+
+    def _validate(self) -> Dict[str, Any]:
+        """Score the validation split with the EMA weights (ema) and at val_amp_level."""
+        cfg = self.cfg
+        with self.ema.swapped() if self.ema is not None else contextlib.nullcontext():
+            network = self.network
+            if self.eval_network is not None:
+                ms.load_param_into_net(self.eval_network, {p.name: p for p in self.network.get_parameters()})
+                network = self.eval_network
+            if not hasattr(self, "_eval_step"):
+                self._eval_step = EvalStep(network, min(5, cfg.num_classes))
+            return evaluate(network, self.val_data.dataset, cfg.num_classes, self.ctx, self._eval_step)
 
     # ------------------------------------------------------------------ training
     def _train_epoch(self, epoch: int) -> Dict[str, float]:
@@ -240,6 +277,8 @@ class Trainer:
                 update = (i + 1) % accum == 0
                 step = self.train_step if update else self.accum_step
                 loss, finite = step(images, labels)
+                if update and self.ema is not None:
+                    self.ema()
                 value = float(loss.asnumpy())
                 if not math.isfinite(value) or not bool(finite.asnumpy()):
                     if cfg.loss_scale_type in ("dynamic", "auto"):
@@ -261,9 +300,20 @@ class Trainer:
         seconds = time.perf_counter() - t0
         if not losses:
             self._diverged(epoch, n_steps, float("nan"))
+        self._check_learning(epoch, losses)
         images = n_steps * cfg.batch_size * ctx.group_size
         return {"train_loss": float(np.mean(losses)), "epoch_seconds": seconds,
                 "images_per_second": images / max(seconds, 1e-9), "skipped_steps": skipped}
+
+    def _check_learning(self, epoch: int, losses: List[float]) -> None:
+        """Stop a run whose loss sat at ln(num_classes) (a uniform prediction) for a whole epoch."""
+        chance = math.log(self.cfg.num_classes)
+        if len(losses) >= 2 and self.cfg.num_classes > 1 and max(abs(v - chance) for v in losses) <= STUCK_TOLERANCE * chance:
+            raise TrainingDiverged(
+                f"training loss stayed at ln(num_classes) = {chance:.4f} (+-{STUCK_TOLERANCE:.0%}) for all of epoch "
+                f"{epoch}: the model predicts uniformly and is not learning; likely causes: lr too high or too low "
+                f"(lr {self.cfg.lr:g}), labels that do not match the images (check data_dir and num_classes), or "
+                "inputs not normalised (mean/std in 0-255 units)")
 
     def _current_lr(self) -> float:
         step = int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
@@ -295,8 +345,9 @@ class Trainer:
             if os.path.exists(metrics.path):
                 metrics.truncate_after(start_epoch)
         self._banner(start_epoch)
-        best_top1 = max([r.get("val_top1") or 0.0 for r in metrics.read()] or [-1.0]) if ctx.is_main else -1.0
-        eval_step = EvalStep(self.network, min(5, cfg.num_classes)) if self.val_data is not None else None
+        earlier = metrics.read() if ctx.is_main else []
+        best_top1 = max([r.get("val_top1") or 0.0 for r in earlier] or [-1.0]) if ctx.is_main else -1.0
+        scores = {int(r["epoch"]): r["val_top1"] for r in earlier if r.get("val_top1") is not None}
         record: Dict[str, Any] = {}
         last_path = None
         t_start = time.perf_counter()
@@ -307,13 +358,14 @@ class Trainer:
                       "images_per_second": round(stats["images_per_second"], 2)}
             if stats["skipped_steps"]:
                 record["skipped_steps"] = stats["skipped_steps"]
-            if eval_step is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
-                result = evaluate(self.network, self.val_data.dataset, cfg.num_classes, ctx, eval_step)
+            if self.val_data is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
+                result = self._validate()
                 record.update(val_top1=result["top1"], val_top5=result["top5"], val_loss=result["loss"])
+                scores[epoch] = result["top1"]
             record.update(process_memory_mb())  # this rank's memory: watch rss_mb stay flat across epochs
             if ctx.is_main:
                 if epoch % cfg.ckpt_save_interval == 0 or epoch == cfg.epoch_size:
-                    last_path = self._save(epoch)
+                    last_path = self._save(epoch, scores=scores)
                 if record.get("val_top1") is not None and record["val_top1"] > best_top1:
                     best_top1 = record["val_top1"]
                     self._save(epoch, best=True)
