@@ -68,8 +68,10 @@ def test_ema_equals_a_hand_computation_and_is_validated_and_saved(tmp_path):
     from visionzoo.engine.evaluate import evaluate
 
     score = evaluate(net, build_dataset(cfg, "val").dataset, 10)
-    assert score["top1"] == pytest.approx(read_metrics(cfg.ckpt_save_dir)[-1]["val_top1"])
-    assert score["top1"] != pytest.approx(evaluate(trainer.network, build_dataset(cfg, "val").dataset, 10)["top1"])
+    logged = read_metrics(cfg.ckpt_save_dir)[-1]
+    assert (score["top1"], score["loss"]) == pytest.approx((logged["val_top1"], logged["val_loss"]), rel=1e-5)
+    online_loss = evaluate(trainer.network, build_dataset(cfg, "val").dataset, 10)["loss"]
+    assert abs(online_loss - score["loss"]) > 1e-6  # the online weights score differently
 
 
 def test_ema_swap_restores_the_online_weights():
@@ -174,22 +176,32 @@ def test_training_with_mixup_cutmix_and_off_epoch(tmp_path):
     images, labels = next(bundle.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
     assert labels.dtype == np.float32 and labels.shape == (32, 10)
     assert bundle.mixer.active
+    assert not set(np.unique(labels)) <= {0.0, 1.0}  # mixed: soft labels
     bundle.set_epoch(1)  # epoch 2 (1-based) = mixup_off_epoch: no more mixing
     assert not bundle.mixer.active
+    _, labels = next(bundle.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert set(np.unique(labels)) == {0.0, 1.0} and (labels.sum(1) == 1).all()  # plain one-hot
     record = trainer.fit()
     assert math.isfinite(read_metrics(cfg.ckpt_save_dir)[-1]["train_loss"]) and record["checkpoint"]
 
 
-def test_random_erasing_matches_mindcv(tmp_path):
+def test_random_erasing_is_reproducible_unlike_mindcvs(tmp_path):
+    """MindCV's RandomErasing (Python's global random, 2 worker threads) differs run to run; ours does not,
+    and it erases with MindSpore's algorithm: boxes of the configured area range filled with re_value."""
     from test_mindcv_fidelity import _folder, _mindcv_batches, _recipe, _visionzoo_batches
 
-    cfg = _recipe(_folder(tmp_path), re_prob=1.0, re_value="0")
-    ref = _mindcv_batches(cfg, "train")[0]
-    ours = _visionzoo_batches(cfg, "train")
-    assert (ours[0][0] == 0).mean() > 0.01  # erased boxes (zeros after normalisation)
-    for (x, y), (rx, ry) in zip(ours, ref):
-        np.testing.assert_array_equal(y, ry)
-        np.testing.assert_allclose(x, rx, atol=1e-5)
+    cfg = _recipe(_folder(tmp_path), re_prob=1.0, re_value="0", color_jitter=0.0)
+    ours = [_visionzoo_batches(cfg, "train") for _ in range(2)]
+    for (x, _), (x2, _) in zip(*ours):
+        np.testing.assert_array_equal(x, x2)
+    plain = _visionzoo_batches(load_config(None, dict(cfg.to_dict(), re_prob=0.0)), "train")
+    for (x, _), (p, _) in zip(ours[0], plain):
+        erased = (x != p).any(axis=1)  # N x H x W
+        for k in range(x.shape[0]):
+            area = erased[k].mean()
+            assert 0.0 < area <= 0.33 + 1e-6 and (x[k][:, erased[k]] == 0).all()
+    ref = [_mindcv_batches(cfg, "train")[0] for _ in range(3)]
+    assert any(not np.array_equal(a[0], b[0]) for r1, r2 in zip(ref, ref[1:]) for a, b in zip(r1, r2))
 
 
 def test_eval_shuffle_reorders_but_scores_the_same(tmp_path):

@@ -30,6 +30,7 @@ from . import transforms as tf
 from .cifar import CIFAR10, CIFAR100, find_cifar_root, load_cifar
 from .digits import load_digits_split
 from .folder import EXTENSIONS, scan_image_folder
+from .erasing import BatchEraser
 from .mixup import BatchMixer
 from .synthetic import DEFAULT_NUM_SAMPLES, make_synthetic
 
@@ -65,6 +66,7 @@ class DatasetBundle:
     sampler: Optional["ShardSampler"] = None
     seed: int = 0
     mixer: Optional[BatchMixer] = None  # batch mixup/cutmix (train only)
+    eraser: Optional[BatchEraser] = None  # random erasing (train only)
     mixup_off_epoch: int = 0  # 0: mix in every epoch
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,8 +83,11 @@ class DatasetBundle:
             aug_seed = self.seed + self.sampler.shard_id + 7919 * int(epoch)
             ds.config.set_seed(aug_seed)
             random.seed(aug_seed)  # MindSpore's Python vision ops (RandomErasing, auto_augment) draw from it
+        shard = self.sampler.shard_id if self.sampler else 0
+        if self.eraser is not None:
+            self.eraser.reseed(self.seed + shard + 7919 * int(epoch) + 1)
         if self.mixer is not None:
-            self.mixer.active = not (self.mixup_off_epoch and int(epoch) >= self.mixup_off_epoch)
+            self.mixer.active = not (self.mixup_off_epoch and int(epoch) + 1 >= self.mixup_off_epoch)  # 1-based
             self.mixer.reseed(self.seed + (self.sampler.shard_id if self.sampler else 0) + 7919 * int(epoch))
 
 
@@ -328,6 +333,11 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     else:
         batch_size, drop = int(cfg.eval_batch_size or cfg.batch_size), False
     dataset = dataset.batch(batch_size, drop_remainder=drop)
+    eraser = None
+    if train and cfg.re_prob > 0:  # after normalisation, per image, before mixing (MindCV's order)
+        eraser = BatchEraser(min(float(cfg.re_prob), 1.0), cfg.re_scale, cfg.re_ratio, tf.erasing_value(cfg),
+                             int(cfg.re_max_attempts), seed=int(cfg.seed) + shard_id + 1)
+        dataset = dataset.map(operations=eraser, input_columns=["image"], num_parallel_workers=1)
     mixer = None
     if train and (cfg.mixup > 0 or cfg.cutmix > 0):
         mixer = BatchMixer(num_classes, cfg.mixup, cfg.cutmix, prob=cfg.cutmix_prob, seed=int(cfg.seed) + shard_id)
@@ -340,5 +350,5 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
                  num_shards, num_samples, num_batches, batch_size, num_classes)
     return DatasetBundle(dataset=dataset, num_samples=num_samples, num_batches=num_batches,
                          num_classes=num_classes, class_names=list(source.class_names), batch_size=batch_size,
-                         sampler=sampler if train else None, seed=int(cfg.seed), mixer=mixer,
+                         sampler=sampler if train else None, seed=int(cfg.seed), mixer=mixer, eraser=eraser,
                          mixup_off_epoch=int(getattr(cfg, "mixup_off_epoch", 0) or 0))
