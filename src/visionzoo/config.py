@@ -116,7 +116,7 @@ SCHEMA: Tuple[Key, ...] = (
     _k("model", "ckpt_save_policy", "str", "latest_k", "latest_k: the keep_checkpoint_max newest; top_k: the "
        "keep_checkpoint_max best by validation top-1 (and the newest, for resume)", choices=("latest_k", "top_k")),
     _k("model", "epoch_size", "int", 90, "training epochs", min=1),
-    _k("model", "dataset_sink_mode", "bool", True, "dataset sink mode (Ascend/GPU; ignored on CPU)"),
+    _k("model", "dataset_sink_mode", "bool", True, "dataset sink mode (Ascend/GPU; ignored on CPU and with ema)"),
     _k("model", "ema", "bool", False, "exponential moving average of the weights (MindCV's): validation scores it, "
        "checkpoints hold it next to the online weights, validate.py with ema True scores it"),
     _k("model", "ema_decay", "float", 0.9999, "EMA decay (warmed up as ema_decay * (1 - exp(-updates / 2000)))", min=0),
