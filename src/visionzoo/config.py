@@ -82,7 +82,7 @@ SCHEMA: Tuple[Key, ...] = (
     _k("augmentation", "interpolation", "str", "bilinear", "resize interpolation",
        choices=("bilinear", "bicubic", "nearest", "area", "lanczos")),
     _k("augmentation", "auto_augment", "str", None, "mindcv policy, e.g. 'randaug-m9-mstd0.5' or 'autoaug'", optional=True),
-    _k("augmentation", "aug_splits", "int", 0, "augmentation splits (not supported: must be 0)", choices=(0,)),
+    _k("augmentation", "aug_splits", "int", 0, "augmentation splits (AugMix + JSD loss): not implemented, refused unless 0", min=0),
     _k("augmentation", "re_prob", "float", 0.0, "random erasing probability", min=0),
     _k("augmentation", "re_scale", "floats", (0.02, 0.33), "random erasing area range", length=2),
     _k("augmentation", "re_ratio", "floats", (0.3, 3.3), "random erasing aspect range", length=2),
@@ -94,8 +94,11 @@ SCHEMA: Tuple[Key, ...] = (
     _k("augmentation", "crop_padding", "int", 4, "CIFAR random-crop padding", min=0),
     _k("augmentation", "mixup", "float", 0.0, "mixup alpha (0 disables)", min=0),
     _k("augmentation", "cutmix", "float", 0.0, "cutmix alpha (0 disables)", min=0),
-    _k("augmentation", "cutmix_prob", "float", 1.0, "probability of cutmix when both are on", min=0),
-    _k("augmentation", "aug_repeats", "int", 0, "repeated augmentation (not supported: must be 0)", choices=(0,)),
+    _k("augmentation", "cutmix_prob", "float", 1.0,
+       "probability that a batch is mixed at all (MindCV passes it as Mixup's prob; with both mixup and cutmix on, "
+       "each mixed batch is cutmix or mixup with probability 0.5)", min=0),
+    _k("augmentation", "mixup_off_epoch", "int", 0, "stop mixup/cutmix from this epoch on (0: never)", min=0),
+    _k("augmentation", "aug_repeats", "int", 0, "repeated augmentation: not implemented, refused unless 0", min=0),
     # model
     _k("model", "model", "str", "googlenet", "registered model name"),
     _k("model", "num_classes", "int", 1000, "number of classes", min=1),
@@ -106,15 +109,18 @@ SCHEMA: Tuple[Key, ...] = (
     _k("model", "model_kwargs", "dict", {}, "extra builder arguments, e.g. {has_bias: false, initialize_mode: XavierUniform}"),
     _k("model", "pretrained", "bool", False, "start from the registry's pretrained weights"),
     _k("model", "ckpt_path", "str", "", "weights to start from (fine-tuning); validate.py: the checkpoint to score"),
-    _k("model", "resume_opt", "bool", False, "MindCV compatibility: with ckpt_path, also restore optimizer state (use resume instead)"),
+    _k("model", "resume_opt", "bool", False, "with ckpt_path: also restore the optimizer state and epoch from that "
+       "visionzoo training checkpoint (the same as resume <ckpt_path>)"),
     _k("model", "keep_checkpoint_max", "int", 10, "checkpoints kept", min=1),
     _k("model", "ckpt_save_dir", "str", "./ckpt", "checkpoint and log folder"),
     _k("model", "ckpt_save_interval", "int", 1, "epochs between checkpoints", min=1),
-    _k("model", "ckpt_save_policy", "str", "latest_k", "which checkpoints to keep", choices=("latest_k", "top_k")),
+    _k("model", "ckpt_save_policy", "str", "latest_k", "latest_k: the keep_checkpoint_max newest; top_k: the "
+       "keep_checkpoint_max best by validation top-1 (and the newest, for resume)", choices=("latest_k", "top_k")),
     _k("model", "epoch_size", "int", 90, "training epochs", min=1),
-    _k("model", "dataset_sink_mode", "bool", True, "dataset sink mode (Ascend/GPU; ignored on CPU)"),
-    _k("model", "ema", "bool", False, "exponential moving average of weights (not supported: must be False)", choices=(False,)),
-    _k("model", "ema_decay", "float", 0.9999, "EMA decay", min=0),
+    _k("model", "dataset_sink_mode", "bool", True, "dataset sink mode (Ascend/GPU; ignored on CPU and with ema)"),
+    _k("model", "ema", "bool", False, "exponential moving average of the weights (MindCV's): validation scores it, "
+       "checkpoints hold it next to the online weights, validate.py with ema True scores it"),
+    _k("model", "ema_decay", "float", 0.9999, "EMA decay (warmed up as ema_decay * (1 - exp(-updates / 2000)))", min=0),
     _k("model", "clip_grad", "bool", False, "clip gradients by global norm"),
     _k("model", "clip_value", "float", 15.0, "global-norm clip value", min=0),
     _k("model", "layer_decay", "float", None, "not supported: must be unset", optional=True, choices=(None,)),
@@ -125,13 +131,14 @@ SCHEMA: Tuple[Key, ...] = (
     _k("optimizer", "weight_decay", "float", 1e-6, "weight decay", min=0),
     _k("optimizer", "use_nesterov", "bool", False, "Nesterov momentum"),
     _k("optimizer", "weight_decay_filter", "str", "disable",
-       "'disable': decay every parameter; 'norm_and_bias' or 'auto': no decay on BatchNorm parameters and biases",
+       "'disable': decay every parameter; 'norm_and_bias': no decay on normalisation parameters and biases; "
+       "'auto' (MindSpore's default filter, as MindCV): no decay on normalisation parameters, biases decay",
        choices=("disable", "auto", "norm_and_bias")),
     _k("optimizer", "eps", "float", 1e-10, "Adam epsilon", min=0),
     # scheduler
     _k("scheduler", "scheduler", "str", "cosine_decay", "learning-rate schedule",
        choices=("constant", "cosine_decay", "warmup_cosine_decay", "step_decay", "multi_step_decay",
-                "staged_decay", "polynomial_decay")),
+                "staged_decay", "polynomial_decay", "exponential_decay")),
     _k("scheduler", "lr", "float", 0.001, "base learning rate", min=0),
     _k("scheduler", "min_lr", "float", 1e-6, "final learning rate of cosine/polynomial decay", min=0),
     _k("scheduler", "warmup_epochs", "int", 3, "linear warmup epochs", min=0),
@@ -140,7 +147,8 @@ SCHEMA: Tuple[Key, ...] = (
     _k("scheduler", "decay_rate", "float", 0.9, "multiplier of step and multi-step decay", min=0),
     _k("scheduler", "multi_step_decay_milestones", "ints", (30, 60, 90), "multi-step milestones (epochs)"),
     _k("scheduler", "staged_decay_points", "floats", (0.3, 0.6, 0.8), "staged_decay: fractions of training where lr drops x0.1"),
-    _k("scheduler", "lr_power", "float", 2.0, "exponent of polynomial decay", min=0),
+    _k("scheduler", "lr_power", "float", None, "polynomial_decay exponent per update down to min_lr (model_zoo); "
+       "unset: MindCV's form, exponent decay_rate per epoch after warmup, down to 0", optional=True, min=0),
     _k("scheduler", "lr_epoch_stair", "bool", False, "hold the lr constant within an epoch"),
     _k("scheduler", "num_cycles", "int", 1, "cosine cycles (1 supported)", choices=(1,)),
     _k("scheduler", "cycle_decay", "float", 1.0, "cosine cycle decay (unused with one cycle)", min=0),
@@ -151,14 +159,15 @@ SCHEMA: Tuple[Key, ...] = (
     _k("loss", "reduction", "str", "mean", "loss reduction", choices=("mean",)),
     # amp
     _k("amp", "amp_level", "str", "O0", "mixed precision level", choices=("O0", "O1", "O2", "O3")),
-    _k("amp", "val_amp_level", "str", "O0", "mixed precision level for validation", choices=("O0", "O1", "O2", "O3")),
+    _k("amp", "val_amp_level", "str", "O0", "mixed precision level for validation (during training too: a second "
+       "network at this level when it differs from amp_level)", choices=("O0", "O1", "O2", "O3")),
     _k("amp", "amp_cast_list", "str", None, "unused; accepted for MindCV recipes", optional=True),
     _k("amp", "loss_scale_type", "str", "fixed", "loss scale manager", choices=("fixed", "dynamic", "auto", "none")),
     _k("amp", "loss_scale", "float", 1.0, "(initial) loss scale", min=0),
     _k("amp", "drop_overflow_update", "bool", False, "skip steps whose gradients overflow (a dynamic scale always does)"),
     _k("amp", "loss_scale_window", "int", 2000, "dynamic loss scale: clean steps before the scale doubles", min=1),
     _k("amp", "keep_batchnorm_fp32", "bool", True, "keep BatchNorm in float32 under O2"),
-    _k("amp", "eval_shuffle", "bool", False, "shuffle the evaluation set (MindCV compatibility)"),
+    _k("amp", "eval_shuffle", "bool", False, "shuffle the evaluation order (seeded; metrics count every sample either way)"),
 )
 
 KEYS: Dict[str, Key] = {k.name: k for k in SCHEMA}
@@ -368,8 +377,19 @@ def _check_cross_fields(cfg: Config) -> None:
             f"warmup_epochs ({cfg.warmup_epochs}) is longer than training (epoch_size {cfg.epoch_size}); lower warmup_epochs")
     if cfg.aux_factor > 0 and not cfg.aux_logits:
         raise ConfigError("aux_factor > 0 needs aux_logits True (the auxiliary heads are off)")
-    if cfg.mixup > 0 or cfg.cutmix > 0:
-        raise ConfigError("mixup/cutmix are not supported by visionzoo yet; set mixup 0 and cutmix 0")
+    if cfg.aug_repeats not in (0, 1):
+        raise ConfigError(f"aug_repeats {cfg.aug_repeats}: repeated augmentation (MindCV's RepeatAugSampler) is not "
+                          "implemented in visionzoo; set aug_repeats 0")
+    if cfg.aug_splits != 0:
+        raise ConfigError(f"aug_splits {cfg.aug_splits}: augmentation splits (AugMix with a JSD loss) are not "
+                          "implemented in visionzoo; set aug_splits 0")
+    if cfg.ckpt_save_policy == "top_k" and not cfg.val_while_train:
+        raise ConfigError("ckpt_save_policy top_k ranks checkpoints by validation top-1: set val_while_train True")
+    if cfg.resume_opt and not cfg.ckpt_path:
+        raise ConfigError("resume_opt True restores optimizer state from ckpt_path, but ckpt_path is empty; "
+                          "set ckpt_path to a visionzoo training checkpoint (or use resume auto)")
+    if cfg.mixup_off_epoch and not (cfg.mixup > 0 or cfg.cutmix > 0):
+        raise ConfigError("mixup_off_epoch is set but mixup and cutmix are 0; set mixup or cutmix, or mixup_off_epoch 0")
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> Config:

@@ -4,6 +4,9 @@ Evaluates the recipe's validation split with the eval transforms over every samp
 remainder) and prints top-1, top-5, mean loss and the sample count. The last line on standard
 output is one JSON object: ``{"top1": ..., "top5": ..., "loss": ..., "num_samples": ...}``.
 ``--ckpt_path auto`` scores the best (else the latest) checkpoint in ckpt_save_dir. Works under msrun.
+``--results_file PATH`` also writes that JSON object (with the checkpoint and recipe) to PATH, or
+appends it as one row to PATH when it ends in ``.csv`` (a header is written when the file is new).
+With ``--ema True`` a training checkpoint's EMA weights are scored.
 
 Precision: validation runs at ``val_amp_level`` (default O0, float32), never at the recipe's
 ``amp_level``, which is a training setting. ``--amp_level X`` typed on validate's own command line
@@ -20,11 +23,11 @@ from . import parse_cli, run_main, setup_logging
 
 __all__ = ["main", "entry"]
 
-USAGE = "-c RECIPE --ckpt_path CKPT|auto [--<key> <value> ...]"
+USAGE = "-c RECIPE --ckpt_path CKPT|auto [--results_file out.json|out.csv] [--<key> <value> ...]"
 
 
 def main(argv: Sequence[str]) -> Optional[int]:
-    inv = parse_cli(argv, "visionzoo-validate", USAGE)
+    inv = parse_cli(argv, "visionzoo-validate", USAGE, flags=("results_file",))
     setup_logging()
     from ..distributed import setup_context
     from ..tasks.validate import eval_precision, run_validation
@@ -40,6 +43,10 @@ def main(argv: Sequence[str]) -> Optional[int]:
         sys.stdout.write(f"top-1: {100 * result['top1']:.2f}%  top-5: {top5}  loss: {result['loss']:.4f}  "
                          f"samples: {result['num_samples']}\n")
         sys.stdout.write(json.dumps({k: result[k] for k in ("top1", "top5", "loss", "num_samples")}) + "\n")
+        if inv.flags.get("results_file"):
+            from ..tasks.validate import write_results
+
+            write_results(inv.flags["results_file"], result, cfg, inv.recipe)
     return 0
 
 

@@ -51,3 +51,29 @@ def load_digits_split(split: str) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     pixels = np.clip(np.round(images[idx] * (255.0 / 16.0)), 0, 255).astype(np.uint8)
     pixels = np.ascontiguousarray(np.repeat(pixels[..., None], 3, axis=-1))
     return pixels, labels[idx].astype(np.int32), list(DIGITS_CLASSES)
+
+
+def write_digits_image_folder(root: str, size: int = 32, val_fraction: float = 0.2, seed: int = 0) -> Tuple[int, int]:
+    """Write scikit-learn's digits as an ImageFolder ``root/{train,val}/<digit>/<index>.png``.
+
+    Each 8x8 image (0-16) is scaled to 0-255, upsampled to ``size`` x ``size`` with PIL's bilinear
+    filter and saved as an RGB PNG. The split is scikit-learn's stratified ``train_test_split``
+    (``test_size=val_fraction``, ``random_state=seed``): 1437 train / 360 val by default, the split
+    the MindCV fidelity benchmark uses. Returns (train count, val count).
+    """
+    import os
+
+    from PIL import Image
+    from sklearn.model_selection import train_test_split
+
+    images, labels = _load_raw()
+    idx = np.arange(labels.size)
+    train_idx, val_idx = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=labels)
+    for split, chosen in (("train", train_idx), ("val", val_idx)):
+        for i in sorted(chosen.tolist()):
+            folder = os.path.join(root, split, str(int(labels[i])))
+            os.makedirs(folder, exist_ok=True)
+            grey = np.clip(np.round(images[i] * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+            img = Image.fromarray(grey, mode="L").resize((size, size), Image.BILINEAR).convert("RGB")
+            img.save(os.path.join(folder, f"{i:04d}.png"))
+    return int(train_idx.size), int(val_idx.size)

@@ -128,10 +128,10 @@ def _auto_augment(cfg: Any, mean: Sequence[float], size: int) -> List[Any]:
         "'randaug' (e.g. 'randaug-m9-mstd0.5'), 'autoaug', '3a' or 'trivialaugwide'")
 
 
-def _random_erasing(cfg: Any) -> List[Any]:
-    """RandomErasing works on CHW float images, so it goes after normalisation."""
-    if cfg.re_prob <= 0:
-        return []
+def erasing_value(cfg: Any) -> Any:
+    """The recipe's ``re_value`` checked: an integer 0-255 (in normalised units, as erasing runs after
+    normalisation) or ``'random'``. Erasing itself runs per batch (:class:`visionzoo.data.erasing.BatchEraser`,
+    added by the loader): MindSpore's RandomErasing is not reproducible with several workers."""
     raw = str(cfg.re_value).strip().lower()
     if raw == "random":
         value: Any = "random"
@@ -144,12 +144,12 @@ def _random_erasing(cfg: Any) -> List[Any]:
         if not (number.is_integer() and 0 <= number <= 255):
             raise DataError(f"re_value must be an integer in 0-255 or 'random', got {cfg.re_value!r}")
         value = int(number)
-    return [V.RandomErasing(prob=min(float(cfg.re_prob), 1.0), scale=tuple(cfg.re_scale), ratio=tuple(cfg.re_ratio),
-                            value=value, max_attempts=int(cfg.re_max_attempts))]
+    return value
 
 
 def imagenet_train(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> List[Any]:
-    """Encoded bytes -> RandomResizedCrop -> flips -> (auto_augment | colour jitter) -> normalise -> CHW -> erasing."""
+    """Encoded bytes -> RandomResizedCrop -> flips -> (auto_augment | colour jitter) -> normalise -> CHW
+    (random erasing follows per batch, in the loader)."""
     size = int(cfg.image_resize)
     ops: List[Any] = [
         V.Decode(),
@@ -163,7 +163,6 @@ def imagenet_train(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> Lis
         cj = float(cfg.color_jitter)
         ops.append(V.RandomColorAdjust(brightness=cj, contrast=cj, saturation=cj))
     ops += _normalize_chw(mean, std)
-    ops += _random_erasing(cfg)
     return ops
 
 
@@ -202,7 +201,6 @@ def array_train(cfg: Any, mean: Sequence[float], std: Sequence[float], native_si
         ops += resize
     ops += _auto_augment(cfg, mean, size)
     ops += _normalize_chw(mean, std)
-    ops += _random_erasing(cfg)
     return ops
 
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 import mindspore as ms
+import numpy as np
+from mindspore import nn
+from mindspore.common import initializer as init
 
 from ..config import Config
 from ..factory import create_model
 
-__all__ = ["build_network", "model_options"]
+__all__ = ["build_network", "model_options", "mindcv_seeded_init", "MINDCV_INIT_MODES"]
+
+#: Initialisation schemes that are MindCV's own (its googlenet): for these a seed gives MindCV's weights.
+MINDCV_INIT_MODES = ("mindcv_googlenet",)
 
 
 def model_options(cfg: Config) -> Dict[str, Any]:
@@ -32,9 +38,40 @@ def build_network(cfg: Config, checkpoint_path: Optional[str] = None, amp_level:
     path = cfg.ckpt_path if checkpoint_path is None else checkpoint_path
     network = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=cfg.num_classes,
                            in_channels=cfg.in_channels, checkpoint_path=path or None, **kwargs)
+    if not (cfg.pretrained or path):
+        mindcv_seeded_init(network, cfg.seed)
     level = cfg.amp_level if amp_level is None else amp_level
     if level == "O2" and not cfg.keep_batchnorm_fp32:
         level = "O3"
     if level != "O0":
         network = ms.amp.auto_mixed_precision(network, level)
     return network
+
+
+def mindcv_seeded_init(network: nn.Cell, seed: int) -> bool:
+    """Re-draw the weights of a MindCV-flavoured model exactly as MindCV does after ``set_seed(seed)``.
+
+    MindSpore draws one numpy seed per randomly initialised tensor, at construction. MindCV's models
+    are first built with MindSpore's default initialisers (one draw per Conv2d/Dense weight and per
+    default-initialised bias) and then re-initialised in ``cells_and_names`` order by
+    ``_initialize_weights`` (one draw per weight, biases zero). visionzoo builds with the final
+    scheme directly, so the same seed gave other (equally distributed) weights. This replays MindCV's
+    sequence: reset the seed, skip the default draws, re-draw every weight with the model's scheme.
+    Applies to models whose ``init_mode`` is in :data:`MINDCV_INIT_MODES`; returns whether it did.
+    """
+    from ..models.layers import conv_initializer, dense_initializer
+
+    mode = getattr(network, "init_mode", None)
+    if mode not in MINDCV_INIT_MODES:
+        return False
+    cells = [c for _, c in network.cells_and_names() if isinstance(c, (nn.Conv2d, nn.Dense))]
+    ms.set_seed(int(seed))
+    # MindCV's constructors: every weight and every bias of these cells gets a default random draw
+    skipped = sum(1 + (c.bias is not None) for c in cells)
+    np.random.randint(low=1, high=(1 << 63), size=skipped, dtype=np.int64)  # MindSpore's per-tensor seeds
+    for cell in cells:
+        scheme = conv_initializer(mode) if isinstance(cell, nn.Conv2d) else dense_initializer(mode)
+        cell.weight.set_data(init.initializer(scheme, cell.weight.shape, cell.weight.dtype))
+        if cell.bias is not None:
+            cell.bias.set_data(init.initializer("zeros", cell.bias.shape, cell.bias.dtype))
+    return True

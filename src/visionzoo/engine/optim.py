@@ -14,18 +14,18 @@ _logger = logging.getLogger(__name__)
 _NORM_CELLS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)
 
 
-def split_decay_params(network: nn.Cell) -> Tuple[List[Parameter], List[Parameter]]:
+def split_decay_params(network: nn.Cell, biases: bool = True) -> Tuple[List[Parameter], List[Parameter]]:
     """Split trainable parameters into (decay, no_decay) by role, not by name.
 
-    No decay: every parameter of a normalisation cell (BatchNorm gamma/beta, ...) and the bias of
-    any cell that has one (``cell.bias``). Everything else (conv and dense weights) decays.
+    No decay: every parameter of a normalisation cell (BatchNorm gamma/beta, ...) and, with
+    ``biases``, the bias of any cell that has one (``cell.bias``). Everything else decays.
     """
     no_decay_ids = set()
     for _, cell in network.cells_and_names():
         if isinstance(cell, _NORM_CELLS):
             no_decay_ids.update(id(p) for p in cell.get_parameters(expand=False))
         bias = getattr(cell, "bias", None)
-        if isinstance(bias, Parameter):
+        if biases and isinstance(bias, Parameter):
             no_decay_ids.add(id(bias))
     decay, no_decay = [], []
     for p in network.trainable_params():
@@ -36,14 +36,16 @@ def split_decay_params(network: nn.Cell) -> Tuple[List[Parameter], List[Paramete
 def build_optimizer(cfg: Any, network: nn.Cell, lr: np.ndarray) -> nn.Optimizer:
     """Build ``cfg.opt`` over ``network``'s trainable parameters with the per-update ``lr`` array.
 
-    ``weight_decay_filter``: 'disable' decays every parameter (the model_zoo GoogLeNet recipe);
-    'norm_and_bias'/'auto' exempt normalisation parameters and biases (see :func:`split_decay_params`).
+    ``weight_decay_filter`` (MindCV's meanings): 'disable' decays every parameter (the model_zoo
+    GoogLeNet recipe); 'norm_and_bias' exempts normalisation parameters and biases; 'auto' exempts
+    normalisation parameters only (MindCV passes no groups, and MindSpore's default filter skips
+    gamma/beta but decays biases). See :func:`split_decay_params`.
     """
     params = network.trainable_params()
     # Always pass explicit groups: a plain parameter list makes MindSpore skip decay on any name
     # containing "beta" or "gamma", which would silently break the 'disable' (decay all) recipes.
     if cfg.weight_decay_filter != "disable":
-        decay, no_decay = split_decay_params(network)
+        decay, no_decay = split_decay_params(network, biases=cfg.weight_decay_filter == "norm_and_bias")
     else:
         decay, no_decay = params, []
     _logger.debug("weight decay %g on %d tensors, none on %d", cfg.weight_decay, len(decay), len(no_decay))

@@ -5,8 +5,10 @@ Everything is driven by a :class:`visionzoo.config.Config`. ``Trainer(cfg).fit()
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -26,6 +28,8 @@ from ..distributed import RunContext, all_reduce_sum, check_same_weights, launch
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..files import write_text_atomic
 from .build import build_network
+from .ckpt_policy import keep_top_k
+from .ema import EMA, EMA_PREFIX
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
 from .metrics import MetricsLog, StepLog, process_memory_mb
@@ -40,6 +44,8 @@ _logger = logging.getLogger(__name__)
 
 #: Published training-set sizes, used only to plan a dry run when the data is not on this machine.
 KNOWN_TRAIN_SIZES = {"imagenet": 1_281_167, "cifar10": 50_000, "cifar100": 50_000}
+#: A training epoch whose every step loss is within this fraction of ln(num_classes) is "not learning".
+STUCK_TOLERANCE = 0.01
 
 
 #: Signals that stop a run gracefully: finish the step, write a resumable checkpoint, exit 128 + signal.
@@ -157,7 +163,13 @@ class Trainer:
         self.accounted_accum = AccountedStep(self.accum_step, self.counters) if accum > 1 else None
         self.train_step.set_train(True)
         self.accounted_step.set_train(True)
-        self.use_sink = cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1
+        # MindCV's ema / ema_decay: averaged weights updated after every optimizer update (engine/ema.py)
+        self.ema = EMA(self.network, cfg.ema_decay) if cfg.ema else None
+        # val_amp_level differing from amp_level: validation runs a second network built at that level
+        self.eval_network = (build_network(cfg, checkpoint_path="", amp_level=cfg.val_amp_level)
+                             if cfg.val_while_train and cfg.val_amp_level != cfg.amp_level else None)
+        self.use_sink = (cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1
+                         and self.ema is None)
         self._built = True
         return self
 
@@ -211,12 +223,17 @@ class Trainer:
             records.NUM_CLASSES: self.cfg.num_classes,
             records.CLASSES: json.dumps(self.class_names),
             records.CONFIG: self.cfg.dump_yaml(),
+            # EMA: the averaged weights (ema.<name>) and their update counter ride along as parameters
+            **({p.name: p for p in self.ema.averages} if self.ema is not None else {}),
+            **({self.ema.updates.name: self.ema.updates} if self.ema is not None else {}),
         }
 
     def _resume_state(self):
         """(path, parameters) to resume from, or None. ``--resume auto`` takes the newest intact
         checkpoint in ``ckpt_save_dir`` (epoch or mid-epoch), skipping damaged ones with a warning."""
         resume = self.cfg.resume
+        if not resume and self.cfg.resume_opt and self.cfg.ckpt_path:
+            return self.cfg.ckpt_path  # MindCV's resume_opt: optimizer state (and epoch) from ckpt_path
         if not resume:
             return None
         if resume != "auto":
@@ -254,6 +271,12 @@ class Trainer:
         if missing:
             raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                               f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")
+        if self.ema is not None:
+            averages = {k: v for k, v in params.items() if k.startswith(EMA_PREFIX)}
+            if averages:
+                ms.load_param_into_net(self.ema, averages)
+            else:
+                _logger.warning("resume checkpoint %s holds no EMA weights; the average restarts from its weights", path)
         epoch = int(params[records.EPOCH].asnumpy())
         self._resume_progress = json.loads(params[records.PROGRESS]) if records.PROGRESS in params else None
         if self._resume_progress is not None:
@@ -272,12 +295,15 @@ class Trainer:
                      int(self.optimizer.global_step.asnumpy().reshape(-1)[0]))
         return epoch
 
-    def _save(self, epoch: int, best: bool = False) -> str:
+    def _save(self, epoch: int, best: bool = False, scores: Optional[Dict[int, float]] = None) -> str:
         directory = self.cfg.ckpt_save_dir
         path = os.path.join(directory, checkpoint_name(self.cfg.model, None if best else epoch))
         save_checkpoint(self.train_step, path, append_dict=self._state(epoch))
         if not best:
-            prune(directory, self.cfg.model, self.cfg.keep_checkpoint_max)
+            if self.cfg.ckpt_save_policy == "top_k":  # the K best by validation top-1 (and the newest)
+                keep_top_k(directory, self.cfg.model, self.cfg.keep_checkpoint_max, scores or {})
+            else:
+                prune(directory, self.cfg.model, self.cfg.keep_checkpoint_max)
             remove_stop_checkpoints(directory, self.cfg.model)  # superseded by this epoch's checkpoint
         return path
 
@@ -340,6 +366,18 @@ class Trainer:
             all_reduce_sum(np.zeros(1), self.ctx)  # the other ranks wait here until rank 0 has written
         raise TrainingStopped(signum, path, epoch, step, self.steps_per_epoch)
 
+    def _validate(self) -> Dict[str, Any]:
+        """Score the validation split with the EMA weights (ema) and at val_amp_level."""
+        cfg = self.cfg
+        with self.ema.swapped() if self.ema is not None else contextlib.nullcontext():
+            network = self.network
+            if self.eval_network is not None:
+                ms.load_param_into_net(self.eval_network, {p.name: p for p in self.network.get_parameters()})
+                network = self.eval_network
+            if not hasattr(self, "_eval_step"):
+                self._eval_step = EvalStep(network, min(5, cfg.num_classes))
+            return evaluate(network, self.val_data.dataset, cfg.num_classes, self.ctx, self._eval_step)
+
     # ------------------------------------------------------------------ training
     def _run_chunk(self, batches) -> ChunkTotals:
         """Run one chunk of steps and read its totals: ``batches`` through the Python loop, or with
@@ -349,8 +387,10 @@ class Trainer:
             self._sink()
         else:
             for i, (images, labels) in batches:
-                step = self.accounted_step if (i + 1) % accum == 0 else self.accounted_accum
-                step(images, labels)
+                update = (i + 1) % accum == 0
+                (self.accounted_step if update else self.accounted_accum)(images, labels)
+                if update and self.ema is not None:  # MindCV's EMA: after every optimizer update
+                    self.ema()
         return self.counters.read()
 
     def _chunks(self, epoch: int, n_steps: int, start: int = 0):
@@ -383,6 +423,7 @@ class Trainer:
         if progress is not None:  # resumed inside this epoch
             account.load_state(progress["account"])
             start = int(progress["step"])
+        observed: List[float] = []  # each chunk's last loss, for the stuck-at-chance guard
         t0 = time.perf_counter()
         bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main) if not self.use_sink else None
         for first, size, batches in self._chunks(epoch, n_steps, start):
@@ -392,6 +433,8 @@ class Trainer:
             if why:
                 self._diverged(epoch, first, size, why)
             done = first + size
+            if math.isfinite(totals.last_loss):
+                observed.append(totals.last_loss)
             if self.step_log is not None:
                 self.step_log.append(epoch, done, totals.last_loss, self._current_lr())
             if bar is not None:
@@ -414,6 +457,7 @@ class Trainer:
         if why:
             self._diverged(epoch, 0, n_steps, why)
         self.skipped_total += account.skipped
+        self._check_learning(epoch, observed + [account.train_loss])
         images = n_steps * cfg.batch_size * ctx.group_size
         return {"train_loss": account.train_loss, "epoch_seconds": seconds,
                 "images_per_second": images / max(seconds, 1e-9), "skipped_steps": account.skipped}
@@ -421,6 +465,16 @@ class Trainer:
     def current_loss_scale(self) -> float:
         """The loss scale now (the dynamic scale moves during training)."""
         return float(self.scale_state.scale.asnumpy())
+
+    def _check_learning(self, epoch: int, losses: List[float]) -> None:
+        """Stop a run whose loss sat at ln(num_classes) (a uniform prediction) for a whole epoch."""
+        chance = math.log(self.cfg.num_classes)
+        if len(losses) >= 2 and self.cfg.num_classes > 1 and max(abs(v - chance) for v in losses) <= STUCK_TOLERANCE * chance:
+            raise TrainingDiverged(
+                f"training loss stayed at ln(num_classes) = {chance:.4f} (+-{STUCK_TOLERANCE:.0%}) for all of epoch "
+                f"{epoch}: the model predicts uniformly and is not learning; likely causes: lr too high or too low "
+                f"(lr {self.cfg.lr:g}), labels that do not match the images (check data_dir and num_classes), or "
+                "inputs not normalised (mean/std in 0-255 units)")
 
     def _current_lr(self) -> float:
         step = int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
@@ -469,8 +523,9 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         directory = cfg.ckpt_save_dir
         self._banner(start_epoch)
-        best_top1 = max([r.get("val_top1") or 0.0 for r in metrics.read()] or [-1.0]) if ctx.is_main else -1.0
-        eval_step = EvalStep(self.network, min(5, cfg.num_classes)) if self.val_data is not None else None
+        earlier = metrics.read() if ctx.is_main else []
+        best_top1 = max([r.get("val_top1") or 0.0 for r in earlier] or [-1.0]) if ctx.is_main else -1.0
+        scores = {int(r["epoch"]): r["val_top1"] for r in earlier if r.get("val_top1") is not None}
         record: Dict[str, Any] = {}
         last_path = None
         t_start = time.perf_counter()
@@ -481,14 +536,15 @@ class Trainer:
                       "epoch_seconds": round(stats["epoch_seconds"], 3),
                       "images_per_second": round(stats["images_per_second"], 2)}
             record.update(skipped_steps=stats["skipped_steps"], loss_scale=self.current_loss_scale())
-            if eval_step is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
-                result = evaluate(self.network, self.val_data.dataset, cfg.num_classes, ctx, eval_step)
+            if self.val_data is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
+                result = self._validate()
                 self._arm_stop_handlers()
                 record.update(val_top1=result["top1"], val_top5=result["top5"], val_loss=result["loss"])
+                scores[epoch] = result["top1"]
             record.update(process_memory_mb())  # this rank's memory: watch rss_mb stay flat across epochs
             if ctx.is_main:
                 if epoch % cfg.ckpt_save_interval == 0 or epoch == cfg.epoch_size:
-                    last_path = self._save(epoch)
+                    last_path = self._save(epoch, scores=scores)
                 if record.get("val_top1") is not None and record["val_top1"] > best_top1:
                     best_top1 = record["val_top1"]
                     self._save(epoch, best=True)

@@ -1,7 +1,7 @@
 """Scoring a checkpoint: which checkpoint, at which precision, loaded how strictly, on which data."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import mindspore as ms
 from mindspore import nn
@@ -90,9 +90,45 @@ def load_for_eval(cfg: Config, path: str) -> nn.Cell:
     except CheckpointError as e:
         raise e.with_hint(f"use the recipe the checkpoint was trained with (this run has model {cfg.model!r}, "
                           f"num_classes {cfg.num_classes}); --model/--num_classes override it") from None
+    if cfg.ema:  # a checkpoint trained with ema holds the averages as ema.<name>: score those
+        from ..engine.ema import ema_weights_of
+
+        averages = ema_weights_of(ms.load_checkpoint(path))
+        if not averages:
+            raise CheckpointError("ema True, but this checkpoint holds no EMA weights (ema.<name>)", path=path,
+                                  hint="score it with --ema False, or pick a checkpoint trained with ema True")
+        ms.load_param_into_net(network, averages, strict_load=True)
     if cfg.val_amp_level != "O0":
         network = ms.amp.auto_mixed_precision(network, cfg.val_amp_level)
     return network
+
+
+RESULT_FIELDS = ("top1", "top5", "loss", "num_samples", "checkpoint", "model", "recipe", "val_amp_level", "ema")
+
+
+def write_results(path: str, result: Dict[str, Any], cfg: Config, recipe: Optional[str]) -> str:
+    """validate.py's ``--results_file``: the result as JSON, or one appended row when ``path`` ends in .csv."""
+    import csv
+    import io
+    import json
+    import os
+
+    from ..files import write_text_atomic
+
+    row = dict(result, model=cfg.model, recipe=recipe or "", val_amp_level=cfg.val_amp_level, ema=cfg.ema)
+    row = {k: row.get(k) for k in RESULT_FIELDS}
+    if not path.lower().endswith(".csv"):
+        write_text_atomic(path, json.dumps(row, indent=1) + "\n")
+        return path
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(RESULT_FIELDS))
+    if new:
+        writer.writeheader()
+    writer.writerow(row)
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        f.write(buf.getvalue())
+    return path
 
 
 def run_validation(cfg: Config) -> Dict[str, Any]:
