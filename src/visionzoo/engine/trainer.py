@@ -233,7 +233,8 @@ class Trainer:
         checkpoint in ``ckpt_save_dir`` (epoch or mid-epoch), skipping damaged ones with a warning."""
         resume = self.cfg.resume
         if not resume and self.cfg.resume_opt and self.cfg.ckpt_path:
-            return self.cfg.ckpt_path  # MindCV's resume_opt: optimizer state (and epoch) from ckpt_path
+            # MindCV's resume_opt: optimizer state (and epoch) from ckpt_path
+            return self.cfg.ckpt_path, read_training_state(self.cfg.ckpt_path)
         if not resume:
             return None
         if resume != "auto":
