@@ -23,12 +23,12 @@ def _build() -> int:
         pool = pooling._load(retry=True)
         lib = conv._load(retry=True)
     except KernelBuildError as err:
-        print(f"error: {err}", file=sys.stderr)
+        sys.stderr.write(f"error: {err}\n")
         return 1
     import ctypes
 
-    print(f"convolution kernels: {lib} (oneDNN ISA {conv.effective_isa(ctypes.CDLL(lib))})")
-    print(f"max pooling kernels: {pool}")
+    sys.stdout.write(f"convolution kernels: {lib} (oneDNN ISA {conv.effective_isa(ctypes.CDLL(lib))})\n")
+    sys.stdout.write(f"max pooling kernels: {pool}\n")
     return 0
 
 
@@ -40,7 +40,7 @@ def _clear() -> int:
     removed = [p for pat in patterns for p in glob.glob(os.path.join(root, pat))]
     for path in removed:
         os.remove(path)
-    print(f"removed {len(removed)} files from {root}")
+    sys.stdout.write(f"removed {len(removed)} files from {root}\n")
     return 0
 
 
