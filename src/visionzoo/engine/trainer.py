@@ -46,6 +46,9 @@ _logger = logging.getLogger(__name__)
 KNOWN_TRAIN_SIZES = {"imagenet": 1_281_167, "cifar10": 50_000, "cifar100": 50_000}
 #: A training epoch whose every step loss is within this fraction of ln(num_classes) is "not learning".
 STUCK_TOLERANCE = 0.01
+#: ... judged only on epochs of at least this many steps after warmup: a short or warming-up epoch
+#: legitimately sits at chance (a fresh model predicts nearly uniformly).
+STUCK_MIN_STEPS = 50
 
 
 #: Signals that stop a run gracefully: finish the step, write a resumable checkpoint, exit 128 + signal.
@@ -458,7 +461,8 @@ class Trainer:
         if why:
             self._diverged(epoch, 0, n_steps, why)
         self.skipped_total += account.skipped
-        self._check_learning(epoch, observed + [account.train_loss])
+        if account.steps >= STUCK_MIN_STEPS and epoch > cfg.warmup_epochs:
+            self._check_learning(epoch, observed + [account.train_loss])
         images = n_steps * cfg.batch_size * ctx.group_size
         return {"train_loss": account.train_loss, "epoch_seconds": seconds,
                 "images_per_second": images / max(seconds, 1e-9), "skipped_steps": account.skipped}
@@ -468,7 +472,8 @@ class Trainer:
         return float(self.scale_state.scale.asnumpy())
 
     def _check_learning(self, epoch: int, losses: List[float]) -> None:
-        """Stop a run whose loss sat at ln(num_classes) (a uniform prediction) for a whole epoch."""
+        """Stop a run whose loss sat at ln(num_classes) (a uniform prediction) for a whole epoch (``losses``:
+        each chunk's last loss and the epoch's mean; called for epochs of ``STUCK_MIN_STEPS`` or more after warmup)."""
         chance = math.log(self.cfg.num_classes)
         if len(losses) >= 2 and self.cfg.num_classes > 1 and max(abs(v - chance) for v in losses) <= STUCK_TOLERANCE * chance:
             raise TrainingDiverged(
