@@ -141,3 +141,39 @@ def test_fast_kernels_follow_a_user_set_isa():
     report, log = _isa_probe(ONEDNN_MAX_CPU_ISA="AVX2")
     assert report["fast"] == "AVX2" and report["standard"] == "AVX2"
     assert "set by the user" in log
+
+
+def test_the_fast_paths_follow_the_device_a_model_is_built_for_not_the_global_context():
+    import mindspore as ms
+
+    import visionzoo
+    from visionzoo import runtime
+    from visionzoo.errors import DeviceError
+    from visionzoo.ops import Conv2d, MaxPool2d
+
+    def fast_layers(net):
+        return sum(c.fast for _, c in net.cells_and_names() if isinstance(c, (Conv2d, MaxPool2d)))
+
+    assert ms.get_context("device_target") == "CPU"
+    for device in ("Ascend", "GPU", "gpu"):
+        net = visionzoo.create_model("vgg11_bn_cifar", num_classes=10, device=device)
+        assert fast_layers(net) == 0  # standard ops for an accelerator, though the context says CPU
+    net = visionzoo.create_model("vgg11_bn_cifar", num_classes=10, device="CPU")
+    assert fast_layers(net) == 8 + 5  # 8 convolutions and 5 max pools
+    with runtime.building_for("Ascend"):  # an outer choice holds inside a call that names no device
+        assert fast_layers(visionzoo.create_model("vgg11_bn_cifar", num_classes=10)) == 0
+    with pytest.raises(DeviceError, match=r"device 'TPU' is not one of CPU, GPU, Ascend"):
+        visionzoo.create_model("vgg11_bn_cifar", device="TPU")
+
+
+def test_the_trainer_builds_its_network_for_the_runs_device():
+    from visionzoo.config import Config
+    from visionzoo.engine.build import build_network
+    from visionzoo.ops import Conv2d
+
+    cfg = Config().replace(model="vgg11_bn_cifar", num_classes=10, device_target="GPU")
+    net = build_network(cfg)
+    convs = [c for _, c in net.cells_and_names() if isinstance(c, Conv2d)]
+    assert len(convs) == 8 and not any(c.fast for c in convs)
+    assert all(c.fast for _, c in build_network(cfg.replace(device_target="CPU")).cells_and_names()
+               if isinstance(c, Conv2d))

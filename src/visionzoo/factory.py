@@ -11,6 +11,7 @@ from . import models as _models  # noqa: F401  registers the built-in models
 from .checkpoint import load_checkpoint, resolve_pretrained
 from .errors import CheckpointError
 from .recipes import find_recipes
+from .runtime import building_for
 from .registry import (ModelInfo, builder_takes_pretrained, check_model_options, get_builder, get_model_spec,
                        is_model, register_model, registered_models, split_name)
 
@@ -59,7 +60,7 @@ def get_model_info(name: str) -> ModelInfo:
 
 def create_model(name: str, pretrained: Union[bool, str] = False, num_classes: int = 1000, in_channels: int = 3,
                  checkpoint_path: Optional[str] = None, pretrained_file: Optional[str] = None,
-                 **kwargs: Any) -> Any:
+                 device: Optional[str] = None, **kwargs: Any) -> Any:
     """Build registered model ``name``.
 
     Args:
@@ -75,6 +76,8 @@ def create_model(name: str, pretrained: Union[bool, str] = False, num_classes: i
         in_channels: input channels.
         checkpoint_path: a ``.ckpt`` to load after building (a training checkpoint works too: optimizer
             state and counters are ignored; a head of another size is re-initialised with a warning).
+        device: the device the model will run on ('CPU', 'GPU', 'Ascend'); decides whether its layers take
+            visionzoo's fast CPU paths. Default: MindSpore's ``device_target`` when the model is built.
         **kwargs: builder options, e.g. ``drop_rate``, ``aux_logits`` (googlenet), ``pad_mode``,
             ``has_bias``, ``batch_norm``, ``has_dropout``, ``init_mode`` (vgg). ``None`` values mean
             "the model's default". An option the model does not take raises ModelError.
@@ -101,7 +104,8 @@ def create_model(name: str, pretrained: Union[bool, str] = False, num_classes: i
         kwargs = {**weight.model_options, **kwargs}
     check_model_options(base, kwargs)
     extra = {"pretrained": pretrained} if own_weights else {}
-    model = builder(num_classes=num_classes, in_channels=in_channels, **extra, **kwargs)
+    with building_for(device):  # checks the name first
+        model = builder(num_classes=num_classes, in_channels=in_channels, **extra, **kwargs)
     if weight is not None:
         model.pretrained_tag = weight.tag
     if weight is not None and pretrained and not own_weights:

@@ -31,10 +31,14 @@ conv formulation tuning        each conv geometry keeps the fastest of up    ``V
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
-from typing import AbstractSet, Mapping, NamedTuple, Optional
+import threading
+from typing import AbstractSet, Iterator, Mapping, NamedTuple, Optional
+
+from .errors import DeviceError
 
 _logger = logging.getLogger(__name__)
 
@@ -168,16 +172,53 @@ def apply_cpu_defaults(environ=None) -> dict:
     return chosen
 
 
+#: Device names a model can be built for (MindSpore's ``device_target`` values).
+DEVICES = ("CPU", "GPU", "Ascend")
+_build_device = threading.local()  # the device of the model being built now (building_for)
+
+
+def check_device(device: str) -> str:
+    """``device`` as MindSpore spells it (case-insensitive), or DeviceError naming the choices."""
+    for name in DEVICES:
+        if isinstance(device, str) and device.lower() == name.lower():
+            return name
+    raise DeviceError(f"device {device!r} is not one of {', '.join(DEVICES)}",
+                      hint="pass device='CPU', 'GPU' or 'Ascend' (or leave it unset for MindSpore's device_target)")
+
+
+@contextlib.contextmanager
+def building_for(device: Optional[str]) -> Iterator[None]:
+    """Build layers in this block for ``device`` (``None``: MindSpore's current ``device_target``): the
+    fast CPU paths are taken exactly when it is ``"CPU"``, whatever the global context says (a model built
+    for Ascend in a process whose context is still the default CPU keeps the standard ops)."""
+    previous = getattr(_build_device, "value", None)
+    _build_device.value = previous if device is None else check_device(device)
+    try:
+        yield
+    finally:
+        _build_device.value = previous
+
+
+def build_device() -> str:
+    """The device layers built now are for: the innermost :func:`building_for`, else MindSpore's
+    ``device_target``."""
+    device = getattr(_build_device, "value", None)
+    if device is not None:
+        return device
+    import mindspore as ms  # deferred: importing visionzoo must not initialise MindSpore's context
+
+    return ms.get_context("device_target")
+
+
 def _fast_path_enabled(kind: str, env_var: str) -> bool:
     """The choice for one kind of fast CPU layer: the use_fast_* override, then ``env_var=0`` (off),
-    then on exactly when MindSpore's ``device_target`` is ``"CPU"`` (Ascend and GPU keep standard ops)."""
+    then on exactly when the device the layer is built for (:func:`build_device`) is ``"CPU"`` (Ascend and
+    GPU keep standard ops)."""
     if _overrides[kind] is not None:
         return _overrides[kind]
     if _is_off(os.environ.get(env_var)):
         return False
-    import mindspore as ms  # deferred: importing visionzoo must not initialise MindSpore's context
-
-    return ms.get_context("device_target") == "CPU"
+    return build_device() == "CPU"
 
 
 def use_fast_pool(enabled: Optional[bool]) -> None:

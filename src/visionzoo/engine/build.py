@@ -37,7 +37,8 @@ def build_network(cfg: Config, checkpoint_path: Optional[str] = None, amp_level:
     kwargs = model_options(cfg)
     path = cfg.ckpt_path if checkpoint_path is None else checkpoint_path
     network = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=cfg.num_classes,
-                           in_channels=cfg.in_channels, checkpoint_path=path or None, **kwargs)
+                           in_channels=cfg.in_channels, checkpoint_path=path or None, device=cfg.device_target,
+                           **kwargs)
     if not (cfg.pretrained or path):
         mindcv_seeded_init(network, cfg.seed)
     level = cfg.amp_level if amp_level is None else amp_level

@@ -93,7 +93,8 @@ def make_dropout(p: float) -> nn.Cell:
 
 
 class ConvNormAct(nn.Cell):
-    """Conv2d (no bias by default) -> optional BatchNorm -> ReLU; parameters ``conv.*`` and ``bn.*``."""
+    """Conv2d (no bias by default) -> optional BatchNorm -> ReLU; parameters ``conv.*`` and ``bn.*``. In eval
+    mode the three run as one fast kernel call where they can (:meth:`visionzoo.ops.Conv2d.fused`)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
                  padding: int = 0, pad_mode: str = "same", norm: bool = False, eps: float = 1e-5,
@@ -104,8 +105,12 @@ class ConvNormAct(nn.Cell):
                               bias_init="zeros" if has_bias else None)
         self.bn = nn.BatchNorm2d(out_channels, eps=eps) if norm else nn.Identity()
         self.relu = nn.ReLU()
+        self.norm = norm
 
     def construct(self, x: Tensor) -> Tensor:
+        bn = self.bn if self.norm else None
+        if self.conv.can_fuse(x, bn):  # eval mode: one kernel call (visionzoo.ops.Conv2d.fused)
+            return self.conv.fused(x, bn, True)
         return self.relu(self.bn(self.conv(x)))
 
 

@@ -189,6 +189,25 @@ def _bprop(backward_data, backward_weights):
     return bprop
 
 
+def _fused_bprop(backward_data, backward_weights, relu: bool):
+    """Gradients of y = [relu](conv(x, w) + b): eval-mode networks are differentiated too (perceptual
+    losses, input gradients); the folding of BatchNorm into (w, b) is differentiated by MindSpore."""
+    def bprop(x, w, b, params, out, dout):
+        dz = dout * ops.cast(out > 0, dout.dtype) if relu else dout
+        return (backward_data(dz, w, x, params), backward_weights(x, dz, w, params), dz.sum(axis=(0, 2, 3)),
+                ops.zeros_like(params))
+
+    return bprop
+
+
+def _foldable(bn) -> bool:
+    """Whether ``bn`` normalises with its moving statistics now (eval mode), so that it can be folded."""
+    if bn is None:
+        return True
+    return (isinstance(bn, nn.BatchNorm2d) and bn.format == "NCHW"
+            and (bn.use_batch_statistics is False or (bn.use_batch_statistics is None and not bn.training)))
+
+
 class Conv2d(FastPathLayer, nn.Conv2d):
     """Drop-in for :class:`mindspore.nn.Conv2d` (NCHW) with a fast CPU path.
 
@@ -197,7 +216,16 @@ class Conv2d(FastPathLayer, nn.Conv2d):
     dilation is 1; otherwise this is exactly ``nn.Conv2d``. Under AMP (float16 inputs) the standard op
     runs. :func:`visionzoo.ops.standard_ops` switches a network to the standard ops (for exports);
     ``layer.fast`` says which path a layer takes.
+
+    In eval mode a model can run this convolution together with the BatchNorm and ReLU after it as one
+    kernel call (:meth:`fused`): the BatchNorm is folded into the weights and a bias, and the ReLU is a
+    post-op of the convolution primitive. Parameters and checkpoints are unchanged (the folding is
+    computed from them at every call); ``fuse_eval = False`` (or :func:`visionzoo.ops.set_eval_fusion`)
+    switches it off.
     """
+
+    #: Run :meth:`fused` as one kernel call where it can (eval mode, fast path, float32).
+    fuse_eval = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -223,10 +251,18 @@ class Conv2d(FastPathLayer, nn.Conv2d):
                                    func_type="aot", bprop=bprop)
         self._inference = ops.Custom(f"{lib}:Conv2dInference", out_shape=self._out_shape, out_dtype=same_as(0),
                                      func_type="aot", bprop=bprop)
+        fused_shape = lambda x, w, b, p: self._out_shape(x, w, p)  # noqa: E731
+        self._inference_bias = ops.Custom(f"{lib}:Conv2dInferenceBias", out_shape=fused_shape,
+                                          out_dtype=same_as(0), func_type="aot",
+                                          bprop=_fused_bprop(backward_data, backward_weights, False))
+        self._inference_bias_relu = ops.Custom(f"{lib}:Conv2dInferenceBiasRelu", out_shape=fused_shape,
+                                               out_dtype=same_as(0), func_type="aot",
+                                               bprop=_fused_bprop(backward_data, backward_weights, True))
         # The output shape depends on the configuration, not only on the input shapes: make it part of the
         # primitives so that PyNative's per-primitive shape cache cannot mix two configurations.
         config = f"{self.kernel_size}{self.stride}{self.pad_mode}{self.padding}"
-        for prim in (self._forward, self._inference, backward_data, backward_weights):
+        for prim in (self._forward, self._inference, self._inference_bias, self._inference_bias_relu,
+                     backward_data, backward_weights):
             prim.add_prim_attr("conv_config", config)
 
     def _pads(self, h: int, w: int) -> Tuple[int, int, int, int]:
@@ -249,11 +285,38 @@ class Conv2d(FastPathLayer, nn.Conv2d):
         wo = (x_shape[3] + pl + pr - self.kernel_size[1]) // self.stride[1] + 1
         return [x_shape[0], self.out_channels, ho, wo]
 
+    def _conv_params(self, x):
+        pt, pb, pl, pr = self._pads(x.shape[2], x.shape[3])
+        return ms.Tensor([self.stride[0], self.stride[1], pt, pb, pl, pr], ms.int32)
+
+    def can_fuse(self, x, bn=None) -> bool:
+        """Whether :meth:`fused` runs as one kernel call for input ``x`` (eval mode, fast path on, float32,
+        ``bn`` absent or normalising with its moving statistics)."""
+        return (self.fuse_eval and self.fast and not self.training and not self._low_precision and x.ndim == 4
+                and x.dtype == ms.float32 and self.weight.dtype == ms.float32 and _foldable(bn))
+
+    def fused(self, x, bn=None, relu: bool = False):
+        """``relu(bn(conv(x)))`` (``bn`` and ``relu`` optional) as one eval-mode kernel call: with ``s =
+        gamma / sqrt(moving_variance + eps)``, the convolution runs on weights ``w * s`` and adds the bias
+        ``beta - moving_mean * s`` (plus ``conv_bias * s``), the ReLU applied inside the primitive. Equal to
+        the three layers to float32 rounding. Call only where :meth:`can_fuse` is true; the model's
+        ``construct`` runs the layers one by one otherwise."""
+        weight = self.weight
+        if bn is None:
+            bias = self.bias if self.has_bias else ops.zeros((self.out_channels,), ms.float32)
+        else:
+            scale = bn.gamma / ops.sqrt(bn.moving_variance + bn.eps)
+            weight = weight * scale.reshape((-1, 1, 1, 1))
+            bias = bn.beta - bn.moving_mean * scale
+            if self.has_bias:
+                bias = bias + self.bias * scale
+        op = self._inference_bias_relu if relu else self._inference_bias
+        return op(x, weight, bias, self._conv_params(x))
+
     def construct(self, x):
         if (self.fast and not self._low_precision and x.ndim == 4 and x.dtype == ms.float32
                 and self.weight.dtype == ms.float32):
-            pt, pb, pl, pr = self._pads(x.shape[2], x.shape[3])
-            params = ms.Tensor([self.stride[0], self.stride[1], pt, pb, pl, pr], ms.int32)
+            params = self._conv_params(x)
             if self.training:
                 out = self._forward(x, self.weight, params)
             else:

@@ -60,6 +60,8 @@ typedef struct dnnl_primitive *dnnl_primitive_t;
 typedef const struct dnnl_primitive *const_dnnl_primitive_t;
 typedef struct dnnl_primitive_attr *dnnl_primitive_attr_t;
 typedef const struct dnnl_primitive_attr *const_dnnl_primitive_attr_t;
+typedef struct dnnl_post_ops *dnnl_post_ops_t;
+typedef const struct dnnl_post_ops *const_dnnl_post_ops_t;
 typedef struct {
   int arg;
   dnnl_memory_t memory;
@@ -113,6 +115,10 @@ dnnl_status_t dnnl_primitive_execute(const_dnnl_primitive_t primitive, dnnl_stre
 dnnl_status_t dnnl_primitive_attr_create(dnnl_primitive_attr_t *attr);
 dnnl_status_t dnnl_primitive_attr_destroy(dnnl_primitive_attr_t attr);
 dnnl_status_t dnnl_primitive_attr_set_scratchpad_mode(dnnl_primitive_attr_t attr, int mode);
+dnnl_status_t dnnl_post_ops_create(dnnl_post_ops_t *post_ops);
+dnnl_status_t dnnl_post_ops_destroy(dnnl_post_ops_t post_ops);
+dnnl_status_t dnnl_post_ops_append_eltwise(dnnl_post_ops_t post_ops, int alg_kind, float alpha, float beta);
+dnnl_status_t dnnl_primitive_attr_set_post_ops(dnnl_primitive_attr_t attr, const_dnnl_post_ops_t post_ops);
 const char *dnnl_scratchpad_mode2str(int v);
 const char *dnnl_dt2str(int v);
 const char *dnnl_fmt_tag2str(int v);
@@ -137,7 +143,8 @@ int dnnl_get_effective_cpu_isa(void);
   X(dnnl_primitive_execute) X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_destroy)                     \
   X(dnnl_primitive_attr_set_scratchpad_mode) X(dnnl_scratchpad_mode2str) X(dnnl_dt2str) X(dnnl_fmt_tag2str)   \
   X(dnnl_prop_kind2str) X(dnnl_alg_kind2str) X(dnnl_engine_kind2str) X(dnnl_set_max_cpu_isa)                 \
-  X(dnnl_get_effective_cpu_isa) X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_next_impl)
+  X(dnnl_get_effective_cpu_isa) X(dnnl_primitive_desc_query) X(dnnl_primitive_desc_next_impl) X(dnnl_post_ops_create)                    \
+  X(dnnl_post_ops_destroy) X(dnnl_post_ops_append_eltwise) X(dnnl_primitive_attr_set_post_ops)
 
 namespace {
 // One pointer per function, named as the function, so that the code below reads as plain oneDNN calls.
@@ -152,10 +159,12 @@ namespace {
 constexpr int kCpu = 1;                 // dnnl_cpu
 constexpr int kF32 = 3;                 // dnnl_f32
 constexpr int kTagAny = 1;              // dnnl_format_tag_any
+constexpr int kTagA = 2;                // dnnl_a (a 1-D bias)
 constexpr int kTagAbcd = 5;             // dnnl_abcd (NCHW / OIHW)
 constexpr int kForwardTraining = 64;    // dnnl_forward_training
 constexpr int kForwardInference = 96;   // dnnl_forward_inference
 constexpr int kConvolutionDirect = 1;   // dnnl_convolution_direct
+constexpr int kEltwiseRelu = 0x20;      // dnnl_eltwise_relu
 constexpr int kQuerySrcMd = 129;        // dnnl_query_src_md; then diff_src, weights, diff_weights, dst, diff_dst
 constexpr int kQueryDiffSrcMd = 130;
 constexpr int kQueryWeightsMd = 131;
@@ -165,7 +174,7 @@ constexpr int kQueryDiffDstMd = 134;
 constexpr int kQueryScratchpadMd = 136;  // after workspace (135)
 constexpr int kQueryImplInfoStr = 8;    // dnnl_query_impl_info_str
 constexpr int kScratchpadUser = 1;      // dnnl_scratchpad_mode_user
-constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33, kArgDiffSrc = 129, kArgDiffDst = 145,
+constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33, kArgBias = 41, kArgDiffSrc = 129, kArgDiffDst = 145,
               kArgDiffWeights = 161, kArgScratchpad = 80;  // DNNL_ARG_*; reorders use FROM = SRC, TO = DST
 
 // oneDNN's dnnl::threadpool_interop::threadpool_iface, same virtual functions in the same order.
@@ -326,6 +335,22 @@ const_dnnl_primitive_attr_t Attr() {
   return attr;
 }
 
+// The same with a ReLU applied to the convolution's output inside the primitive (a post-op: no extra
+// pass over the output), for the fused eval-mode Conv -> BatchNorm -> ReLU (docs/performance.md).
+const_dnnl_primitive_attr_t ReluAttr() {
+  static dnnl_primitive_attr_t attr = [] {
+    dnnl_primitive_attr_t a = nullptr;
+    dnnl_post_ops_t post = nullptr;
+    bool ok = dnnl_primitive_attr_create(&a) == 0 && dnnl_primitive_attr_set_scratchpad_mode(a, kScratchpadUser) == 0 &&
+              dnnl_post_ops_create(&post) == 0 && dnnl_post_ops_append_eltwise(post, kEltwiseRelu, 0.0f, 0.0f) == 0 &&
+              dnnl_primitive_attr_set_post_ops(a, post) == 0;
+    if (post) dnnl_post_ops_destroy(post);
+    if (!ok && a) dnnl_primitive_attr_destroy(a);
+    return ok ? a : static_cast<dnnl_primitive_attr_t>(nullptr);
+  }();
+  return attr;
+}
+
 // A primitive with its descriptor (kept for the scratchpad's memory descriptor).
 struct Primitive {
   dnnl_primitive_desc_t pd = nullptr;
@@ -343,7 +368,7 @@ bool MakePrimitive(Primitive *p) {  // p->pd set
 
 // Runs p with args plus, when it needs one, the calling thread's scratchpad.
 bool ExecuteWithScratchpad(const Primitive &p, int nargs, const dnnl_exec_arg_t *args, dnnl_stream_t stream) {
-  dnnl_exec_arg_t all[4];
+  dnnl_exec_arg_t all[5];
   for (int i = 0; i < nargs; ++i) all[i] = args[i];
   dnnl_memory_t scratchpad = nullptr;
   if (p.scratchpad_bytes > 0) {
@@ -389,7 +414,13 @@ bool Reorder(const Primitive &reorder, const_dnnl_memory_desc_t from_md, void *f
   return ok;
 }
 
-enum Kind { kForward = 0, kInference = 1, kBackwardData = 2, kBackwardWeights = 3 };
+// kInferenceBias / kInferenceBiasRelu: eval-mode forward with a per-channel bias added (and a ReLU
+// applied) inside the primitive: the fused Conv -> BatchNorm -> ReLU, BatchNorm folded into the
+// weights and bias by the caller (visionzoo/ops/conv.py).
+enum Kind { kForward = 0, kInference = 1, kBackwardData = 2, kBackwardWeights = 3, kInferenceBias = 4,
+            kInferenceBiasRelu = 5 };
+bool IsInference(int kind) { return kind == kInference || kind == kInferenceBias || kind == kInferenceBiasRelu; }
+bool HasBias(int kind) { return kind == kInferenceBias || kind == kInferenceBiasRelu; }
 // kind, N, C, H, W, O, kh, kw, OH, OW, sh, sw, pt, pb, pl, pr
 using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
                        int, int, int, int, int>;
@@ -401,6 +432,7 @@ struct Conv {
   Primitive p;
   Operand ops[3];
   int args[3];
+  dnnl_memory_desc_t bias_md = nullptr;  // plain 1-D [O], for kInferenceBias*
 };
 
 // Moves pd past reference implementations ("ref" in the name, e.g. "jit_uni_ncsp:conv+ref:any", which
@@ -430,11 +462,16 @@ bool Build(Conv *c, const Key &k, int layout) {
             dnnl_memory_desc_create_with_tag(&wei_md, 4, wei, kF32, layout) == 0 &&
             dnnl_memory_desc_create_with_tag(&dst_md, 4, dst, kF32, layout) == 0;
   dnnl_primitive_desc_t fwd = nullptr;
-  const int prop = kind == kInference ? kForwardInference : kForwardTraining;
-  ok = ok && dnnl_convolution_forward_primitive_desc_create(&fwd, Engine(), prop, kConvolutionDirect, src_md,
-                                                            wei_md, nullptr, dst_md, strides, dilates, pad_l,
-                                                            pad_r, Attr()) == 0;
-  if (ok && (kind == kForward || kind == kInference)) {
+  const int prop = IsInference(kind) ? kForwardInference : kForwardTraining;
+  if (ok && HasBias(kind)) {
+    const dnnl_dims_t bias = {std::get<5>(k)};
+    ok = dnnl_memory_desc_create_with_tag(&c->bias_md, 1, bias, kF32, kTagA) == 0;
+  }
+  const_dnnl_primitive_attr_t attr = kind == kInferenceBiasRelu ? ReluAttr() : Attr();
+  ok = ok && attr != nullptr &&
+       dnnl_convolution_forward_primitive_desc_create(&fwd, Engine(), prop, kConvolutionDirect, src_md, wei_md,
+                                                      c->bias_md, dst_md, strides, dilates, pad_l, pad_r, attr) == 0;
+  if (ok && (kind == kForward || IsInference(kind))) {
     c->p.pd = fwd;
     fwd = nullptr;
     ok = SkipReference(c->p.pd) && MakeOperand(&c->ops[0], src, c->p.pd, kQuerySrcMd, true) &&
@@ -466,14 +503,17 @@ bool Build(Conv *c, const Key &k, int layout) {
   return ok;
 }
 
-// Executes the primitive on buffers already in its layouts.
-bool ExecutePrimitive(const Conv &c, void *const prim[3], dnnl_stream_t stream) {
-  dnnl_memory_t mem[3] = {nullptr, nullptr, nullptr};
+// Executes the primitive on buffers already in its layouts (bias: the plain [O] bias of kInferenceBias*).
+bool ExecutePrimitive(const Conv &c, void *const prim[3], const void *bias, dnnl_stream_t stream) {
+  dnnl_memory_t mem[4] = {nullptr, nullptr, nullptr, nullptr};
   bool ok = true;
   for (int i = 0; i < 3 && ok; ++i) ok = dnnl_memory_create(&mem[i], c.ops[i].prim_md, Engine(), prim[i]) == 0;
+  if (ok && c.bias_md != nullptr)
+    ok = bias != nullptr && dnnl_memory_create(&mem[3], c.bias_md, Engine(), const_cast<void *>(bias)) == 0;
   if (ok) {
-    const dnnl_exec_arg_t args[3] = {{c.args[0], mem[0]}, {c.args[1], mem[1]}, {c.args[2], mem[2]}};
-    ok = ExecuteWithScratchpad(c.p, 3, args, stream);
+    const dnnl_exec_arg_t args[4] = {{c.args[0], mem[0]}, {c.args[1], mem[1]}, {c.args[2], mem[2]},
+                                     {kArgBias, mem[3]}};
+    ok = ExecuteWithScratchpad(c.p, c.bias_md != nullptr ? 4 : 3, args, stream);
   }
   for (auto m : mem)
     if (m) dnnl_memory_destroy(m);
@@ -491,12 +531,12 @@ void *PrimBuffer(const Conv &c, int i, void *user, int slot, dnnl_stream_t strea
 }
 
 // Runs conv on user buffers in0, in1 -> out (plain layouts) on all threads, reordering through scratch.
-bool Run(const Conv &c, void *in0, void *in1, void *out) {
+bool Run(const Conv &c, void *in0, void *in1, void *out, const void *bias) {
   void *user[3] = {in0, in1, out};
   void *prim[3];
   for (int i = 0; i < 3; ++i)
     if ((prim[i] = PrimBuffer(c, i, user[i], i, Stream())) == nullptr) return false;
-  bool ok = ExecutePrimitive(c, prim, Stream());
+  bool ok = ExecutePrimitive(c, prim, bias, Stream());
   if (ok && !c.ops[2].same) ok = Reorder(c.ops[2].reorder, c.ops[2].prim_md, prim[2], c.ops[2].user_md, out, Stream());
   return ok && dnnl_stream_wait(Stream()) == 0;
 }
@@ -511,7 +551,7 @@ std::atomic<int> g_split_threads{0};
 // slices both inputs and adds the threads' partial gradients. No synchronisation inside a primitive,
 // but a reduction for the weights and less cache sharing: faster on some layers, slower on others.
 
-bool RunSplit(const Conv &c, int kind, int parts, void *in0, void *in1, void *out) {
+bool RunSplit(const Conv &c, int kind, int parts, void *in0, void *in1, void *out, const void *bias) {
   const bool reduce = kind == kBackwardWeights;
   const size_t bytes[3] = {dnnl_memory_desc_get_size(c.ops[0].user_md), dnnl_memory_desc_get_size(c.ops[1].user_md),
                            dnnl_memory_desc_get_size(c.ops[2].user_md)};
@@ -540,7 +580,7 @@ bool RunSplit(const Conv &c, int kind, int parts, void *in0, void *in1, void *ou
                               : static_cast<char *>(out) + t * bytes[2]};
       void *prim[3] = {PrimBuffer(c, 0, user[0], 0, stream), reduce ? PrimBuffer(c, 1, user[1], 1, stream) : shared,
                        user[2] == nullptr ? nullptr : PrimBuffer(c, 2, user[2], 2, stream)};
-      if (prim[0] == nullptr || prim[1] == nullptr || prim[2] == nullptr || !ExecutePrimitive(c, prim, stream) ||
+      if (prim[0] == nullptr || prim[1] == nullptr || prim[2] == nullptr || !ExecutePrimitive(c, prim, bias, stream) ||
           (!c.ops[2].same &&
            !Reorder(c.ops[2].reorder, c.ops[2].prim_md, prim[2], c.ops[2].user_md, user[2], stream)) ||
           dnnl_stream_wait(stream) != 0) {
@@ -719,11 +759,12 @@ Candidates *GetCandidates(const Key &key) {
 // is not built for a geometry: the same layout unsplit, else the blocked one, else the plain one.
 std::atomic<int> g_force{-1};
 
-bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out) {
+bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out, const void *bias) {
   if (i == kBatchGemm)
     return BatchGemmBackwardWeights(c->key, static_cast<const float *>(in0), static_cast<const float *>(in1),
                                     static_cast<float *>(out));
-  return kSplit[i] ? RunSplit(c->conv[i], c->kind, c->parts, in0, in1, out) : Run(c->conv[i], in0, in1, out);
+  return kSplit[i] ? RunSplit(c->conv[i], c->kind, c->parts, in0, in1, out, bias)
+                   : Run(c->conv[i], in0, in1, out, bias);
 }
 
 // Grows the scratch buffers candidate i needs, on every thread that will use them, and faults their pages
@@ -772,23 +813,23 @@ int NextCandidate(Candidates *c) {
   return next;
 }
 
-bool RunTuned(Candidates *c, void *in0, void *in1, void *out) {
+bool RunTuned(Candidates *c, void *in0, void *in1, void *out, const void *bias) {
   const int force = g_force.load();
   if (force >= 0 && force < kCandidates) {
     int i = force;  // where it is not built: the same layout unsplit, else blocked, else plain
     if (!c->built[i] && kSplit[i]) i -= 2;
     if (!c->built[i]) i = c->built[0] ? 0 : 1;
-    return c->built[i] && RunCandidate(c, i, in0, in1, out);
+    return c->built[i] && RunCandidate(c, i, in0, in1, out, bias);
   }
   const int chosen = c->chosen.load();
-  if (chosen >= 0) return RunCandidate(c, chosen, in0, in1, out);
+  if (chosen >= 0) return RunCandidate(c, chosen, in0, in1, out, bias);
   std::lock_guard<std::mutex> lock(c->tune);
-  if (c->chosen.load() >= 0) return RunCandidate(c, c->chosen.load(), in0, in1, out);  // chosen meanwhile
+  if (c->chosen.load() >= 0) return RunCandidate(c, c->chosen.load(), in0, in1, out, bias);  // chosen meanwhile
   // not chosen yet, so more timings are due: the previous call's NextCandidate would have ended tuning
   const int i = NextCandidate(c);
   Touch(c, i);
   const auto t0 = std::chrono::steady_clock::now();
-  if (!RunCandidate(c, i, in0, in1, out)) return false;
+  if (!RunCandidate(c, i, in0, in1, out, bias)) return false;
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   c->best[i] = std::min(c->best[i], dt);
   ++c->timings[i];
@@ -810,12 +851,12 @@ Key MakeKey(int kind, const int64_t *x, const int64_t *w, const int64_t *y, cons
 }
 
 int Execute(int kind, const int64_t *x, const int64_t *w, const int64_t *y, const int32_t *p, void *in0, void *in1,
-            void *out) {
+            void *out, const void *bias = nullptr) {
   if (!g_dnnl_loaded.load() || Engine() == nullptr || Stream() == nullptr) return 2;
   Candidates *c = GetCandidates(MakeKey(kind, x, w, y, p));
   if (c == nullptr) return 3;
   ScratchLease lease;
-  return RunTuned(c, in0, in1, out) ? 0 : 4;
+  return RunTuned(c, in0, in1, out, bias) ? 0 : 4;
 }
 
 bool Is4d(int *ndims, const char **dtypes, int n) {
@@ -838,6 +879,25 @@ extern "C" int Conv2dInference(int nparam, void **params, int *ndims, int64_t **
   if (nparam != 4 || !Is4d(ndims, dtypes, 2) || ndims[3] != 4) return 1;
   return Execute(kInference, shapes[0], shapes[1], shapes[3], static_cast<const int32_t *>(params[2]), params[0],
                  params[1], params[3]);
+}
+
+// y = conv(x, w) + b, then ReLU for the Relu variant (eval mode); inputs x, w, b (1-D [O]), p; output y.
+int FusedInference(int kind, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 5 || !Is4d(ndims, dtypes, 2) || ndims[2] != 1 || std::strcmp(dtypes[2], "float32") != 0 ||
+      shapes[2][0] != shapes[1][0] || ndims[3] != 1 || ndims[4] != 4)
+    return 1;
+  return Execute(kind, shapes[0], shapes[1], shapes[4], static_cast<const int32_t *>(params[3]), params[0],
+                 params[1], params[4], params[2]);
+}
+
+extern "C" int Conv2dInferenceBias(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                   void *stream, void *extra) {
+  return FusedInference(kInferenceBias, nparam, params, ndims, shapes, dtypes);
+}
+
+extern "C" int Conv2dInferenceBiasRelu(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                       void *stream, void *extra) {
+  return FusedInference(kInferenceBiasRelu, nparam, params, ndims, shapes, dtypes);
 }
 
 // dx = conv_backward_data(dy, w); inputs dy, w, x (for its shape only), p; output dx.
@@ -865,7 +925,8 @@ extern "C" int VzConvSelfCheck() {
       !eq(dnnl_fmt_tag2str(kTagAbcd), "abcd") || !eq(dnnl_prop_kind2str(kForwardTraining), "forward_training") ||
       !eq(dnnl_prop_kind2str(kForwardInference), "forward_inference") ||
       !eq(dnnl_alg_kind2str(kConvolutionDirect), "convolution_direct") || !eq(dnnl_engine_kind2str(kCpu), "cpu") ||
-      !eq(dnnl_scratchpad_mode2str(kScratchpadUser), "user") || Attr() == nullptr)
+      !eq(dnnl_scratchpad_mode2str(kScratchpadUser), "user") || !eq(dnnl_fmt_tag2str(kTagA), "a") ||
+      !eq(dnnl_alg_kind2str(kEltwiseRelu), "eltwise_relu") || Attr() == nullptr || ReluAttr() == nullptr)
     return 10;
   const int64_t N = 2, C = 9, H = 7, W = 6, O = 10, KH = 3, KW = 2;
   const int32_t p[6] = {2, 1, 1, 0, 0, 1};  // sh, sw, pt, pb, pl, pr
@@ -898,7 +959,13 @@ extern "C" int VzConvSelfCheck() {
       if (std::fabs(got[i] - want[i]) > 1e-4 * (1.0 + std::fabs(want[i]))) return false;
     return true;
   };
-  std::vector<float> dx(x.size()), dw(w.size());
+  std::vector<float> dx(x.size()), dw(w.size()), bias(O);
+  for (int64_t o = 0; o < O; ++o) bias[o] = 0.3f * std::sin(1.7f * o);  // both signs, so the ReLU cuts
+  std::vector<double> biased(y.size()), rectified(y.size());
+  for (size_t i = 0; i < y.size(); ++i) {
+    biased[i] = yref[i] + bias[(i / (OH * OW)) % O];
+    rectified[i] = std::max(biased[i], 0.0);
+  }
   const int previous = g_force.load();
   int status = 0;
   // each candidate, then each split candidate with one thread running every slice
@@ -907,6 +974,12 @@ extern "C" int VzConvSelfCheck() {
     g_split_threads = run < kCandidates ? 0 : 1;
     if (Execute(kForward, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) status = 11;
     else if (Execute(kInference, xs, ws, ys, p, x.data(), w.data(), y.data()) != 0 || !close(y, yref)) status = 12;
+    else if (Execute(kInferenceBias, xs, ws, ys, p, x.data(), w.data(), y.data(), bias.data()) != 0 ||
+             !close(y, biased))
+      status = 15;
+    else if (Execute(kInferenceBiasRelu, xs, ws, ys, p, x.data(), w.data(), y.data(), bias.data()) != 0 ||
+             !close(y, rectified))
+      status = 16;
     else if (Execute(kBackwardData, xs, ws, ys, p, dy.data(), w.data(), dx.data()) != 0 || !close(dx, dxref))
       status = 13;
     else if (Execute(kBackwardWeights, xs, ws, ys, p, x.data(), dy.data(), dw.data()) != 0 || !close(dw, dwref))
