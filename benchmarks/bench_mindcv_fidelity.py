@@ -10,6 +10,16 @@ written as an ImageFolder of 32x32 PNGs (1,437 train / 360 val). Each run is a f
   MindCV 0.3.0's ``config.py`` defaults, written out in :data:`MINDCV_DEFAULTS`.
 - ``visionzoo``: ``python train.py -c <recipe>``.
 
+Systems (``--systems``), each with the oneDNN environment it names and nothing else set:
+
+- ``mindcv``: MindCV as a user runs it (no ``ONEDNN_MAX_CPU_ISA``; on an AVX-512 host MindSpore's
+  convolution then dispatches to oneDNN's reference kernel, docs/performance.md);
+- ``mindcv_avx2``: MindCV with ``ONEDNN_MAX_CPU_ISA=AVX2``, its fastest setting on such a host;
+- ``visionzoo``: visionzoo as a user runs it (its defaults: the fast kernels at the host's best ISA,
+  conv tuning on and persisted);
+- ``visionzoo_det``: visionzoo with ``VISIONZOO_CONV_TUNING=0`` (one formulation per layer: runs with
+  the same seed must agree bit for bit, which the summary checks on the per-epoch losses).
+
 Reported per run: the last epoch's validation top-1 and the wall time of the training loop (the
 MindCV ``Model.train`` call / visionzoo's ``Trainer.fit``, both including per-epoch validation and
 graph compilation), plus the process wall time. Output: one JSON line per run and a summary, also
@@ -152,13 +162,22 @@ def run_visionzoo(data_dir: str, workdir: str, env: Dict[str, str]) -> Dict[str,
     done = re.search(r"training done in ([0-9.]+) s", proc.stderr)
     return {"system": "visionzoo", "val_top1": records[-1]["val_top1"],
             "train_seconds": float(done.group(1)) if done else wall, "process_seconds": wall,
-            "epochs": [{"epoch": r["epoch"], "val_top1": r.get("val_top1")} for r in records]}
+            "epochs": [{"epoch": r["epoch"], "val_top1": r.get("val_top1"), "train_loss": r.get("train_loss")}
+                       for r in records]}
+
+
+#: Environment of each system (on top of the caller's, with every variable below removed first).
+SYSTEM_ENV = {"mindcv": {}, "mindcv_avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "visionzoo": {},
+              "visionzoo_det": {"VISIONZOO_CONV_TUNING": "0"}}
+_CONTROLLED = ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_CONV_TUNING", "VISIONZOO_FAST_CONV", "VISIONZOO_FAST_POOL",
+               "VISIONZOO_NO_CPU_DEFAULTS")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--systems", default="mindcv,visionzoo")
+    p.add_argument("--systems", default="mindcv,mindcv_avx2,visionzoo,visionzoo_det",
+                   help="comma list of: " + ", ".join(SYSTEM_ENV))
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "visionzoo_digits_folder32"))
     p.add_argument("--out", default=os.path.join(HERE, "results", "mindcv_fidelity.json"))
     p.add_argument("--child", default="", help=argparse.SUPPRESS)  # internal: one MindCV run in this process
@@ -172,19 +191,21 @@ def main() -> None:
 
     if not os.path.isdir(os.path.join(args.data_dir, "val")):
         write_digits_image_folder(args.data_dir, size=32)
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    # the same oneDNN dispatch for both systems: without it MindSpore 2.10's oneDNN picks a reference
-    # convolution 30-100x slower (visionzoo sets this on import; a MindCV process would not)
-    env.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+    base = {k: v for k, v in os.environ.items() if k not in _CONTROLLED}
+    base["PYTHONPATH"] = os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
     info = host_info()
     sys.stderr.write(f"host: {info}\n")
     results: List[Dict[str, Any]] = []
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEM_ENV]
+    if unknown:
+        p.error(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEM_ENV)}")
     for i in range(args.runs):
-        for system in systems:  # interleaved, so a change in machine load hits both
+        for system in systems:  # interleaved, so a change in machine load hits every system
+            env = dict(base, **SYSTEM_ENV[system])
             with tempfile.TemporaryDirectory() as work:
                 t0 = time.perf_counter()
-                if system == "mindcv":
+                if system.startswith("mindcv"):
                     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", work,
                                            "--data_dir", args.data_dir], env=env, capture_output=True, text=True)
                     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -194,7 +215,7 @@ def main() -> None:
                     result["process_seconds"] = time.perf_counter() - t0
                 else:
                     result = run_visionzoo(args.data_dir, work, env)
-            result.update(run=i + 1, load_average=list(os.getloadavg()))
+            result.update(system=system, run=i + 1, load_average=list(os.getloadavg()))
             results.append(result)
             sys.stdout.write(json.dumps(result) + "\n")
             sys.stdout.flush()
@@ -203,15 +224,21 @@ def main() -> None:
         mine = [r for r in results if r["system"] == system]
         summary[system] = {"val_top1": [r["val_top1"] for r in mine],
                            "train_seconds": [round(r["train_seconds"], 1) for r in mine]}
-    if {"mindcv", "visionzoo"} <= set(summary):
-        m, v = summary["mindcv"], summary["visionzoo"]
-        summary["top1_gap_points"] = [round(100 * (b - a), 2) for a, b in zip(m["val_top1"], v["val_top1"])]
-        summary["time_ratio_visionzoo_over_mindcv"] = [round(b / a, 3) for a, b in
-                                                       zip(m["train_seconds"], v["train_seconds"])]
+    for mine in ("visionzoo", "visionzoo_det"):
+        for theirs in ("mindcv", "mindcv_avx2"):
+            if {mine, theirs} <= set(summary):
+                m, v = summary[theirs], summary[mine]
+                summary[f"top1_gap_points_{mine}_vs_{theirs}"] = [
+                    round(100 * (b - a), 2) for a, b in zip(m["val_top1"], v["val_top1"])]
+                summary[f"time_ratio_{mine}_over_{theirs}"] = [
+                    round(b / a, 3) for a, b in zip(m["train_seconds"], v["train_seconds"])]
+    det = [r for r in results if r["system"] == "visionzoo_det"]
+    if len(det) >= 2:  # bit for bit: every epoch's training loss and top-1 identical across runs
+        trace = [[(e["train_loss"], e["val_top1"]) for e in r["epochs"]] for r in det]
+        summary["visionzoo_det_identical_runs"] = all(t == trace[0] for t in trace)
     info["load_average_end"] = list(os.getloadavg())
     out = {"recipe": RECIPE, "host": info, "runs": results, "summary": summary,
-           "env": {k: env[k] for k in ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_CONV_TUNING", "VISIONZOO_FAST_CONV",
-                                       "VISIONZOO_FAST_POOL") if k in env}}
+           "system_env": {s: SYSTEM_ENV[s] for s in systems}}
     sys.stdout.write(json.dumps(summary) + "\n")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
