@@ -2,11 +2,10 @@
 
 torchvision's models are built from its own model files (tests/tv_models.py) with random weights
 and non-trivial BatchNorm statistics, saved with torch.save, converted by visionzoo, and compared on
-the same input in eval mode. Full-model parity is checked for GoogLeNet and for VGG-11-BN (conv biases,
-BatchNorm, the adaptive pool and the head: the head's conversion is the same for every depth, and
-the legacy file layout torchvision's published files use); for every torchvision VGG tag
-the trunk (torchvision's ``make_layers`` with the tag's depth and BatchNorm) is compared stage by
-stage through ``features_only``, which builds no 102M-parameter head.
+the same input in eval mode: every torchvision-sourced tag (GoogLeNet and all nine VGG tags) is
+checked on its full logits, the VGGs also stage by stage through ``features_only``. The VGGs are built
+on the meta device and filled cheaply, sharing one filled head (the same at every depth), so the nine
+VGG cases take ~50 s together on two CPU cores.
 """
 import gc
 import os
@@ -111,45 +110,73 @@ def test_googlenet_tv_logits_match_torchvision(tmp_path):
     _close(maps[-1].asnumpy(), model.forward_features(ms.Tensor(x)).asnumpy())
 
 
-@pytest.mark.parametrize("name, size, legacy", [("vgg11_bn", 64, True)])
-def test_vgg_tv_logits_match_torchvision(tmp_path, name, size, legacy):
-    torch.manual_seed(0)
-    ref = TV_VGG.VGG(TV_VGG.make_layers(TV_VGG.cfgs["A"], batch_norm=name.endswith("_bn")), init_weights=False)
-    ref = _randomise_bn(ref)
-    path = tmp_path / f"{name}.pth"
-    torch.save(ref.state_dict(), path, _use_new_zipfile_serialization=not legacy)
-    x = _input((1, 3, size, size))  # 64: AdaptiveAvgPool2d 2x2 -> 7x7 is exercised too
+def _fill(module, seed):
+    """Cheap random weights with activations of a sane scale: He-uniform weights, small non-zero
+    biases, zero buffers (the BatchNorm statistics are drawn by :func:`_randomise_bn`)."""
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        expected = ref(torch.from_numpy(x)).numpy()
-    del ref
-    gc.collect()
-    model = create_model(f"{name}.tv_in1k", checkpoint_path=str(path), init_mode="XavierUniform")
-    model.set_train(False)
-    _close(model(ms.Tensor(x)).asnumpy(), expected)
-    del model
-    gc.collect()
+        for p in module.parameters():
+            bound = (6.0 / (p[0].numel())) ** 0.5 if p.dim() > 1 else 0.1
+            p.uniform_(-bound, bound, generator=gen)
+        for b in module.buffers():
+            b.zero_()
+    return module
+
+
+@pytest.fixture(scope="module")
+def tv_vgg_head():
+    """torchvision's VGG head (25088 -> 4096 -> 4096 -> 1000: the same at every depth, 102M of a VGG's
+    ~135M parameters), built on the meta device and filled once for all the VGG tags."""
+    with torch.device("meta"):
+        head = TV_VGG.VGG(torch.nn.Sequential(), init_weights=False).classifier
+    return _fill(head.to_empty(device="cpu"), seed=2)
+
+
+def _tv_vgg(cfg, batch_norm, head, seed):
+    """torchvision's VGG with trunk ``cfg`` and the shared ``head``: built without its (slow) default
+    init, then filled, with non-trivial BatchNorm statistics."""
+    with torch.device("meta"):
+        model = TV_VGG.VGG(TV_VGG.make_layers(TV_VGG.cfgs[cfg], batch_norm=batch_norm), init_weights=False)
+    model = model.to_empty(device="cpu")
+    _fill(model.features, seed)
+    model.classifier = head
+    return _randomise_bn(model)
 
 
 @pytest.mark.parametrize("tag", sorted(t for t in TV_TAGS if t.startswith("vgg")))
-def test_vgg_tv_trunk_matches_torchvision_stage_by_stage(tmp_path, tag):
+def test_vgg_tv_logits_and_stages_match_torchvision(tmp_path, tv_vgg_head, tag):
+    """Every torchvision VGG tag: the whole model (conv biases, BatchNorm, AdaptiveAvgPool2d((7, 7)),
+    the 25088 -> 4096 -> 4096 -> 1000 head) gives torchvision's logits, and ``features_only`` from
+    the same file gives its five stage outputs. The file is in the legacy (non-zip) layout
+    torchvision's published VGG files use; ``vgg16.tv_ssd_features`` has vgg16's layout (its
+    published head holds NaN placeholders, a finite one here checks the head's conversion too)."""
     base = tag.split(".")[0]
     bn = base.endswith("_bn")
-    torch.manual_seed(0)
-    trunk = _randomise_bn(TV_VGG.make_layers(TV_VGG.cfgs[VGG_CFG[base.replace("_bn", "")]], batch_norm=bn))
-    path = tmp_path / "trunk.pth"
-    torch.save({f"features.{k}": v for k, v in trunk.state_dict().items()}, path)
-    x = torch.from_numpy(_input((1, 3, 64, 64)))
-    expected = []
+    ref = _tv_vgg(VGG_CFG[base.replace("_bn", "")], bn, tv_vgg_head, seed=sorted(TV_TAGS).index(tag))
+    path = tmp_path / f"{base}.pth"
+    torch.save(ref.state_dict(), path, _use_new_zipfile_serialization=False)
+    x = _input((1, 3, 64, 64))  # 64: the adaptive pool takes 2x2 -> 7x7 (at 224 it is the identity)
+    stages = []
     with torch.no_grad():
-        for layer in trunk:
-            x = layer(x)
+        expected = ref(torch.from_numpy(x)).numpy()
+        h = torch.from_numpy(x)
+        for layer in ref.features:
+            h = layer(h)
             if isinstance(layer, torch.nn.MaxPool2d):
-                expected.append(x.numpy())
-    model = create_model(tag, features_only=True, checkpoint_path=str(path))
+                stages.append(h.numpy())
+    del ref
+    model = create_model(tag, checkpoint_path=str(path), init_mode="XavierUniform")  # init: all is loaded
     model.set_train(False)
-    maps = model(ms.Tensor(_input((1, 3, 64, 64))))
-    assert len(maps) == 5
-    for got, want in zip(maps, expected):
+    got = model(ms.Tensor(x)).asnumpy()
+    assert got.shape == (1, 1000)
+    _close(got, expected)
+    del model
+    gc.collect()
+    trunk = create_model(tag, features_only=True, checkpoint_path=str(path))
+    trunk.set_train(False)
+    maps = trunk(ms.Tensor(x))
+    assert len(maps) == len(stages) == 5
+    for got, want in zip(maps, stages):
         _close(got.asnumpy(), want)
 
 

@@ -135,6 +135,8 @@ SCHEMA: Tuple[Key, ...] = (
        "'auto' (MindSpore's default filter, as MindCV): no decay on normalisation parameters, biases decay",
        choices=("disable", "auto", "norm_and_bias")),
     _k("optimizer", "eps", "float", 1e-10, "Adam epsilon", min=0),
+    _k("optimizer", "backbone_lr_scale", "float", 1.0, "fine-tuning: every parameter outside the model's head (the "
+       "layers a new num_classes replaces) learns at lr * backbone_lr_scale, in (0, 1]; 1: one lr for all"),
     # scheduler
     _k("scheduler", "scheduler", "str", "cosine_decay", "learning-rate schedule",
        choices=("constant", "cosine_decay", "warmup_cosine_decay", "step_decay", "multi_step_decay",
@@ -375,6 +377,10 @@ def _check_cross_fields(cfg: Config) -> None:
     if cfg.warmup_epochs > cfg.epoch_size and cfg.scheduler not in ("constant",):
         raise ConfigError(
             f"warmup_epochs ({cfg.warmup_epochs}) is longer than training (epoch_size {cfg.epoch_size}); lower warmup_epochs")
+    if not 0.0 < cfg.backbone_lr_scale <= 1.0:
+        raise ConfigError(f"key 'backbone_lr_scale' must be in (0, 1], got {cfg.backbone_lr_scale:g}",
+                          hint="use e.g. 0.1 to fine-tune the backbone 10x slower, 1 for one lr, or freeze it "
+                               "with model_kwargs {freeze_backbone: true}")
     if cfg.aux_factor > 0 and not cfg.aux_logits:
         raise ConfigError("aux_factor > 0 needs aux_logits True (the auxiliary heads are off)")
     if cfg.aug_repeats not in (0, 1):

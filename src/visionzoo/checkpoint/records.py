@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Tuple
 
 __all__ = ["PREFIX", "EPOCH", "MODEL", "NUM_CLASSES", "CLASSES", "CONFIG", "LOSS_SCALE", "GOOD_STEPS", "SKIPPED_STEPS", "PROGRESS", "CHECKSUM",
-           "ACCUM_PREFIX", "TRAINING_STATE_PREFIXES", "TRAINING_STATE_NAMES", "is_training_state", "is_record"]
+           "ACCUM_PREFIX", "TRAINING_STATE_PREFIXES", "TRAINING_STATE_NAMES", "is_training_state", "is_record",
+           "is_lr_table"]
 
 PREFIX = "_vz_"
 EPOCH = PREFIX + "epoch"  # int32: epochs completed
@@ -34,6 +35,7 @@ TRAINING_STATE_PREFIXES: Tuple[str, ...] = (
     "moment1.", "moment2.", "vhat.",  # AdamWeightDecay variants, AMSGrad
     "ema.",  # EMA copies of the weights (loaded instead with ema=True)
     "accumulated_grads.", "grad_accum.",  # gradient accumulation buffers
+    "learning_rate_group_",  # per-group LR tables (backbone_lr_scale)
     PREFIX,  # visionzoo trainer state
 )
 TRAINING_STATE_NAMES = frozenset({
@@ -51,3 +53,9 @@ def is_record(name: str) -> bool:
 def is_training_state(name: str) -> bool:
     """True for optimizer state, EMA copies and counters that a training checkpoint stores."""
     return name in TRAINING_STATE_NAMES or name.startswith(TRAINING_STATE_PREFIXES)
+
+
+def is_lr_table(name: str) -> bool:
+    """True for an optimizer's LR table (``learning_rate``, or ``learning_rate_group_<i>`` with
+    parameter groups): a resumed run recomputes these from its recipe."""
+    return name == "learning_rate" or name.startswith("learning_rate_group_")

@@ -1,4 +1,5 @@
-"""Optimizers with weight decay chosen by each parameter's role."""
+"""Optimizers with weight decay chosen by each parameter's role, and a learning rate scaled down for
+the backbone when fine-tuning (``backbone_lr_scale``)."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +8,10 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 from mindspore import Parameter, Tensor, nn
 
-__all__ = ["build_optimizer", "split_decay_params"]
+from ..errors import ConfigError
+from ..models.layers import under_prefixes
+
+__all__ = ["build_optimizer", "split_decay_params", "head_prefixes"]
 
 _logger = logging.getLogger(__name__)
 
@@ -33,6 +37,16 @@ def split_decay_params(network: nn.Cell, biases: bool = True) -> Tuple[List[Para
     return decay, no_decay
 
 
+def head_prefixes(network: nn.Cell) -> Tuple[str, ...]:
+    """Parameter-name prefixes of ``network``'s head: the layers a new ``num_classes`` replaces (the
+    model's ``classifier_names``, which ``freeze_backbone`` and checkpoint loading use too). AMP's
+    output wrapper is looked through."""
+    cell = network
+    while not hasattr(cell, "classifier_names") and hasattr(cell, "_backbone"):
+        cell = cell._backbone
+    return tuple(getattr(cell, "classifier_names", None) or ())
+
+
 def build_optimizer(cfg: Any, network: nn.Cell, lr: np.ndarray) -> nn.Optimizer:
     """Build ``cfg.opt`` over ``network``'s trainable parameters with the per-update ``lr`` array.
 
@@ -40,6 +54,9 @@ def build_optimizer(cfg: Any, network: nn.Cell, lr: np.ndarray) -> nn.Optimizer:
     GoogLeNet recipe); 'norm_and_bias' exempts normalisation parameters and biases; 'auto' exempts
     normalisation parameters only (MindCV passes no groups, and MindSpore's default filter skips
     gamma/beta but decays biases). See :func:`split_decay_params`.
+
+    ``backbone_lr_scale`` below 1: every parameter outside the head (:func:`head_prefixes`) learns
+    at ``lr * backbone_lr_scale`` at every step (its own group, per decay group), the head at ``lr``.
     """
     params = network.trainable_params()
     # Always pass explicit groups: a plain parameter list makes MindSpore skip decay on any name
@@ -49,14 +66,32 @@ def build_optimizer(cfg: Any, network: nn.Cell, lr: np.ndarray) -> nn.Optimizer:
     else:
         decay, no_decay = params, []
     _logger.debug("weight decay %g on %d tensors, none on %d", cfg.weight_decay, len(decay), len(no_decay))
+    table = np.asarray(lr, dtype=np.float32)
+    scale = cfg.backbone_lr_scale
+    head: Tuple[str, ...] = ()
+    if scale != 1.0:
+        head = head_prefixes(network)
+        if not head:
+            raise ConfigError(f"key 'backbone_lr_scale' ({scale:g}) needs the model's head, but "
+                              f"{type(network).__name__} names none (no classifier_names)",
+                              hint="set backbone_lr_scale 1 for this model")
+    backbone_lr = Tensor(table * np.float32(scale))
     params_arg: List[Dict[str, Any]] = []
-    if decay:
-        params_arg.append({"params": decay, "weight_decay": cfg.weight_decay})
-    if no_decay:
-        params_arg.append({"params": no_decay, "weight_decay": 0.0})
+    for group, decay_value in ((decay, cfg.weight_decay), (no_decay, 0.0)):
+        if not head:
+            parts = [(group, {})]
+        else:  # the backbone's share of this decay group at the scaled table, the head's at the schedule's
+            parts = [([p for p in group if not under_prefixes(p.name, head)], {"lr": backbone_lr}),
+                     ([p for p in group if under_prefixes(p.name, head)], {})]
+        for members, extra in parts:
+            if members:
+                params_arg.append({"params": members, "weight_decay": decay_value, **extra})
     params_arg.append({"order_params": params})
+    if head:
+        _logger.debug("backbone lr x%g on %d tensors; head %s at the schedule's lr", scale,
+                      sum(len(g["params"]) for g in params_arg if "lr" in g), ", ".join(head))
     weight_decay = 0.0
-    learning_rate = Tensor(np.asarray(lr, dtype=np.float32))
+    learning_rate = Tensor(table)
     name = cfg.opt
     if name in ("momentum", "nesterov"):
         return nn.Momentum(params_arg, learning_rate=learning_rate, momentum=cfg.momentum, weight_decay=weight_decay,

@@ -268,10 +268,10 @@ class Trainer:
                               f"not {self.cfg.model!r}", path=path, hint="resume with the recipe it came from")
         # the LR table is recomputed from the recipe (so a run can be extended); global_step positions it
         own = {records.LOSS_SCALE, records.GOOD_STEPS}  # the train step's parameters among the records
-        weights = {k: v for k, v in params.items() if isinstance(v, ms.Parameter) and k != "learning_rate"
+        weights = {k: v for k, v in params.items() if isinstance(v, ms.Parameter) and not records.is_lr_table(k)
                    and (k in own or not records.is_record(k))}
         not_loaded, _ = ms.load_param_into_net(self.train_step, weights, strict_load=True)
-        missing = [n for n in not_loaded if not n.startswith(records.ACCUM_PREFIX) and n != "learning_rate"]
+        missing = [n for n in not_loaded if not n.startswith(records.ACCUM_PREFIX) and not records.is_lr_table(n)]
         if missing:
             raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                               f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")

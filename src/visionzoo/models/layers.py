@@ -15,7 +15,8 @@ from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 
 __all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "make_dropout", "conv_initializer",
-           "dense_initializer", "dense", "sync_parameter_names", "check_out_indices", "freeze_all_but", "INIT_MODES"]
+           "dense_initializer", "dense", "sync_parameter_names", "check_out_indices", "freeze_all_but",
+           "under_prefixes", "INIT_MODES"]
 
 Init = Union[str, init.Initializer, None]
 
@@ -78,10 +79,16 @@ def check_out_indices(indices: Sequence[int], n: int) -> Tuple[int, ...]:
     return tuple(out)
 
 
+def under_prefixes(name: str, prefixes: Sequence[str]) -> bool:
+    """True when parameter ``name`` lies under one of the dotted ``prefixes`` (``classifier`` holds
+    ``classifier.weight``, not ``classifier2.weight``)."""
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
 def freeze_all_but(model: nn.Cell, prefixes: Sequence[str]) -> None:
     """Set ``requires_grad=False`` on every parameter not under one of ``prefixes`` (the head)."""
     for path, param in model.parameters_and_names():
-        if not any(path == p or path.startswith(p + ".") for p in prefixes):
+        if not under_prefixes(path, prefixes):
             param.requires_grad = False
 
 
