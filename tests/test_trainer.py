@@ -184,6 +184,24 @@ def test_kill_and_resume_continues_exactly(tmp_path):
         assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-4)
 
 
+def test_resume_with_a_lower_backbone_lr_continues_exactly(tmp_path):
+    """backbone_lr_scale gives the optimizer one group per (backbone/head, decay) with its own LR table;
+    a run resumed from its epoch-1 checkpoint ends with the weights of the uninterrupted run."""
+    run = dict(epoch_size=3, decay_epochs=2, backbone_lr_scale=0.25)
+    ref = Trainer(tiny_cfg(tmp_path / "ref", **run)).fit()
+    first = tmp_path / "ref" / "ckpt" / "vz_tiny_test-e0001.ckpt"
+    assert first.exists()
+    resumed = Trainer(tiny_cfg(tmp_path / "resumed", resume=str(first), **run)).fit()
+    want, got = ms.load_checkpoint(ref["checkpoint"]), ms.load_checkpoint(resumed["checkpoint"])
+    names = [k for k in want if k.startswith(("features.", "classifier."))]
+    assert "classifier.weight" in names and "features.0.weight" in names
+    for name in names:
+        np.testing.assert_allclose(got[name].asnumpy(), want[name].asnumpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    # and the scale did something: the same run at scale 1 ends elsewhere
+    plain = ms.load_checkpoint(Trainer(tiny_cfg(tmp_path / "plain", epoch_size=3, decay_epochs=2)).fit()["checkpoint"])
+    assert not np.allclose(plain["features.0.weight"].asnumpy(), want["features.0.weight"].asnumpy(), atol=1e-4)
+
+
 def test_diverging_loss_stops_with_one_line(tmp_path):
     proc = subprocess.run(tiny_cli(tmp_path, lr=1e30, warmup_epochs=0, scheduler="constant", epoch_size=2),
                           env=script_env(), capture_output=True, text=True, timeout=600)

@@ -20,6 +20,9 @@ class TinyNet(nn.Cell):
         self.features = nn.SequentialCell(*block(in_channels, 16), *block(16, 32))
         self.classifier = nn.Dense(32, num_classes)
 
+    #: the head (what backbone_lr_scale leaves at the full lr), as the real models declare it
+    classifier_names = ("classifier",)
+
     def forward_features(self, x):
         return self.features(x)
 
