@@ -28,11 +28,15 @@ def _randomise_batch_norms(net, seed=0):
 
 
 def _fast_model(name, **kwargs):
+    """The model with the fast path and the fusion on (the fusion is off by default for networks built in
+    PyNative mode, the mode most tests run in)."""
     runtime.use_fast_conv(True)
     try:
-        return visionzoo.create_model(name, **kwargs)
+        net = visionzoo.create_model(name, **kwargs)
     finally:
         runtime.use_fast_conv(None)
+    set_eval_fusion(net, True)
+    return net
 
 
 def _fused_calls(net):
@@ -132,3 +136,19 @@ def test_a_slice_ending_at_a_convolution_returns_the_convolution():
     want = net.features[4](head(x)).asnumpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))  # tuning: rounding
     assert (got < 0).any()  # no BatchNorm or ReLU applied after the last convolution
+
+
+def test_fusion_is_on_for_networks_built_in_graph_mode_and_off_in_pynative():
+    old = ms.get_context("mode")
+    try:
+        for mode, expected in ((ms.GRAPH_MODE, 8), (ms.PYNATIVE_MODE, 0)):
+            ms.set_context(mode=mode)
+            runtime.use_fast_conv(True)
+            try:
+                net = visionzoo.create_model("vgg11_bn_cifar", num_classes=10)
+            finally:
+                runtime.use_fast_conv(None)
+            net.set_train(False)
+            assert _fused_calls(net) == expected
+    finally:
+        ms.set_context(mode=old)

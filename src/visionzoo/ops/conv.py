@@ -220,12 +220,11 @@ class Conv2d(FastPathLayer, nn.Conv2d):
     In eval mode a model can run this convolution together with the BatchNorm and ReLU after it as one
     kernel call (:meth:`fused`): the BatchNorm is folded into the weights and a bias, and the ReLU is a
     post-op of the convolution primitive. Parameters and checkpoints are unchanged (the folding is
-    computed from them at every call); ``fuse_eval = False`` (or :func:`visionzoo.ops.set_eval_fusion`)
-    switches it off.
+    computed from them at every call). It is on for layers built in graph mode; in PyNative mode each
+    of the folding's few small ops is a separate dispatch, which at small batches costs more than the
+    fused call saves (docs/performance.md), so it is off there. ``layer.fuse_eval`` (or
+    :func:`visionzoo.ops.set_eval_fusion`) sets it either way.
     """
-
-    #: Run :meth:`fused` as one kernel call where it can (eval mode, fast path, float32).
-    fuse_eval = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -237,6 +236,8 @@ class Conv2d(FastPathLayer, nn.Conv2d):
         if lib is not None:
             self._make_ops(lib)
         self.fast = self.has_fast_path
+        #: run :meth:`fused` as one kernel call where it can (eval mode, fast path, float32)
+        self.fuse_eval = ms.get_context("mode") == ms.GRAPH_MODE
 
     def _make_ops(self, lib: str) -> None:
         def same_as(index):
