@@ -36,6 +36,9 @@ def _fast_model(name, **kwargs):
     finally:
         runtime.use_fast_conv(None)
     set_eval_fusion(net, True)
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, Conv2d):
+            cell.fuse_min_elements = 0  # the tests' small inputs: fuse every layer
     return net
 
 
@@ -111,7 +114,8 @@ def test_input_gradient_through_the_fused_eval_path():
     fused = ms.grad(loss)(x).asnumpy()
     set_eval_fusion(net, False)
     unfused = ms.grad(loss)(x).asnumpy()
-    np.testing.assert_allclose(fused, unfused, rtol=0, atol=1e-5 * float(np.abs(unfused).max()))
+    # 8 layers of backward kernels whose formulations the tuning may pick differently: float32 rounding
+    np.testing.assert_allclose(fused, unfused, rtol=0, atol=1e-4 * float(np.abs(unfused).max()))
 
 
 def test_standard_ops_switch_off_the_fused_call():
@@ -149,6 +153,22 @@ def test_fusion_is_on_for_networks_built_in_graph_mode_and_off_in_pynative():
             finally:
                 runtime.use_fast_conv(None)
             net.set_train(False)
-            assert _fused_calls(net) == expected
+            big = Tensor(np.zeros((128, 64, 32, 32), np.float32))  # an output of 2**23 elements
+            assert sum(c.can_fuse(big) for _, c in net.cells_and_names() if isinstance(c, Conv2d)) == expected
     finally:
         ms.set_context(mode=old)
+
+
+def test_small_outputs_are_not_fused():
+    """The folding's small ops cost about the same per layer at any batch: below fuse_min_elements output
+    elements the layers run one by one."""
+    runtime.use_fast_conv(True)
+    try:
+        conv = Conv2d(64, 64, 3, pad_mode="same")
+    finally:
+        runtime.use_fast_conv(None)
+    conv.set_train(False)
+    conv.fuse_eval = True
+    assert conv.fuse_min_elements == 1 << 18
+    assert not conv.can_fuse(Tensor(np.zeros((8, 64, 8, 8), np.float32)))  # 32,768 output elements
+    assert conv.can_fuse(Tensor(np.zeros((64, 64, 8, 8), np.float32)))  # 262,144

@@ -290,11 +290,21 @@ class Conv2d(FastPathLayer, nn.Conv2d):
         pt, pb, pl, pr = self._pads(x.shape[2], x.shape[3])
         return ms.Tensor([self.stride[0], self.stride[1], pt, pb, pl, pr], ms.int32)
 
+    #: Fuse only calls whose output has at least this many elements: the folding's small ops cost about
+    #: the same per layer whatever the batch, the passes it saves grow with the output (measured in
+    #: graph mode: googlenet_bn at batch 8, 32x32, where no layer reaches 2**18, ran 0.69x as fast fused;
+    #: vgg16_bn_cifar at batch 128 1.23x; benchmarks/bench_fusion.py, docs/performance.md).
+    fuse_min_elements = 1 << 18
+
     def can_fuse(self, x, bn=None) -> bool:
         """Whether :meth:`fused` runs as one kernel call for input ``x`` (eval mode, fast path on, float32,
-        ``bn`` absent or normalising with its moving statistics)."""
-        return (self.fuse_eval and self.fast and not self.training and not self._low_precision and x.ndim == 4
-                and x.dtype == ms.float32 and self.weight.dtype == ms.float32 and _foldable(bn))
+        ``bn`` absent or normalising with its moving statistics, an output of at least
+        ``fuse_min_elements`` elements)."""
+        if not (self.fuse_eval and self.fast and not self.training and not self._low_precision and x.ndim == 4
+                and x.dtype == ms.float32 and self.weight.dtype == ms.float32 and _foldable(bn)):
+            return False
+        n, o, h, w = self._out_shape(x.shape, self.weight.shape, None)
+        return n * o * h * w >= self.fuse_min_elements
 
     def fused(self, x, bn=None, relu: bool = False):
         """``relu(bn(conv(x)))`` (``bn`` and ``relu`` optional) as one eval-mode kernel call: with ``s =
