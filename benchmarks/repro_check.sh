@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Are two runs of the issue #15 recipe (1 epoch, 1 map worker) bit-identical? Twice each with MindSpore's
+# standard ops, with the fast convolution at VISIONZOO_CONV_TUNING=0, and with all fast ops at tuning 0;
+# prints each run's epoch-1 training loss (identical runs print identical numbers).
+#   usage: benchmarks/repro_check.sh [DATA_DIR=/tmp/visionzoo_digits_folder32]
+set -u
+cd "$(dirname "$0")/.."
+DATA="${1:-/tmp/visionzoo_digits_folder32}"
+WORK="$(mktemp -d)"
+PYTHONPATH=src python - "$DATA" "$WORK" <<'P'
+import sys, yaml
+sys.path.insert(0, "benchmarks")
+from bench_mindcv_fidelity import RECIPE
+from visionzoo.data.digits import write_digits_image_folder
+import os
+if not os.path.isdir(os.path.join(sys.argv[1], "val")):
+    write_digits_image_folder(sys.argv[1], size=32)
+yaml.safe_dump(dict(RECIPE, data_dir=sys.argv[1], epoch_size=1, decay_epochs=1, num_parallel_workers=1),
+               open(os.path.join(sys.argv[2], "recipe.yaml"), "w"))
+P
+run() {  # name, env...
+  local name=$1; shift
+  for i in 1 2; do
+    env PYTHONPATH=src "$@" python train.py -c "$WORK/recipe.yaml" --ckpt_save_dir "$WORK/$name$i" >/dev/null 2>&1
+    echo "$name run $i: train_loss $(python -c "import json,sys;print(json.loads(open(sys.argv[1]).readline())['train_loss'])" "$WORK/$name$i/metrics.jsonl")"
+  done
+}
+run standard_ops VISIONZOO_FAST_CONV=0 VISIONZOO_FAST_POOL=0
+run fast_conv_tuning0 VISIONZOO_CONV_TUNING=0 VISIONZOO_FAST_POOL=0
+run fast_ops_tuning0 VISIONZOO_CONV_TUNING=0
+rm -rf "$WORK"
