@@ -113,12 +113,18 @@ def _batch(n=4, c=3, h=8, w=8):
     return rng.standard_normal((n, c, h, w)).astype(np.float32), np.array([0, 1, 2, 3], np.int32)
 
 
-def test_mixup_mixes_images_and_labels_exactly():
+def _mixed(kind, num_classes, **options):
+    """A fixed batch, its mixed images and labels, and the mixing weight; asserts the kind that ran."""
     x, y = _batch()
-    mixer = BatchMixer(5, mixup_alpha=0.4, seed=3)
+    mixer = BatchMixer(num_classes, **options)
     out_x, out_y = mixer(x, y)
-    kind, lam = mixer.last
-    assert kind == "mixup"
+    ran, lam = mixer.last
+    assert ran == kind
+    return x, y, out_x, out_y, lam
+
+
+def test_mixup_mixes_images_and_labels_exactly():
+    x, y, out_x, out_y, lam = _mixed("mixup", 5, mixup_alpha=0.4, seed=3)
     np.testing.assert_allclose(out_x, lam * x + (1 - lam) * x[::-1], rtol=1e-6)
     expected = np.zeros((4, 5), np.float32)
     for i in range(4):
@@ -129,11 +135,7 @@ def test_mixup_mixes_images_and_labels_exactly():
 
 
 def test_cutmix_pastes_a_box_and_weights_labels_by_its_area():
-    x, y = _batch()
-    mixer = BatchMixer(4, cutmix_alpha=1.0, seed=5)
-    out_x, out_y = mixer(x, y)
-    kind, lam = mixer.last
-    assert kind == "cutmix"
+    x, _, out_x, out_y, lam = _mixed("cutmix", 4, cutmix_alpha=1.0, seed=5)
     pasted = ~np.isclose(out_x, x)  # where the reversed batch was pasted (random data: no equal pixels)
     area = pasted[0, 0].sum()
     assert 0 < area < 64

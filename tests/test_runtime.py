@@ -162,7 +162,7 @@ def test_the_fast_paths_follow_the_device_a_model_is_built_for_not_the_global_co
     assert fast_layers(net) == 8 + 5  # 8 convolutions and 5 max pools
     with runtime.building_for("Ascend"):  # an outer choice holds inside a call that names no device
         assert fast_layers(visionzoo.create_model("vgg11_bn_cifar", num_classes=10)) == 0
-    with pytest.raises(DeviceError, match=r"device 'TPU' is not one of CPU, GPU, Ascend"):
+    with pytest.raises(DeviceError, match=r"device 'TPU' is not one of Ascend, GPU, CPU"):
         visionzoo.create_model("vgg11_bn_cifar", device="TPU")
 
 

@@ -15,13 +15,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from .constants import DEVICES
 from .errors import ConfigError, ModelError
 from .recipes import resolve_recipe
 
 __all__ = ["Key", "SCHEMA", "KEYS", "ALIASES", "Config", "load_config", "load_config_text", "load_yaml", "parse_yaml",
            "parse_value", "parse_scalar", "unknown_key_message", "help_text", "DEVICES"]
 
-DEVICES = ("Ascend", "GPU", "CPU")
 _NONE_STRINGS = ("none", "null", "~", "")
 _TRUE = ("true", "1", "yes", "y", "on")
 _FALSE = ("false", "0", "no", "n", "off")

@@ -16,3 +16,6 @@ DIGITS_STD = (0.3759 * 255,) * 3
 #: Image file extensions (lower case) that visionzoo reads: MindSpore's decoder reads JPEG, PNG and BMP.
 #: Folder datasets and prediction both use this list; see :func:`visionzoo.data.images.is_image_file`.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+#: Device names a run or a model can target (MindSpore's ``device_target`` values).
+DEVICES = ("Ascend", "GPU", "CPU")

@@ -38,6 +38,7 @@ import platform
 import threading
 from typing import AbstractSet, Iterator, Mapping, NamedTuple, Optional
 
+from .constants import DEVICES
 from .errors import DeviceError
 
 _logger = logging.getLogger(__name__)
@@ -172,8 +173,6 @@ def apply_cpu_defaults(environ=None) -> dict:
     return chosen
 
 
-#: Device names a model can be built for (MindSpore's ``device_target`` values).
-DEVICES = ("CPU", "GPU", "Ascend")
 _build_device = threading.local()  # the device of the model being built now (building_for)
 
 
