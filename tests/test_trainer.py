@@ -276,14 +276,14 @@ def test_diverging_inside_a_sink_sized_chunk_names_the_steps(tmp_path):
 @pytest.mark.cpu_only("checks that visionzoo's fast CPU ops are on in this process")
 def test_conv_tuning_off_gives_bit_identical_weights_with_visionzoo_ops(tmp_path):
     """Two training processes, same seed, VISIONZOO_CONV_TUNING=0, on a model whose convolutions and
-    pools are visionzoo's fast ops: the saved weights agree bit for bit."""
+    pools are visionzoo's fast ops, with the models' dropout: the saved weights agree bit for bit."""
     from visionzoo import create_model
     from visionzoo.ops import Conv2d, MaxPool2d
 
     net = create_model("vz_tiny_ops", num_classes=10)
     fast = [c for _, c in net.cells_and_names() if isinstance(c, (Conv2d, MaxPool2d))]
     assert len(fast) == 4 and all(c.fast for c in fast)  # the CPU fast paths are on for this model
-    run = dict(model="vz_tiny_ops", epoch_size=1, warmup_epochs=0, decay_epochs=1)
+    run = dict(model="vz_tiny_ops", epoch_size=1, warmup_epochs=0, decay_epochs=1, drop_rate=0.5)
     env = script_env({"VISIONZOO_CONV_TUNING": "0"})
     saved = []
     for name in ("a", "b"):

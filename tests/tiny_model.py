@@ -46,18 +46,24 @@ for _name, _bn in (("vz_tiny_test", True), ("vz_tiny_plain", False)):
 
 
 class TinyOpsNet(TinyNet):
-    """TinyNet built from visionzoo's own operators (``visionzoo.ops.Conv2d``/``MaxPool2d``)."""
+    """TinyNet built from visionzoo's own operators (``visionzoo.ops.Conv2d``/``MaxPool2d``), with the
+    models' dropout (``make_dropout``) before the classifier when ``drop_rate`` > 0."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, drop_rate: float = 0.0):
         nn.Cell.__init__(self)
+        from visionzoo.models.layers import make_dropout
         from visionzoo.ops import Conv2d, MaxPool2d
 
         def block(cin, cout):
             return [Conv2d(cin, cout, 3, pad_mode="same", has_bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
                     MaxPool2d(2, 2)]
         self.features = nn.SequentialCell(*block(in_channels, 16), *block(16, 32))
+        self.dropout = make_dropout(drop_rate)
         self.classifier = nn.Dense(32, num_classes)
 
+    def forward_head(self, x, pre_logits: bool = False):
+        x = self.dropout(x.mean((2, 3)))
+        return x if pre_logits else self.classifier(x)
 
 if not is_model("vz_tiny_ops"):
     register_model(lambda pretrained=False, num_classes=10, in_channels=3, **kw: TinyOpsNet(num_classes, in_channels,

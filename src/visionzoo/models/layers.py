@@ -10,11 +10,12 @@ from typing import Callable, Sequence, Tuple, Union
 
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
+from mindspore.common.seed import _get_graph_seed
 
 from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 
-__all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "make_dropout", "conv_initializer",
+__all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "Dropout", "make_dropout", "conv_initializer",
            "dense_initializer", "dense", "sync_parameter_names", "check_out_indices", "freeze_all_but",
            "under_prefixes", "INIT_MODES"]
 
@@ -92,11 +93,45 @@ def freeze_all_but(model: nn.Cell, prefixes: Sequence[str]) -> None:
             param.requires_grad = False
 
 
+class Dropout(nn.Cell):
+    """Inverted dropout (as :class:`mindspore.nn.Dropout`: in training, each element is zeroed with
+    probability ``p`` and the rest scaled by ``1 / (1 - p)``; the identity in eval mode) whose masks are
+    reproducible: the same seed gives the same masks in every run.
+
+    ``nn.Dropout``'s CPU kernel does not: with the same ``mindspore.set_seed``, its masks differ from
+    run to run whenever other work competes for the cores (measured on MindSpore 2.10: 30 calls of one
+    ``nn.Dropout`` in graph mode hash differently in each of three runs on a loaded machine, and every
+    training run with the fast convolution differed from the next; ``UniformReal`` with the same seeds
+    does not). Here the mask comes from ``UniformReal``, seeded like ``nn.Dropout`` from the global and
+    per-op seeds, so ``mindspore.set_seed`` governs it the same way.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 < p < 1.0:
+            raise ModelError(f"drop rate must be in (0, 1), got {p}")
+        self.p = float(p)
+        seed0, seed1 = _get_graph_seed(0, "dropout")
+        self.uniform = ops.UniformReal(seed=seed0, seed2=seed1)
+        self.keep_prob = 1.0 - self.p
+        self.scale = 1.0 / self.keep_prob
+
+    def construct(self, x):
+        if not self.training:
+            return x
+        keep = ops.cast(self.uniform(x.shape) < self.keep_prob, x.dtype)
+        return x * keep * ops.cast(self.scale, x.dtype)
+
+    def extend_repr(self):
+        return f"p={self.p}"
+
+
 def make_dropout(p: float) -> nn.Cell:
-    """Dropout with drop probability ``p``; an identity when ``p`` is 0 (no random op at all)."""
+    """Dropout with drop probability ``p`` (:class:`Dropout`); an identity when ``p`` is 0 (no random op
+    at all)."""
     if not 0.0 <= p < 1.0:
         raise ModelError(f"drop rate must be in [0, 1), got {p}")
-    return nn.Dropout(p=p) if p > 0 else nn.Identity()
+    return Dropout(p) if p > 0 else nn.Identity()
 
 
 class ConvNormAct(nn.Cell):
