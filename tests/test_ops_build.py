@@ -141,9 +141,10 @@ def test_prebuild_command_fails_with_one_line(tmp_path, cache):
     assert "fatal error: no headers" in lines[0]
 
 
-# Tunes one convolution geometry, then reports its kernel's choice for it before and after.
+# Tunes one convolution geometry, then reports its kernel's choice for it before and after, and a hash
+# of the 15 calls' outputs.
 _TUNE = """
-import ctypes, json, numpy as np, mindspore as ms, visionzoo
+import ctypes, hashlib, json, numpy as np, mindspore as ms, visionzoo
 from visionzoo import runtime
 from visionzoo.ops.conv import Conv2d, build_conv_kernels
 ms.set_context(mode=ms.PYNATIVE_MODE)
@@ -155,17 +156,21 @@ g = [np.array(v, dtype=d) for v, d in (((4, 5, 11, 11), np.int64), ((7, 5, 3, 3)
                                        ((4, 7, 6, 6), np.int64), ((2, 2, 1, 1, 1, 1), np.int32))]
 ptrs = [a.ctypes.data_as(ctypes.c_void_p) for a in g]
 before = lib.VzConvChosenCandidate(1, *ptrs)
-x = ms.Tensor(np.ones((4, 5, 11, 11), np.float32))
+ms.set_seed(0)
+conv.weight.set_data(ms.Tensor(np.random.default_rng(1).standard_normal((7, 5, 3, 3)).astype(np.float32)))
+x = ms.Tensor(np.random.default_rng(2).standard_normal((4, 5, 11, 11)).astype(np.float32))
+outputs = hashlib.md5()
 for _ in range(15):
-    conv(x)
-print("CHOICE", json.dumps([before, lib.VzConvChosenCandidate(1, *ptrs)]))
+    outputs.update(conv(x).asnumpy().tobytes())
+print("CHOICE", json.dumps([before, lib.VzConvChosenCandidate(1, *ptrs), outputs.hexdigest()]))
 """
 
 
 def test_prebuild_then_tuning_choices_persist(cache):
     """The prebuild command builds everything into an empty cache; a tuned choice is saved at exit and the
-    next process starts with it (same host, ISA and threads), so timings cannot change it between runs;
-    ``clear`` forgets everything."""
+    next process starts with it (same host, ISA and threads), so timings cannot change it between runs
+    and the run that tuned computed the same outputs, bit for bit, as the one that did not; ``clear``
+    forgets everything."""
     built = _ops_cli(["build"], cache)
     assert built.returncode == 0, built.stderr[-2000:]
     assert "convolution kernels:" in built.stdout and "max pooling kernels:" in built.stdout
@@ -176,7 +181,8 @@ def test_prebuild_then_tuning_choices_persist(cache):
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(json.loads(proc.stdout.split("CHOICE ")[1]))
     assert runs[0][0] == -1 and runs[0][1] >= 0  # tuned from scratch
-    assert runs[1] == [runs[0][1], runs[0][1]]  # started with the saved choice
+    assert runs[1][:2] == [runs[0][1], runs[0][1]]  # started with the saved choice
+    assert runs[1][2] == runs[0][2]  # the tuning run's outputs were the kept formulation's
     stores = glob.glob(os.path.join(cache, "conv2d_cpu_*.tuning.json"))
     assert len(stores) == 1
     cleared = _ops_cli(["clear"], cache)

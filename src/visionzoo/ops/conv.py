@@ -13,8 +13,8 @@ from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM 
 every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), on some layers splitting the
 batch between threads beats one primitive threaded by oneDNN, and the weight gradient of small images is
 fastest as one GEMM over many images; so each geometry and direction times its formulations (four, five
-for the weight gradient) over its first few calls, one per call, each three times, and keeps the
-fastest (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices
+for the weight gradient) in its first call, on that call's operands, each three times, and keeps the
+fastest, which also computes that first result (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices
 are kept per (geometry, ISA, thread count) in the cache directory and reused by later runs, so that a
 noisy machine's timing cannot make two runs differ (``python -m visionzoo.ops clear`` forgets them;
 ``VISIONZOO_CONV_TUNING=fresh`` tunes without reading or writing them).
@@ -176,8 +176,8 @@ class _TuningStore:
 
 def tuning_pending() -> int:
     """How many convolution geometries and directions this process has started tuning and not finished
-    (0 when the kernels are not in use). Tuning runs one candidate formulation per call over a layer's
-    first few calls (docs/performance.md); benchmarks warm up until this is 0."""
+    (0 when the kernels are not in use). A geometry tunes inside its first call (docs/performance.md), so
+    this is 0 between calls; benchmarks warm up until it is 0."""
     lib = build_conv_kernels() if runtime.fast_conv_enabled() else None
     return int(ctypes.CDLL(lib).VzConvTuning()) if lib else 0
 

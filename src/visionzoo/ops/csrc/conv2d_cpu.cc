@@ -672,13 +672,14 @@ bool BatchGemmBackwardWeights(const Key &k, const float *x, const float *dy, flo
 // direct kernels; what PyTorch asks for) or plain NCHW/OIHW (im2col + GEMM; what MindSpore's Conv2D asks
 // for). Threading: one primitive run by all threads, or the batch split between threads (RunSplit).
 // None wins everywhere (a 3-channel 7x7/2 stem's backward data is fastest as GEMM, some of VGG's layers
-// when split), so each geometry and direction tunes itself, as cuDNN-style "benchmark" modes do, but
-// spread over its first calls instead of timing every candidate inside the first one: each call runs
-// one candidate (they all compute the same result, to float32 rounding) and times it, rounds go on
-// until every remaining candidate has kRounds timings (kShortRounds when all are short, being noisier),
-// a candidate slower than kDropRatio x the best so far leaves after a round, and the one with the best
-// timing is kept for the rest of the process. Repeated, interleaved timings resist the noise of a
-// shared machine better than one run each, and the first training step costs one run, not four.
+// when split), so each geometry and direction tunes itself in its first call, as cuDNN-style "benchmark"
+// modes do: that call runs the candidates (they all compute the same result, to float32 rounding) on its
+// own operands one after another, round after round, timing each, until every remaining candidate has
+// kRounds timings (kShortRounds when all are short, being noisier); a candidate slower than kDropRatio x
+// the best so far leaves after a round, and the one with the best timing computes that call's result and
+// every later one. Repeated, interleaved timings resist the noise of a shared machine better than one
+// run each. Every result of a process thus comes from the formulation it keeps, so a run that tunes and
+// a later run that starts with the persisted choice (VzConvPresetChoice) compute bit-identical results.
 //
 // Backward weights has a fifth candidate, BatchGemmBackwardWeights: oneDNN's GEMM formulation runs one
 // GEMM per image, whose inner dimension is that image's output pixels: 4 or 16 on VGG's last layers at
@@ -703,7 +704,7 @@ struct Candidates {
   bool active[kCandidates] = {false, false, false, false, false};
   int timings[kCandidates] = {0, 0, 0, 0, 0};
   double best[kCandidates] = {1e300, 1e300, 1e300, 1e300, 1e300};
-  std::atomic<int> calls{0};  // tuning calls so far
+  std::atomic<int> calls{0};  // tuning runs so far
 };
 
 // Built once per key (JIT compilation is the expensive part) and kept for the process. The split
@@ -825,25 +826,29 @@ bool RunTuned(Candidates *c, void *in0, void *in1, void *out, const void *bias) 
   if (chosen >= 0) return RunCandidate(c, chosen, in0, in1, out, bias);
   std::lock_guard<std::mutex> lock(c->tune);
   if (c->chosen.load() >= 0) return RunCandidate(c, c->chosen.load(), in0, in1, out, bias);  // chosen meanwhile
-  // not chosen yet, so more timings are due: the previous call's NextCandidate would have ended tuning
-  const int i = NextCandidate(c);
-  Touch(c, i);
-  const auto t0 = std::chrono::steady_clock::now();
-  if (!RunCandidate(c, i, in0, in1, out, bias)) return false;
-  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  c->best[i] = std::min(c->best[i], dt);
-  ++c->timings[i];
-  ++c->calls;
-  // after each round, candidates far behind the best so far stop being tried
-  bool round_done = true;
-  double best = 1e300;
-  for (int j = 0; j < kCandidates; ++j)
-    if (c->active[j]) round_done = round_done && c->timings[j] >= c->timings[i], best = std::min(best, c->best[j]);
-  if (round_done)
+  // This geometry's first call: time the candidates on its own operands, round after round, until one is
+  // chosen; then this call's result is the chosen candidate's, as every later call's will be.
+  int last = -1;
+  for (int i = NextCandidate(c); c->chosen.load() < 0; i = NextCandidate(c)) {
+    Touch(c, i);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!RunCandidate(c, i, in0, in1, out, bias)) return false;
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    c->best[i] = std::min(c->best[i], dt);
+    ++c->timings[i];
+    ++c->calls;
+    last = i;
+    // after each round, candidates far behind the best so far stop being tried
+    bool round_done = true;
+    double best = 1e300;
     for (int j = 0; j < kCandidates; ++j)
-      if (c->active[j] && c->best[j] > kDropRatio * best) c->active[j] = false;
-  NextCandidate(c);  // ends tuning once the last timing is in
-  return true;
+      if (c->active[j]) round_done = round_done && c->timings[j] >= c->timings[i], best = std::min(best, c->best[j]);
+    if (round_done)
+      for (int j = 0; j < kCandidates; ++j)
+        if (c->active[j] && c->best[j] > kDropRatio * best) c->active[j] = false;
+  }
+  const int kept = c->chosen.load();
+  return kept == last || RunCandidate(c, kept, in0, in1, out, bias);
 }
 
 Key MakeKey(int kind, const int64_t *x, const int64_t *w, const int64_t *y, const int32_t *p) {
