@@ -25,8 +25,10 @@ MindCV ``Model.train`` call / visionzoo's ``Trainer.fit``, both including per-ep
 graph compilation), plus the process wall time. Output: one JSON line per run and a summary, also
 written to ``--out`` (JSON) with the host class and machine load.
 
-Usage: ``PYTHONPATH=src python benchmarks/bench_mindcv_fidelity.py [--runs 3] [--systems mindcv,visionzoo]
-[--out benchmarks/results/mindcv_fidelity.json]``
+Usage: ``PYTHONPATH=src python benchmarks/bench_mindcv_fidelity.py [--runs 3] [--seeds 42,1,2]
+[--systems mindcv,visionzoo] [--out benchmarks/results/mindcv_fidelity.json]``. With several seeds the
+summary also gives each system's top-1 mean and spread over them (this 5-epoch recipe's final top-1
+moves by many points with the random draws alone).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,7 +84,7 @@ def host_info() -> Dict[str, Any]:
             "load_average": list(os.getloadavg()), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
-def run_mindcv(data_dir: str, workdir: str) -> Dict[str, Any]:
+def run_mindcv(data_dir: str, workdir: str, seed: int) -> Dict[str, Any]:
     """One MindCV training run in this process, the way MindCV 0.3.0's train.py composes its factories."""
     import mindspore as ms
     from mindspore.train import Callback, FixedLossScaleManager, Model
@@ -93,7 +96,7 @@ def run_mindcv(data_dir: str, workdir: str) -> Dict[str, Any]:
     from mindcv.scheduler import create_scheduler
     from mindcv.utils import get_metrics, set_seed
 
-    a = dict(MINDCV_DEFAULTS, **RECIPE, data_dir=data_dir)
+    a = dict(MINDCV_DEFAULTS, **RECIPE, data_dir=data_dir, seed=seed)
     ms.set_context(mode=a["mode"])
     set_seed(a["seed"])
     train = create_dataset(name=a["dataset"], root=data_dir, split=a["train_split"], shuffle=a["shuffle"],
@@ -143,13 +146,13 @@ def run_mindcv(data_dir: str, workdir: str) -> Dict[str, Any]:
     return {"system": "mindcv", "val_top1": epochs[-1]["val_top1"], "train_seconds": seconds, "epochs": epochs}
 
 
-def run_visionzoo(data_dir: str, workdir: str, env: Dict[str, str]) -> Dict[str, Any]:
+def run_visionzoo(data_dir: str, workdir: str, env: Dict[str, str], seed: int) -> Dict[str, Any]:
     """One visionzoo run: ``train.py -c <recipe>`` in a fresh process; top-1 from its metrics log."""
     import yaml
 
     recipe = os.path.join(workdir, "recipe.yaml")
     with open(recipe, "w", encoding="utf-8") as f:
-        yaml.safe_dump(dict(RECIPE, data_dir=data_dir), f)
+        yaml.safe_dump(dict(RECIPE, data_dir=data_dir, seed=seed), f)
     ckpt = os.path.join(workdir, "ckpt")
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "-c", recipe, "--ckpt_save_dir", ckpt],
@@ -175,15 +178,26 @@ _CONTROLLED = ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_CONV_TUNING", "VISIONZOO_FAST_CO
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=3, help="runs of each system per seed")
+    p.add_argument("--seeds", default=str(MINDCV_DEFAULTS["seed"]),
+                   help="comma list of seeds (the recipe's `seed`; default MindCV's 42): each seed is run --runs "
+                        "times by every system, and the summary gives each system's top-1 mean and spread over "
+                        "the seeds")
     p.add_argument("--systems", default="mindcv,mindcv_avx2,visionzoo,visionzoo_det",
                    help="comma list of: " + ", ".join(SYSTEM_ENV))
     p.add_argument("--data_dir", default=os.path.join(tempfile.gettempdir(), "visionzoo_digits_folder32"))
     p.add_argument("--out", default=os.path.join(HERE, "results", "mindcv_fidelity.json"))
     p.add_argument("--child", default="", help=argparse.SUPPRESS)  # internal: one MindCV run in this process
+    p.add_argument("--child_seed", type=int, default=MINDCV_DEFAULTS["seed"], help=argparse.SUPPRESS)
     args = p.parse_args()
+    try:
+        seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    except ValueError:
+        p.error(f"--seeds must be a comma list of integers, got {args.seeds!r}")
+    if not seeds or args.runs < 1:
+        p.error("need at least one seed and --runs >= 1")
     if args.child:
-        result = run_mindcv(args.data_dir, args.child)
+        result = run_mindcv(args.data_dir, args.child, args.child_seed)
         sys.stdout.write("RESULT " + json.dumps(result) + "\n")
         return
     sys.path.insert(0, os.path.join(ROOT, "src"))
@@ -200,22 +214,23 @@ def main() -> None:
     unknown = [s for s in systems if s not in SYSTEM_ENV]
     if unknown:
         p.error(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEM_ENV)}")
-    for i in range(args.runs):
+    for seed, i in [(seed, i) for seed in seeds for i in range(args.runs)]:
         for system in systems:  # interleaved, so a change in machine load hits every system
             env = dict(base, **SYSTEM_ENV[system])
             with tempfile.TemporaryDirectory() as work:
                 t0 = time.perf_counter()
                 if system.startswith("mindcv"):
                     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", work,
-                                           "--data_dir", args.data_dir], env=env, capture_output=True, text=True)
+                                           "--child_seed", str(seed), "--data_dir", args.data_dir],
+                                          env=env, capture_output=True, text=True)
                     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                     if proc.returncode != 0 or not line:
                         raise RuntimeError(f"mindcv run failed ({proc.returncode}): {proc.stderr[-2000:]}")
                     result = json.loads(line[-1][len("RESULT "):])
                     result["process_seconds"] = time.perf_counter() - t0
                 else:
-                    result = run_visionzoo(args.data_dir, work, env)
-            result.update(system=system, run=i + 1, load_average=list(os.getloadavg()))
+                    result = run_visionzoo(args.data_dir, work, env, seed)
+            result.update(system=system, seed=seed, run=i + 1, load_average=list(os.getloadavg()))
             results.append(result)
             sys.stdout.write(json.dumps(result) + "\n")
             sys.stdout.flush()
@@ -224,6 +239,11 @@ def main() -> None:
         mine = [r for r in results if r["system"] == system]
         summary[system] = {"val_top1": [r["val_top1"] for r in mine],
                            "train_seconds": [round(r["train_seconds"], 1) for r in mine]}
+        if len(seeds) > 1:  # first run of each seed: the spread over seeds, the recipe's own variance
+            firsts = [100 * r["val_top1"] for r in mine if r["run"] == 1]
+            summary[system]["top1_over_seeds"] = {"seeds": seeds, "mean": round(statistics.mean(firsts), 2),
+                                                  "stdev": round(statistics.stdev(firsts), 2),
+                                                  "min": round(min(firsts), 2), "max": round(max(firsts), 2)}
     for mine in ("visionzoo", "visionzoo_det"):
         for theirs in ("mindcv", "mindcv_avx2"):
             if {mine, theirs} <= set(summary):
@@ -232,10 +252,14 @@ def main() -> None:
                     round(100 * (b - a), 2) for a, b in zip(m["val_top1"], v["val_top1"])]
                 summary[f"time_ratio_{mine}_over_{theirs}"] = [
                     round(b / a, 3) for a, b in zip(m["train_seconds"], v["train_seconds"])]
-    det = [r for r in results if r["system"] == "visionzoo_det"]
-    if len(det) >= 2:  # bit for bit: every epoch's training loss and top-1 identical across runs
-        trace = [[(e["train_loss"], e["val_top1"]) for e in r["epochs"]] for r in det]
-        summary["visionzoo_det_identical_runs"] = all(t == trace[0] for t in trace)
+    for system in ("visionzoo", "visionzoo_det"):
+        if system in systems and args.runs >= 2:  # bit for bit: every epoch's loss and top-1, per seed
+            same = True
+            for seed in seeds:
+                trace = [[(e["train_loss"], e["val_top1"]) for e in r["epochs"]]
+                         for r in results if r["system"] == system and r["seed"] == seed]
+                same = same and all(t == trace[0] for t in trace)
+            summary[f"{system}_identical_runs"] = same
     info["load_average_end"] = list(os.getloadavg())
     out = {"recipe": RECIPE, "host": info, "runs": results, "summary": summary,
            "system_env": {s: SYSTEM_ENV[s] for s in systems}}

