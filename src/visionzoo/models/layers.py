@@ -99,10 +99,10 @@ class Dropout(nn.Cell):
     reproducible: the same seed gives the same masks in every run.
 
     ``nn.Dropout``'s CPU kernel does not: with the same ``mindspore.set_seed``, its masks differ from
-    run to run whenever other work competes for the cores (measured on MindSpore 2.10: 30 calls of one
-    ``nn.Dropout`` in graph mode hash differently in each of three runs on a loaded machine, and every
-    training run with the fast convolution differed from the next; ``UniformReal`` with the same seeds
-    does not). Here the mask comes from ``UniformReal``, seeded like ``nn.Dropout`` from the global and
+    run to run, most often when other work competes for the cores (measured on MindSpore 2.10 with
+    benchmarks/dropout_under_load.py: 30 masks of one ``nn.Dropout`` in graph mode hashed 2 ways in 3
+    quiet runs and 3 ways in 3 loaded ones, and every training run with the fast convolution differed
+    from the next; ``UniformReal`` with the same seeds gave one hash in all six). Here the mask comes from ``UniformReal``, seeded like ``nn.Dropout`` from the global and
     per-op seeds, so ``mindspore.set_seed`` governs it the same way.
     """
 
