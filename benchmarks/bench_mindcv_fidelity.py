@@ -254,12 +254,9 @@ def main() -> None:
                     round(b / a, 3) for a, b in zip(m["train_seconds"], v["train_seconds"])]
     for system in ("visionzoo", "visionzoo_det"):
         if system in systems and args.runs >= 2:  # bit for bit: every epoch's loss and top-1, per seed
-            same = True
-            for seed in seeds:
-                trace = [[(e["train_loss"], e["val_top1"]) for e in r["epochs"]]
-                         for r in results if r["system"] == system and r["seed"] == seed]
-                same = same and all(t == trace[0] for t in trace)
-            summary[f"{system}_identical_runs"] = same
+            traces = [[[(e["train_loss"], e["val_top1"]) for e in r["epochs"]]
+                       for r in results if r["system"] == system and r["seed"] == seed] for seed in seeds]
+            summary[f"{system}_identical_runs"] = all(t == runs[0] for runs in traces for t in runs)
     info["load_average_end"] = list(os.getloadavg())
     out = {"recipe": RECIPE, "host": info, "runs": results, "summary": summary,
            "system_env": {s: SYSTEM_ENV[s] for s in systems}}

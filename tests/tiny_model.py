@@ -7,9 +7,13 @@ Importing this module registers ``vz_tiny_test`` (a conv-BN-ReLU net, ~7k parame
 from mindspore import nn
 
 from visionzoo import is_model, register_model
+from visionzoo.models.layers import make_dropout
 
 
 class TinyNet(nn.Cell):
+    """conv-[BN-]ReLU-pool twice, global average, the models' dropout (``make_dropout``: none at
+    ``drop_rate`` 0), a dense head."""
+
     def __init__(self, num_classes: int = 10, in_channels: int = 3, batch_norm: bool = True, drop_rate: float = 0.0):
         super().__init__()
         def block(cin, cout):
@@ -18,6 +22,7 @@ class TinyNet(nn.Cell):
                 layers.append(nn.BatchNorm2d(cout))
             return layers + [nn.ReLU(), nn.MaxPool2d(2, 2)]
         self.features = nn.SequentialCell(*block(in_channels, 16), *block(16, 32))
+        self.dropout = make_dropout(drop_rate)
         self.classifier = nn.Dense(32, num_classes)
 
     #: the head (what backbone_lr_scale leaves at the full lr), as the real models declare it
@@ -27,7 +32,7 @@ class TinyNet(nn.Cell):
         return self.features(x)
 
     def forward_head(self, x, pre_logits: bool = False):
-        x = x.mean((2, 3))
+        x = self.dropout(x.mean((2, 3)))
         return x if pre_logits else self.classifier(x)
 
     def construct(self, x):
@@ -46,12 +51,10 @@ for _name, _bn in (("vz_tiny_test", True), ("vz_tiny_plain", False)):
 
 
 class TinyOpsNet(TinyNet):
-    """TinyNet built from visionzoo's own operators (``visionzoo.ops.Conv2d``/``MaxPool2d``), with the
-    models' dropout (``make_dropout``) before the classifier when ``drop_rate`` > 0."""
+    """TinyNet built from visionzoo's own operators (``visionzoo.ops.Conv2d``/``MaxPool2d``)."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, drop_rate: float = 0.0):
         nn.Cell.__init__(self)
-        from visionzoo.models.layers import make_dropout
         from visionzoo.ops import Conv2d, MaxPool2d
 
         def block(cin, cout):
@@ -61,9 +64,6 @@ class TinyOpsNet(TinyNet):
         self.dropout = make_dropout(drop_rate)
         self.classifier = nn.Dense(32, num_classes)
 
-    def forward_head(self, x, pre_logits: bool = False):
-        x = self.dropout(x.mean((2, 3)))
-        return x if pre_logits else self.classifier(x)
 
 if not is_model("vz_tiny_ops"):
     register_model(lambda pretrained=False, num_classes=10, in_channels=3, **kw: TinyOpsNet(num_classes, in_channels,

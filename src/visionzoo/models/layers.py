@@ -15,9 +15,9 @@ from mindspore.common.seed import _get_graph_seed
 from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 
-__all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "Dropout", "make_dropout", "conv_initializer",
-           "dense_initializer", "dense", "sync_parameter_names", "check_out_indices", "freeze_all_but",
-           "under_prefixes", "INIT_MODES"]
+__all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "Dropout", "make_dropout",
+           "conv_initializer", "dense_initializer", "dense", "sync_parameter_names", "check_out_indices",
+           "freeze_all_but", "under_prefixes", "INIT_MODES"]
 
 Init = Union[str, init.Initializer, None]
 
@@ -102,8 +102,9 @@ class Dropout(nn.Cell):
     run to run, most often when other work competes for the cores (measured on MindSpore 2.10 with
     benchmarks/dropout_under_load.py: 30 masks of one ``nn.Dropout`` in graph mode hashed 2 ways in 3
     quiet runs and 3 ways in 3 loaded ones, and every training run with the fast convolution differed
-    from the next; ``UniformReal`` with the same seeds gave one hash in all six). Here the mask comes from ``UniformReal``, seeded like ``nn.Dropout`` from the global and
-    per-op seeds, so ``mindspore.set_seed`` governs it the same way.
+    from the next; ``UniformReal`` with the same seeds gave one hash in all six). Here the mask comes
+    from ``UniformReal``, seeded like ``nn.Dropout`` from the global and per-op seeds, so
+    ``mindspore.set_seed`` governs it the same way.
     """
 
     def __init__(self, p: float) -> None:
