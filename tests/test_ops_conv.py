@@ -100,8 +100,8 @@ def test_each_candidate_matches_nn(kwargs, shape, candidate):
     layouts / plain NCHW, one primitive on all threads / the batch split between threads) and, for the
     weight gradient, a GEMM over the whole batch; each must be right, whichever a machine's timing picks.
     An odd batch cannot be split: there the split candidates fall back to the unsplit one of the same
-    layout; the batch GEMM exists only for the weight gradient (the other directions fall back to the
-    blocked formulation)."""
+    layout; the batch GEMM exists only for the weight gradient (the training forward and the backward
+    data fall back to the blocked formulation; eval mode has its own fifth, tested below)."""
     lib = ctypes.CDLL(build_conv_kernels())
     previous = lib.VzConvForceCandidate(candidate)
     try:
@@ -109,6 +109,20 @@ def test_each_candidate_matches_nn(kwargs, shape, candidate):
     finally:
         lib.VzConvForceCandidate(previous)
     assert previous == -1  # tuning is the default
+
+
+@pytest.mark.parametrize("candidate", [0, 4], ids=["training-kind-blocked", "inference-kind"])
+@pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
+def test_each_eval_candidate_matches_nn(kwargs, shape, candidate):
+    """In eval mode the blocked formulation runs a forward_training primitive (oneDNN's direct kernel on
+    channel-blocked tensors, as PyTorch runs it) and a fifth candidate oneDNN's forward_inference choice
+    (brgemm on NHWC at the AVX-512 level); both must be right, outputs and input gradients."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    previous = lib.VzConvForceCandidate(candidate)
+    try:
+        test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=False)
+    finally:
+        lib.VzConvForceCandidate(previous)
 
 
 @pytest.mark.parametrize("kwargs,shape", [CONFIGS[1], CONFIGS[5], CONFIGS[8]], ids=["stem", "vgg", "asymmetric"])
@@ -148,7 +162,7 @@ def test_tuning_chooses_in_the_first_call_whose_result_is_the_chosen_formulation
     first = conv(x).asnumpy()
     _close(first, want, "the tuning call's output")
     chosen = lib.VzConvChosenCandidate(inference, *pointers)
-    assert chosen in (0, 1, 2, 3)  # inference: no batch GEMM (weight gradient only)
+    assert chosen in (0, 1, 2, 3, 4)  # inference: four formulations and oneDNN's forward_inference choice
     assert lib.VzConvTuning() == 0  # nothing left half-tuned between calls
     previous = lib.VzConvForceCandidate(chosen)
     try:

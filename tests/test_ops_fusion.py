@@ -69,6 +69,30 @@ def test_fused_eval_equals_the_layers_one_by_one(mode, name, kwargs, size):
     assert not np.array_equal(fused, np.zeros_like(fused))
 
 
+@pytest.mark.parametrize("candidate", [0, 2, 4], ids=["blocked", "blocked-split", "inference-kind"])
+def test_each_fused_formulation_equals_the_layers_one_by_one(candidate):
+    """The fused call's formulations (forward_training primitives, blocked, whole batch or split, and
+    oneDNN's forward_inference choice) each equal the layers run one by one."""
+    import ctypes
+    from visionzoo.ops.conv import build_conv_kernels
+    net = _fast_model("vgg11_bn_cifar", num_classes=10)
+    _randomise_batch_norms(net, seed=2)
+    net.set_train(False)
+    x = Tensor(np.random.default_rng(3).normal(0, 1, (4, 3, 32, 32)).astype(np.float32))
+    assert set_eval_fusion(net, False) == 0
+    unfused = net(x).asnumpy()
+    assert set_eval_fusion(net, True) > 0
+    lib = ctypes.CDLL(build_conv_kernels())
+    previous = lib.VzConvForceCandidate(candidate)
+    try:
+        fused = net(x).asnumpy()
+    finally:
+        lib.VzConvForceCandidate(previous)
+    scale = float(np.abs(unfused).max())
+    assert scale > 0
+    np.testing.assert_allclose(fused, unfused, rtol=0, atol=1e-5 * scale)
+
+
 def test_fusion_changes_no_parameter_name_and_training_is_unfused():
     plain = _fast_model("vgg11_bn_cifar", num_classes=10)
     names = [p.name for p in plain.get_parameters()]

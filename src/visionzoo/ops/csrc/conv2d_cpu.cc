@@ -448,7 +448,13 @@ bool SkipReference(dnnl_primitive_desc_t pd) {
 }
 
 // Builds the primitive for key k with every tensor in `layout`: kTagAny (oneDNN chooses) or kTagAbcd.
-bool Build(Conv *c, const Key &k, int layout) {
+// Eval-mode kinds use a forward_training primitive, as PyTorch does (the same convolution: the kind only
+// tells oneDNN whether a backward pass may follow), unless `inference_kind`: for forward_inference with
+// "any" layouts oneDNN 3.10 at the AVX-512 level picks its brgemm kernel on NHWC tensors
+// ("brg_conv_fwd", acdb) instead of the direct kernel on channel-blocked ones ("jit:avx512_core",
+// nChw16c), which was slower on VGG's layers (0.57 s vs 0.42-0.49 s for vgg16_bn_cifar's eval forward at
+// batch 128) and is kept as a fifth candidate of the eval kinds (GetCandidates).
+bool Build(Conv *c, const Key &k, int layout, bool inference_kind = false) {
   const int kind = std::get<0>(k);
   const dnnl_dims_t src = {std::get<1>(k), std::get<2>(k), std::get<3>(k), std::get<4>(k)};
   const dnnl_dims_t wei = {std::get<5>(k), std::get<2>(k), std::get<6>(k), std::get<7>(k)};
@@ -462,7 +468,7 @@ bool Build(Conv *c, const Key &k, int layout) {
             dnnl_memory_desc_create_with_tag(&wei_md, 4, wei, kF32, layout) == 0 &&
             dnnl_memory_desc_create_with_tag(&dst_md, 4, dst, kF32, layout) == 0;
   dnnl_primitive_desc_t fwd = nullptr;
-  const int prop = IsInference(kind) ? kForwardInference : kForwardTraining;
+  const int prop = inference_kind ? kForwardInference : kForwardTraining;
   if (ok && HasBias(kind)) {
     const dnnl_dims_t bias = {std::get<5>(k)};
     ok = dnnl_memory_desc_create_with_tag(&c->bias_md, 1, bias, kF32, kTagA) == 0;
@@ -681,13 +687,16 @@ bool BatchGemmBackwardWeights(const Key &k, const float *x, const float *dy, flo
 // run each. Every result of a process thus comes from the formulation it keeps, so a run that tunes and
 // a later run that starts with the persisted choice (VzConvPresetChoice) compute bit-identical results.
 //
+// The eval-mode kinds have a fifth candidate: oneDNN's own choice for a forward_inference primitive
+// (brgemm on NHWC at the AVX-512 level; the four others use forward_training primitives, see Build).
+//
 // Backward weights has a fifth candidate, BatchGemmBackwardWeights: oneDNN's GEMM formulation runs one
 // GEMM per image, whose inner dimension is that image's output pixels: 4 or 16 on VGG's last layers at
 // 32x32 input, far too few to run a GEMM near peak (0.08 s for 2.4 GFLOP there). Gathering many images
 // first makes one GEMM with (images x OH*OW) inner products, as many images at a time as fit in
 // g_max_column_bytes (64 MiB) of im2col columns.
 constexpr int kCandidates = 5;
-constexpr int kBatchGemm = 4;
+constexpr int kFifth = 4;  // BatchGemmBackwardWeights, or the eval kinds' forward_inference primitive
 constexpr int kLayout[kCandidates] = {kTagAny, kTagAbcd, kTagAny, kTagAbcd, kTagAbcd};
 constexpr bool kSplit[kCandidates] = {false, false, true, true, false};
 constexpr int kRounds = 3, kShortRounds = 3;  // timings per candidate (best of): 3 resists a noisy machine
@@ -732,8 +741,8 @@ Candidates *GetCandidates(const Key &key) {
   const bool serial_ok = c->parts > 1 && dnnl_threadpool_interop_get_max_concurrency(&concurrency) == 0;
   bool any = false;
   for (int i = 0; i < kCandidates; ++i) {
-    if (i == kBatchGemm) {
-      c->built[i] = c->kind == kBackwardWeights;
+    if (i == kFifth) {
+      c->built[i] = c->kind == kBackwardWeights || (IsInference(c->kind) && Build(&c->conv[i], key, kTagAny, true));
     } else if (kSplit[i]) {
       if (!serial_ok) continue;
       dnnl_threadpool_interop_set_max_concurrency(1);  // a per-thread setting, for primitive creation
@@ -761,7 +770,7 @@ Candidates *GetCandidates(const Key &key) {
 std::atomic<int> g_force{-1};
 
 bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out, const void *bias) {
-  if (i == kBatchGemm)
+  if (i == kFifth && c->kind == kBackwardWeights)
     return BatchGemmBackwardWeights(c->key, static_cast<const float *>(in0), static_cast<const float *>(in1),
                                     static_cast<float *>(out));
   return kSplit[i] ? RunSplit(c->conv[i], c->kind, c->parts, in0, in1, out, bias)
@@ -771,7 +780,7 @@ bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out, const v
 // Grows the scratch buffers candidate i needs, on every thread that will use them, and faults their pages
 // in, so that tuning does not time page faults (nothing to do once they are large enough).
 void Touch(Candidates *c, int i) {
-  if (i == kBatchGemm) {
+  if (i == kFifth && c->kind == kBackwardWeights) {
     const auto bytes = BatchGemmBufferBytes(c->key);
     ScratchBuffer(kColumns).Touch(bytes.first);
     ScratchBuffer(kTransposed).Touch(bytes.second);
@@ -1025,8 +1034,8 @@ extern "C" int VzConvThreads() { return omp_get_max_threads(); }
 
 // Tests and measurements: -1 lets each geometry keep the fastest candidate (default); 0 always uses
 // oneDNN-chosen (blocked) layouts, 1 always plain NCHW/OIHW, 2 and 3 the same with the batch split
-// between threads, 4 the whole-batch GEMM for backward weights (see RunTuned for the fallbacks where a
-// candidate does not exist). Returns the previous setting.
+// between threads, 4 the whole-batch GEMM for backward weights and the forward_inference primitive for the
+// eval kinds (see RunTuned for the fallbacks where a candidate does not exist). Returns the previous setting.
 extern "C" int VzConvForceCandidate(int candidate) { return g_force.exchange(candidate); }
 
 // Tests: the im2col limit of the batch GEMM (bytes; 1 = one image per GEMM). Returns the previous one.
