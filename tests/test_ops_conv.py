@@ -1,4 +1,5 @@
 """visionzoo.ops.Conv2d's CPU fast path against mindspore.nn.Conv2d: outputs, input and weight gradients."""
+import contextlib
 import ctypes
 
 import numpy as np
@@ -92,6 +93,17 @@ def test_fast_conv_matches_nn(mode, kwargs, shape, training):
         assert len(calls) >= 2
 
 
+@contextlib.contextmanager
+def _forced(candidate):
+    """Every convolution runs formulation ``candidate`` inside the block (yields the previous setting)."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    previous = lib.VzConvForceCandidate(candidate)
+    try:
+        yield previous
+    finally:
+        lib.VzConvForceCandidate(previous)
+
+
 @pytest.mark.parametrize("candidate", [0, 1, 2, 3, 4],
                          ids=["blocked", "plain", "blocked-split", "plain-split", "batch-gemm"])
 @pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
@@ -102,12 +114,8 @@ def test_each_candidate_matches_nn(kwargs, shape, candidate):
     An odd batch cannot be split: there the split candidates fall back to the unsplit one of the same
     layout; the batch GEMM exists only for the weight gradient (the training forward and the backward
     data fall back to the blocked formulation; eval mode has its own fifth, tested below)."""
-    lib = ctypes.CDLL(build_conv_kernels())
-    previous = lib.VzConvForceCandidate(candidate)
-    try:
+    with _forced(candidate) as previous:
         test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=True)
-    finally:
-        lib.VzConvForceCandidate(previous)
     assert previous == -1  # tuning is the default
 
 
@@ -117,12 +125,8 @@ def test_each_eval_candidate_matches_nn(kwargs, shape, candidate):
     """In eval mode the blocked formulation runs a forward_training primitive (oneDNN's direct kernel on
     channel-blocked tensors, as PyTorch runs it) and a fifth candidate oneDNN's forward_inference choice
     (brgemm on NHWC at the AVX-512 level); both must be right, outputs and input gradients."""
-    lib = ctypes.CDLL(build_conv_kernels())
-    previous = lib.VzConvForceCandidate(candidate)
-    try:
+    with _forced(candidate):
         test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=False)
-    finally:
-        lib.VzConvForceCandidate(previous)
 
 
 @pytest.mark.parametrize("kwargs,shape", [CONFIGS[1], CONFIGS[5], CONFIGS[8]], ids=["stem", "vgg", "asymmetric"])
