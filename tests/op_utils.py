@@ -1,4 +1,8 @@
-"""Shared by the fast-op tests: a cell whose gradients are a layer's backward pass."""
+"""Shared by the fast-op tests: a cell whose gradients are a layer's backward pass, and a block in which
+every fast convolution runs one formulation."""
+import contextlib
+import ctypes
+
 from mindspore import nn
 
 
@@ -13,3 +17,17 @@ class WeightedSum(nn.Cell):
 
     def construct(self, x, upstream):
         return (self.layer(x) * upstream).sum()
+
+
+@contextlib.contextmanager
+def forced_candidate(candidate):
+    """Every fast convolution runs formulation ``candidate`` inside the block (-1: tuning); yields the
+    setting it replaced, restored afterwards."""
+    from visionzoo.ops.conv import build_conv_kernels
+
+    lib = ctypes.CDLL(build_conv_kernels())
+    previous = lib.VzConvForceCandidate(candidate)
+    try:
+        yield previous
+    finally:
+        lib.VzConvForceCandidate(previous)

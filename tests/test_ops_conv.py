@@ -1,5 +1,4 @@
 """visionzoo.ops.Conv2d's CPU fast path against mindspore.nn.Conv2d: outputs, input and weight gradients."""
-import contextlib
 import ctypes
 
 import numpy as np
@@ -12,7 +11,7 @@ from visionzoo import runtime
 from visionzoo.ops import Conv2d, MaxPool2d, set_fast_ops, standard_ops
 from visionzoo.ops.conv import build_conv_kernels
 
-from op_utils import WeightedSum
+from op_utils import WeightedSum, forced_candidate
 
 pytestmark = pytest.mark.cpu_only("visionzoo's fast convolution is a CPU aot Custom op, used with device_target CPU")
 
@@ -93,17 +92,6 @@ def test_fast_conv_matches_nn(mode, kwargs, shape, training):
         assert len(calls) >= 2
 
 
-@contextlib.contextmanager
-def _forced(candidate):
-    """Every convolution runs formulation ``candidate`` inside the block (yields the previous setting)."""
-    lib = ctypes.CDLL(build_conv_kernels())
-    previous = lib.VzConvForceCandidate(candidate)
-    try:
-        yield previous
-    finally:
-        lib.VzConvForceCandidate(previous)
-
-
 @pytest.mark.parametrize("candidate", [0, 1, 2, 3, 4],
                          ids=["blocked", "plain", "blocked-split", "plain-split", "batch-gemm"])
 @pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
@@ -114,7 +102,7 @@ def test_each_candidate_matches_nn(kwargs, shape, candidate):
     An odd batch cannot be split: there the split candidates fall back to the unsplit one of the same
     layout; the batch GEMM exists only for the weight gradient (the training forward and the backward
     data fall back to the blocked formulation; eval mode has its own fifth, tested below)."""
-    with _forced(candidate) as previous:
+    with forced_candidate(candidate) as previous:
         test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=True)
     assert previous == -1  # tuning is the default
 
@@ -125,7 +113,7 @@ def test_each_eval_candidate_matches_nn(kwargs, shape, candidate):
     """In eval mode the blocked formulation runs a forward_training primitive (oneDNN's direct kernel on
     channel-blocked tensors, as PyTorch runs it) and a fifth candidate oneDNN's forward_inference choice
     (brgemm on NHWC at the AVX-512 level); both must be right, outputs and input gradients."""
-    with _forced(candidate):
+    with forced_candidate(candidate):
         test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=False)
 
 
@@ -136,12 +124,11 @@ def test_batch_gemm_in_groups_of_images_matches_nn(kwargs, shape):
     lib = ctypes.CDLL(build_conv_kernels())
     lib.VzConvMaxColumnBytes.restype = ctypes.c_size_t
     lib.VzConvMaxColumnBytes.argtypes = [ctypes.c_size_t]
-    previous_force = lib.VzConvForceCandidate(4)
     previous_limit = lib.VzConvMaxColumnBytes(1)
     try:
-        test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=True)
+        with forced_candidate(4):
+            test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=True)
     finally:
-        lib.VzConvForceCandidate(previous_force)
         assert lib.VzConvMaxColumnBytes(previous_limit) == 1
     assert previous_limit == 64 << 20
 
@@ -168,11 +155,8 @@ def test_tuning_chooses_in_the_first_call_whose_result_is_the_chosen_formulation
     chosen = lib.VzConvChosenCandidate(inference, *pointers)
     assert chosen in (0, 1, 2, 3, 4)  # inference: four formulations and oneDNN's forward_inference choice
     assert lib.VzConvTuning() == 0  # nothing left half-tuned between calls
-    previous = lib.VzConvForceCandidate(chosen)
-    try:
+    with forced_candidate(chosen):
         np.testing.assert_array_equal(conv(x).asnumpy(), first)
-    finally:
-        lib.VzConvForceCandidate(previous)
     np.testing.assert_array_equal(conv(x).asnumpy(), first)
     assert lib.VzConvChosenCandidate(inference, *pointers) == chosen
 
@@ -305,22 +289,16 @@ def test_scratch_buffers_are_per_running_call_not_per_calling_thread():
         out.append((lib.Conv2dInference(4, params, ndims, shape_ptrs, dtypes, None, None), y))
 
     results = []
-    previous = lib.VzConvForceCandidate(0)  # one formulation: a tuning run's split ones lease more sets
-    try:
+    with forced_candidate(0):  # one formulation: a tuning run's split ones lease more sets
         run(results)
-    finally:
-        lib.VzConvForceCandidate(previous)
     sets = ctypes.c_int(0)
     lib.VzConvScratchBytes(ctypes.byref(sets))
     before = sets.value
-    previous = lib.VzConvForceCandidate(0)
-    try:
+    with forced_candidate(0):
         for _ in range(4):  # four new threads, one after another
             t = threading.Thread(target=run, args=(results,))
             t.start()
             t.join()
-    finally:
-        lib.VzConvForceCandidate(previous)
     lib.VzConvScratchBytes(ctypes.byref(sets))
     assert sets.value == before >= 1
     for status, y in results:

@@ -9,6 +9,7 @@ from mindspore import Tensor, nn
 import visionzoo
 from visionzoo import runtime
 from visionzoo.ops import Conv2d, set_eval_fusion, standard_ops
+from op_utils import forced_candidate
 
 pytestmark = pytest.mark.cpu_only("the fused call is visionzoo's CPU aot Custom op")
 
@@ -73,8 +74,6 @@ def test_fused_eval_equals_the_layers_one_by_one(mode, name, kwargs, size):
 def test_each_fused_formulation_equals_the_layers_one_by_one(candidate):
     """The fused call's formulations (forward_training primitives, blocked, whole batch or split, and
     oneDNN's forward_inference choice) each equal the layers run one by one."""
-    import ctypes
-    from visionzoo.ops.conv import build_conv_kernels
     net = _fast_model("vgg11_bn_cifar", num_classes=10)
     _randomise_batch_norms(net, seed=2)
     net.set_train(False)
@@ -82,12 +81,8 @@ def test_each_fused_formulation_equals_the_layers_one_by_one(candidate):
     assert set_eval_fusion(net, False) == 0
     unfused = net(x).asnumpy()
     assert set_eval_fusion(net, True) > 0
-    lib = ctypes.CDLL(build_conv_kernels())
-    previous = lib.VzConvForceCandidate(candidate)
-    try:
+    with forced_candidate(candidate):
         fused = net(x).asnumpy()
-    finally:
-        lib.VzConvForceCandidate(previous)
     scale = float(np.abs(unfused).max())
     assert scale > 0
     np.testing.assert_allclose(fused, unfused, rtol=0, atol=1e-5 * scale)
