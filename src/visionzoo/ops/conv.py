@@ -12,13 +12,14 @@ PyTorch does), which selects oneDNN's direct AVX2/AVX-512 kernels; inputs and ou
 from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM formulation wins for
 every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), on some layers splitting the
 batch between threads beats one primitive threaded by oneDNN, and the weight gradient of small images is
-fastest as one GEMM over many images, and in eval mode oneDNN's direct kernel of a training-kind primitive
-usually beats its inference-kind (brgemm, NHWC) choice; so each geometry and direction times its
-formulations (four, five for the weight gradient and in eval mode) in its first call, on that call's operands, each three times, and keeps the
-fastest, which also computes that first result (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices
-are kept per (geometry, ISA, thread count) in the cache directory and reused by later runs, so that a
-noisy machine's timing cannot make two runs differ (``python -m visionzoo.ops clear`` forgets them;
-``VISIONZOO_CONV_TUNING=fresh`` tunes without reading or writing them).
+fastest as one GEMM over many images, and in eval mode oneDNN's direct kernel of a training-kind
+primitive usually beats its inference-kind (brgemm, NHWC) choice; so each geometry and direction times
+its formulations (four, five for the weight gradient and in eval mode) in its first call, on that call's
+operands, each three times, and keeps the fastest, which also computes that first result
+(``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices are kept per (geometry, ISA, thread
+count) in the cache directory and reused by later runs, so that a noisy machine's timing cannot make two
+runs differ (``python -m visionzoo.ops clear`` forgets them; ``VISIONZOO_CONV_TUNING=fresh`` tunes
+without reading or writing them).
 
 The kernel is compiled once per machine on first use (g++, cached, see :mod:`visionzoo.ops._build`) and
 runs on a private copy of MindSpore's ``libdnnl.so.3`` (copied into the cache, dlopened by the kernel
