@@ -170,6 +170,21 @@ def test_vgg_pad_modes_and_init_modes_give_same_shapes():
         assert model(x).shape == (1, 10)
 
 
+def test_vgg_without_dropout_refuses_a_drop_rate():
+    """has_dropout=False builds no dropout: a drop_rate above 0 is refused, not ignored; 0 and the
+    default are accepted."""
+    from visionzoo import ModelError
+
+    def dropouts(**options):
+        model = create_model("vgg11", num_classes=10, head="cifar", **options)
+        return [c for _, c in model.cells_and_names() if "Dropout" in type(c).__name__]
+
+    with pytest.raises(ModelError, match=r"has_dropout=False with drop_rate=0.3"):
+        create_model("vgg11", num_classes=10, head="cifar", has_dropout=False, drop_rate=0.3)
+    assert dropouts() and dropouts(drop_rate=0.3)  # the default (0.5) and a given rate drop
+    assert not dropouts(has_dropout=False) and not dropouts(has_dropout=False, drop_rate=0.0)
+
+
 @pytest.mark.parametrize("name, options, train", [("googlenet", {"aux_logits": True}, True), ("vgg11_bn_cifar", {}, False)])
 def test_graph_mode_compiles(name, options, train):
     """Recipes default to graph mode (mode 0): the construct code must compile, aux branch included."""

@@ -67,8 +67,8 @@ class VGG(nn.Cell):
         batch_norm: BatchNorm after every conv.
         pad_mode: 'pad' (explicit padding 1, MindCV) or 'same' (model_zoo CIFAR); same output shapes.
         has_bias: conv biases (MindCV: none).
-        has_dropout: dropout in the classifier (False: drop_rate is ignored).
-        drop_rate: dropout probability in the classifier.
+        has_dropout: dropout in the classifier (False: no dropout, and a drop_rate above 0 is refused).
+        drop_rate: dropout probability in the classifier (default 0.5 with dropout, else 0).
         init_mode: 'KaimingNormal' or 'XavierUniform'.
         initialize_mode: model_zoo's name for ``init_mode`` (an alias; give one of the two).
         head: 'imagenet' (512*7*7 -> 4096 -> 4096 -> classes, needs 224x224 input) or 'cifar'
@@ -85,8 +85,8 @@ class VGG(nn.Cell):
     """
 
     def __init__(self, arch: str = "vgg16", num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False,
-                 pad_mode: str = "pad", has_bias: bool = False, has_dropout: bool = True, drop_rate: float = 0.5,
-                 init_mode: str = "KaimingNormal", head: str = "imagenet",
+                 pad_mode: str = "pad", has_bias: bool = False, has_dropout: bool = True,
+                 drop_rate: Optional[float] = None, init_mode: str = "KaimingNormal", head: str = "imagenet",
                  initialize_mode: Optional[str] = None, adaptive_pool: bool = False, features_only: bool = False,
                  freeze_backbone: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3, 4)) -> None:
         super().__init__()
@@ -104,7 +104,12 @@ class VGG(nn.Cell):
         self.init_mode = init_mode
         self.mlp_head = head == "imagenet"
         self.num_features = 4096 if self.mlp_head else 512
-        p = drop_rate if has_dropout else 0.0
+        if drop_rate is None:
+            drop_rate = 0.5 if has_dropout else 0.0
+        if not has_dropout and drop_rate > 0:
+            raise ModelError(f"VGG got has_dropout=False with drop_rate={drop_rate}: a classifier without dropout "
+                             "cannot drop", hint="pass drop_rate=0, or has_dropout=True")
+        p = drop_rate
         spec = layer_lists[arch]
         self.features_only = features_only
         self.out_indices = check_out_indices(out_indices, spec.count("M"))
