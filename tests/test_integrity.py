@@ -112,3 +112,40 @@ def test_validate_refuses_a_damaged_checkpoint_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = error_lines(proc)
     assert len(lines) == 1 and lines[0].startswith(f"error: {ckpt}: checkpoint is damaged"), proc.stderr[-2000:]
+
+
+# --- memory: MindSpore 2.10 compares a .ckpt's size with the free pages, not the available memory -----
+
+def _free_pages_only(monkeypatch, pages=1):
+    """The state of a machine whose page cache holds almost all memory: sysconf reports `pages` free."""
+    real = os.sysconf
+    monkeypatch.setattr(os, "sysconf", lambda name: pages if name == "SC_AVPHYS_PAGES" else real(name))
+
+
+def test_a_checkpoint_larger_than_the_free_pages_loads_when_memory_is_available(tmp_path, monkeypatch):
+    from mindspore.train import serialization
+
+    net, path = _saved(tmp_path)
+    own_check = serialization._get_available_memory
+    _free_pages_only(monkeypatch)
+    with pytest.raises(ValueError, match="exceeds current available memory"):
+        ms.load_checkpoint(path)  # the defect read_checkpoint works around, still present in this MindSpore
+    params = read_checkpoint(path)
+    assert set(net.parameters_dict()) <= set(params)
+    np.testing.assert_array_equal(params["classifier.weight"].asnumpy(), net.classifier.weight.asnumpy())
+    assert serialization._get_available_memory is own_check  # the check is MindSpore's own again afterwards
+
+
+def test_a_checkpoint_larger_than_the_available_memory_is_refused_in_one_line(tmp_path, monkeypatch):
+    from visionzoo.checkpoint import io
+
+    _, path = _saved(tmp_path)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:               4 kB\nMemAvailable:          8 kB\n")
+    monkeypatch.setattr(io, "_MEMINFO", str(meminfo))
+    assert io.available_memory() == 8 * 1024
+    with pytest.raises(CheckpointError) as e:
+        read_checkpoint(path)
+    assert str(e.value) == (f"{path}: cannot read checkpoint: the file ({os.path.getsize(path) / 2**20:,.0f} MiB) is "
+                            "larger than the memory available now (0 MiB); free memory (stop other jobs) or read it "
+                            "on a machine with more")

@@ -3,14 +3,21 @@
 * :func:`read_checkpoint` reads every entry (or those a filter chooses) and turns a missing,
   unreadable or empty file into a :class:`~visionzoo.errors.CheckpointError`.
 * :func:`read_meta` reads only the ``_vz_*`` records (cached per file version).
+* MindSpore 2.10 refuses a ``.ckpt`` larger than the *free* memory (``SC_AVPHYS_PAGES``, which
+  leaves out the page cache the kernel gives back on demand): on a machine that has written or read
+  a few GB of files, a 550 MB VGG checkpoint fails with 20 GB available. :func:`read_checkpoint`
+  measures what the kernel can really hand out (``MemAvailable``), refuses a file larger than that
+  itself, and has MindSpore's own check use the same figure while it reads.
 * :func:`save_checkpoint` writes atomically (the file appears complete or not at all) and embeds a
   checksum of the content (:mod:`.integrity`); :func:`read_checkpoint` verifies it whenever the
   file has one, so resume, validation and ``create_model(checkpoint_path=...)`` refuse a damaged file.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+import threading
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 from ..errors import CheckpointError, CheckpointNotFoundError
 from ..files import atomic_path
@@ -25,6 +32,38 @@ PathLike = Union[str, "os.PathLike[str]"]
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+_MEMINFO = "/proc/meminfo"
+_MEMORY_CHECK_LOCK = threading.Lock()
+
+
+def available_memory() -> Optional[int]:
+    """Bytes the kernel can hand out now (``MemAvailable``: free memory plus reclaimable cache), or
+    None where the kernel does not say (not Linux)."""
+    try:
+        with open(_MEMINFO) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+@contextlib.contextmanager
+def _mindspore_checks_available_memory() -> Iterator[None]:
+    """While MindSpore reads a ``.ckpt``, its size check compares against :func:`available_memory`
+    (not the free pages alone); restored afterwards."""
+    from mindspore.train import serialization
+
+    with _MEMORY_CHECK_LOCK:
+        own = serialization._get_available_memory  # pylint: disable=protected-access
+        serialization._get_available_memory = available_memory  # pylint: disable=protected-access
+        try:
+            yield
+        finally:
+            serialization._get_available_memory = own  # pylint: disable=protected-access
 
 
 def read_checkpoint(path: PathLike, choose: Optional[Callable[[str], bool]] = None,
@@ -42,8 +81,14 @@ def read_checkpoint(path: PathLike, choose: Optional[Callable[[str], bool]] = No
         hint = ("it is a folder; pass the .ckpt file inside it" if os.path.isdir(path)
                 else "pass an existing .ckpt file")
         raise CheckpointNotFoundError(f"{what} file not found", path=path, hint=hint)
+    size, memory = os.path.getsize(path), available_memory()
+    if memory is not None and size > memory:  # MindSpore reads the whole file into memory before parsing it
+        raise CheckpointError(f"cannot read {what}: the file ({size / 2**20:,.0f} MiB) is larger than the memory "
+                              f"available now ({memory / 2**20:,.0f} MiB)", path=path,
+                              hint="free memory (stop other jobs) or read it on a machine with more")
     try:
-        params = ms.load_checkpoint(path, choice_func=choose) if choose else ms.load_checkpoint(path)
+        with _mindspore_checks_available_memory():
+            params = ms.load_checkpoint(path, choice_func=choose) if choose else ms.load_checkpoint(path)
     except Exception as e:  # noqa: BLE001  MindSpore raises ValueError/RuntimeError/TypeError for damaged files
         raise CheckpointError(f"cannot read {what} (not a MindSpore .ckpt, or the file is truncated or damaged: "
                               f"{_first_line(e)})", path=path, hint="re-download or re-save it") from None

@@ -6,7 +6,7 @@ from typing import Any, Dict, Optional
 import mindspore as ms
 from mindspore import nn
 
-from ..checkpoint import best_checkpoint, load_checkpoint
+from ..checkpoint import best_checkpoint, load_checkpoint, read_checkpoint
 from ..config import Config
 from ..data import build_dataset
 from ..distributed import setup_context
@@ -93,7 +93,7 @@ def load_for_eval(cfg: Config, path: str) -> nn.Cell:
     if cfg.ema:  # a checkpoint trained with ema holds the averages as ema.<name>: score those
         from ..engine.ema import ema_weights_of
 
-        averages = ema_weights_of(ms.load_checkpoint(path))
+        averages = ema_weights_of(read_checkpoint(path))
         if not averages:
             raise CheckpointError("ema True, but this checkpoint holds no EMA weights (ema.<name>)", path=path,
                                   hint="score it with --ema False, or pick a checkpoint trained with ema True")
