@@ -31,3 +31,12 @@ def forced_candidate(candidate):
         yield previous
     finally:
         lib.VzConvForceCandidate(previous)
+
+
+def candidate_runs(candidate):
+    """How many calls have run formulation ``candidate`` in this process."""
+    from visionzoo.ops.conv import build_conv_kernels
+
+    lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvRuns.restype = ctypes.c_int64
+    return lib.VzConvRuns(candidate)

@@ -11,7 +11,7 @@ from visionzoo import runtime
 from visionzoo.ops import Conv2d, MaxPool2d, set_fast_ops, standard_ops
 from visionzoo.ops.conv import build_conv_kernels
 
-from op_utils import WeightedSum, forced_candidate
+from op_utils import WeightedSum, candidate_runs, forced_candidate
 
 pytestmark = pytest.mark.cpu_only("visionzoo's fast convolution is a CPU aot Custom op, used with device_target CPU")
 
@@ -29,6 +29,18 @@ CONFIGS = [
     (dict(in_channels=6, out_channels=8, kernel_size=3, stride=2, pad_mode="valid"), (2, 6, 11, 9)),
     (dict(in_channels=4, out_channels=8, kernel_size=(3, 2), stride=(2, 1), pad_mode="pad", padding=(1, 0, 2, 1)),
      (2, 4, 9, 7)),
+]
+
+
+# 3x3 stride-1 convolutions, where the Winograd formulation exists: VGG's padding 1 with bias, 'same' on odd
+# sizes, 'valid' (its backward data pads 2), an asymmetric padding up to 2, a 2x2 map (VGG's last block at
+# 32x32 input) and more output channels than the micro-kernel's rows, not a multiple of them.
+WINOGRAD_CONFIGS = [
+    (dict(in_channels=16, out_channels=16, kernel_size=3, pad_mode="pad", padding=1, has_bias=True), (2, 16, 8, 8)),
+    (dict(in_channels=8, out_channels=12, kernel_size=3, pad_mode="same"), (3, 8, 7, 9)),
+    (dict(in_channels=6, out_channels=5, kernel_size=3, pad_mode="valid"), (2, 6, 9, 10)),
+    (dict(in_channels=8, out_channels=8, kernel_size=3, pad_mode="pad", padding=(2, 0, 1, 2)), (2, 8, 7, 6)),
+    (dict(in_channels=40, out_channels=21, kernel_size=3, pad_mode="pad", padding=1), (4, 40, 2, 2)),
 ]
 
 
@@ -115,6 +127,30 @@ def test_each_eval_candidate_matches_nn(kwargs, shape, candidate):
     (brgemm on NHWC at the AVX-512 level); both must be right, outputs and input gradients."""
     with forced_candidate(candidate):
         test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=False)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("kwargs,shape", WINOGRAD_CONFIGS, ids=[str(i) for i in range(len(WINOGRAD_CONFIGS))])
+def test_winograd_matches_nn(kwargs, shape, training):
+    """Winograd F(2x2, 3x3), the sixth formulation of 3x3 stride-1 convolutions: the output (training and
+    eval kinds) and the input gradient (backward data, the same transform on the flipped kernel) equal
+    nn.Conv2d's; the weight gradient has no Winograd formulation (the blocked one runs). It ran: the
+    forward and the backward data of the gradient call, and the plain forward call."""
+    winograd = 5
+    runs = candidate_runs(winograd)
+    with forced_candidate(winograd):
+        test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=training)
+    assert candidate_runs(winograd) == runs + 3
+
+
+def test_winograd_exists_only_for_3x3_stride_1():
+    """Forced on a geometry without it (stride 2, 1x1, 7x7), the kernel runs the blocked formulation."""
+    winograd = 5
+    runs = candidate_runs(winograd)
+    with forced_candidate(winograd):
+        for kwargs, shape in (CONFIGS[0], CONFIGS[2], CONFIGS[7]):
+            test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=True)
+    assert candidate_runs(winograd) == runs
 
 
 @pytest.mark.parametrize("kwargs,shape", [CONFIGS[1], CONFIGS[5], CONFIGS[8]], ids=["stem", "vgg", "asymmetric"])

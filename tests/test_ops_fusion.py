@@ -9,7 +9,7 @@ from mindspore import Tensor, nn
 import visionzoo
 from visionzoo import runtime
 from visionzoo.ops import Conv2d, set_eval_fusion, standard_ops
-from op_utils import forced_candidate
+from op_utils import candidate_runs, forced_candidate
 
 pytestmark = pytest.mark.cpu_only("the fused call is visionzoo's CPU aot Custom op")
 
@@ -70,10 +70,11 @@ def test_fused_eval_equals_the_layers_one_by_one(mode, name, kwargs, size):
     assert not np.array_equal(fused, np.zeros_like(fused))
 
 
-@pytest.mark.parametrize("candidate", [0, 2, 4], ids=["blocked", "blocked-split", "inference-kind"])
+@pytest.mark.parametrize("candidate", [0, 2, 4, 5], ids=["blocked", "blocked-split", "inference-kind", "winograd"])
 def test_each_fused_formulation_equals_the_layers_one_by_one(candidate):
-    """The fused call's formulations (forward_training primitives, blocked, whole batch or split, and
-    oneDNN's forward_inference choice) each equal the layers run one by one."""
+    """The fused call's formulations (forward_training primitives, blocked, whole batch or split, oneDNN's
+    forward_inference choice, and Winograd with the bias and ReLU in its output transform) each equal the
+    layers run one by one."""
     net = _fast_model("vgg11_bn_cifar", num_classes=10)
     _randomise_batch_norms(net, seed=2)
     net.set_train(False)
@@ -81,8 +82,10 @@ def test_each_fused_formulation_equals_the_layers_one_by_one(candidate):
     assert set_eval_fusion(net, False) == 0
     unfused = net(x).asnumpy()
     assert set_eval_fusion(net, True) > 0
+    runs = candidate_runs(candidate)
     with forced_candidate(candidate):
         fused = net(x).asnumpy()
+    assert candidate_runs(candidate) >= runs + 8  # each of the 8 convolutions (all 3x3 stride 1) ran it
     scale = float(np.abs(unfused).max())
     assert scale > 0
     np.testing.assert_allclose(fused, unfused, rtol=0, atol=1e-5 * scale)

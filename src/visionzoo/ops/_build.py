@@ -9,7 +9,7 @@ Deployment properties (docs/performance.md, "Building the kernels"):
   logs at debug level and uses the standard op, until the key changes or ``python -m visionzoo.ops build``
   retries;
 * the compiler runs under a timeout (``VISIONZOO_BUILD_TIMEOUT`` seconds, default 300);
-* the cache key covers the source, the flags, the compiler (its ``--version`` and target triple), the
+* the cache key covers the source (the ``.cc`` file and every header in ``csrc/``), the flags, the compiler (its ``--version`` and target triple), the
   MindSpore version and the target ISA: the code is compiled for the compiler's baseline of that triple
   (no ``-march=native``), so one prebuilt cache serves every CPU of the architecture; the ISA a host
   runs at is chosen at run time (:func:`visionzoo.runtime.choose_isa`), not compiled in.
@@ -85,11 +85,13 @@ def _mindspore_version() -> str:
 
 
 def cache_key(name: str, link_args: Sequence[str] = (), cxx: Optional[str] = None) -> str:
-    """The 16-hex-digit key of ``csrc/<name>.cc`` built with ``link_args`` by ``cxx``: a hash of the
+    """The 16-hex-digit key of ``csrc/<name>.cc`` (with the headers it may include) built with ``link_args`` by ``cxx``: a hash of the
     source, the flags, the compiler identity, the MindSpore version and the target ISA (the target
     triple and ``-march`` flags, here the triple's baseline)."""
-    with open(os.path.join(CSRC, f"{name}.cc"), "rb") as f:
-        source = f.read()
+    source = b""
+    for file in [f"{name}.cc", *sorted(f for f in os.listdir(CSRC) if f.endswith(".h"))]:
+        with open(os.path.join(CSRC, file), "rb") as f:
+            source += file.encode() + b"\0" + f.read()
     march = [flag for flag in CXXFLAGS if flag.startswith("-march")] or ["baseline"]
     parts = [" ".join((*CXXFLAGS, *link_args)), compiler_identity(cxx), _mindspore_version(), " ".join(march)]
     return hashlib.sha256(source + "\0".join(parts).encode()).hexdigest()[:16]

@@ -138,10 +138,9 @@ class _TuningStore:
         except (OSError, ValueError):
             return {}
 
-    @staticmethod
-    def _valid(row) -> bool:
+    def _valid(self, row) -> bool:
         return (isinstance(row, list) and len(row) == _ROW and all(isinstance(v, int) for v in row)
-                and 0 <= row[-1] < 5)
+                and 0 <= row[-1] < self.lib.VzConvCandidateCount())
 
     def load(self) -> None:
         rows = [r for r in self._read().get(self.section, []) if self._valid(r)]

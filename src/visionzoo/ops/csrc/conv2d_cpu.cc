@@ -41,6 +41,8 @@
 #include <utility>
 #include <vector>
 
+#include "winograd.h"
+
 // ---------------------------------------------------------------------------------------------
 // oneDNN 3.x C API, the part used here: declarations only (in namespace dnnl_decl, for their types);
 // the calls go through the function pointers of the same names below, resolved by VzConvLoadDnnl()
@@ -273,15 +275,18 @@ struct Scratch {
 // [0..2]: the operands (input 0, input 1, output) in the primitive's layout; [3]: the weights shared by
 // the threads of a batch-split run; [4]: a thread's partial weight gradient in a batch-split run; [5]: a
 // further slice's gradient when a thread runs several slices; [6]: oneDNN's scratchpad; [7], [8]: the
-// whole-batch im2col and the transposed output gradient of BatchGemmBackwardWeights.
-enum { kSharedWeights = 3, kPartial = 4, kExtra = 5, kScratchpad = 6, kColumns = 7, kTransposed = 8 };
+// whole-batch im2col and the transposed output gradient of BatchGemmBackwardWeights; [9]: Winograd's
+// transformed weights (the calling thread's set, shared by the call's threads); [10]-[12]: a thread's
+// Winograd block (transformed input, products, row buffers).
+enum { kSharedWeights = 3, kPartial = 4, kExtra = 5, kScratchpad = 6, kColumns = 7, kTransposed = 8, kWinoU = 9,
+       kWinoV = 10, kWinoM = 11, kWinoRows = 12, kScratchSlots = 13 };
 //
 // The buffers come in sets, one set per thread *running* a convolution, not per thread that ever ran one:
 // MindSpore launches kernels from several actor threads, and thread-local sets each grown to the largest
 // layer multiplied the scratch memory by their number. Execute() leases a set from a pool for the call
 // (and so does each OpenMP worker of a batch-split run), so the number of sets is the peak concurrency.
 struct ScratchSet {
-  Scratch buffers[9];
+  Scratch buffers[kScratchSlots];
 };
 std::mutex g_scratch_mutex;
 std::vector<ScratchSet *> g_scratch_all, g_scratch_free;  // guarded by g_scratch_mutex; never freed
@@ -695,24 +700,32 @@ bool BatchGemmBackwardWeights(const Key &k, const float *x, const float *dy, flo
 // 32x32 input, far too few to run a GEMM near peak (0.08 s for 2.4 GFLOP there). Gathering many images
 // first makes one GEMM with (images x OH*OW) inner products, as many images at a time as fit in
 // g_max_column_bytes (64 MiB) of im2col columns.
-constexpr int kCandidates = 5;
+//
+// A sixth candidate exists for 3x3 stride-1 convolutions (padding up to 2) in every direction but the
+// weight gradient: Winograd's F(2x2, 3x3) (winograd.h), 16 multiply-adds per 2x2 output tile and input
+// channel instead of 36, on the plain NCHW tensors (no reorders), with the bias and ReLU of the fused
+// eval kinds applied in its output transform. It needs AVX2+FMA at least, and uses AVX-512 where the
+// kernels' oneDNN instance does (the same ISA choice, a user's cap included).
+constexpr int kCandidates = 6;
 constexpr int kFifth = 4;  // BatchGemmBackwardWeights, or the eval kinds' forward_inference primitive
-constexpr int kLayout[kCandidates] = {kTagAny, kTagAbcd, kTagAny, kTagAbcd, kTagAbcd};
-constexpr bool kSplit[kCandidates] = {false, false, true, true, false};
+constexpr int kWinograd = 5;
+constexpr int kLayout[kCandidates] = {kTagAny, kTagAbcd, kTagAny, kTagAbcd, kTagAbcd, kTagAbcd};
+constexpr bool kSplit[kCandidates] = {false, false, true, true, false, false};
 constexpr int kRounds = 3, kShortRounds = 3;  // timings per candidate (best of): 3 resists a noisy machine
 constexpr double kShort = 0.02, kDropRatio = 1.5;
 
 struct Candidates {
   Conv conv[kCandidates];
-  bool built[kCandidates] = {false, false, false, false, false};
+  bool built[kCandidates] = {};
+  vzwino::Plan wino;  // the Winograd candidate's plan (wino.isa == kNone: not built)
   Key key;
   int kind = 0;
   int parts = 1;  // slices of the batch for the split candidates
   std::atomic<int> chosen{-1};
   std::mutex tune;  // guards the tuning state below
-  bool active[kCandidates] = {false, false, false, false, false};
-  int timings[kCandidates] = {0, 0, 0, 0, 0};
-  double best[kCandidates] = {1e300, 1e300, 1e300, 1e300, 1e300};
+  bool active[kCandidates] = {};
+  int timings[kCandidates] = {};
+  double best[kCandidates] = {1e300, 1e300, 1e300, 1e300, 1e300, 1e300};
   std::atomic<int> calls{0};  // tuning runs so far
 };
 
@@ -724,6 +737,52 @@ std::map<Key, std::unique_ptr<Candidates>> g_cache;
 // Choices persisted by an earlier process (VzConvPresetChoice), applied when a geometry is first built and
 // the candidate exists for it; guarded by g_cache_mutex.
 std::map<Key, int> g_preset;
+
+// The Winograd level the kernels' oneDNN instance allows: AVX-512 where it dispatches to AVX512_CORE
+// or above, AVX2 (with FMA) where to AVX2 or above, none below.
+int WinogradIsa() {
+  const int isa = dnnl_get_effective_cpu_isa();
+  constexpr int kAvx2Bits = 0x7, kAvx512CoreBits = 0x27;  // dnnl_cpu_isa_avx2 / _avx512_core (nested bits)
+  if ((isa & kAvx512CoreBits) == kAvx512CoreBits) return vzwino::kAvx512;
+  return (isa & kAvx2Bits) == kAvx2Bits ? vzwino::kAvx2 : vzwino::kNone;
+}
+
+// The Winograd plan of a geometry and direction (isa kNone where it does not apply: not 3x3 stride 1, a
+// padding above 2, the weight gradient, or a CPU below AVX2). Backward data runs the forward plan of
+// dy -> dx with the padding 2 - pad (winograd.h).
+vzwino::Plan WinogradPlan(const Key &k, int kind) {
+  const int64_t N = std::get<1>(k), C = std::get<2>(k), H = std::get<3>(k), W = std::get<4>(k), O = std::get<5>(k),
+                OH = std::get<8>(k), OW = std::get<9>(k);
+  if (kind == kBackwardWeights || std::get<6>(k) != 3 || std::get<7>(k) != 3 || std::get<10>(k) != 1 ||
+      std::get<11>(k) != 1)
+    return vzwino::Plan();
+  const int isa = WinogradIsa(), threads = omp_get_max_threads(), pt = std::get<12>(k), pl = std::get<14>(k);
+  if (kind == kBackwardData) return vzwino::MakePlan(isa, threads, N, O, OH, OW, C, H, W, 2 - pt, 2 - pl);
+  return vzwino::MakePlan(isa, threads, N, C, H, W, O, OH, OW, pt, pl);
+}
+
+// Runs the Winograd candidate: in0 the input (x, or dy for backward data), in1 the weights as the layer
+// holds them, out the result; bias (and the ReLU) for the fused eval kinds.
+bool RunWinograd(const Candidates *c, const float *in0, const float *in1, float *out, const float *bias) {
+  const vzwino::Plan &p = c->wino;
+  float *U = static_cast<float *>(ScratchBuffer(kWinoU).Get(sizeof(float) * p.u_floats()));
+  if (U == nullptr) return false;
+  const bool relu = c->kind == kInferenceBiasRelu, flip = c->kind == kBackwardData;
+  std::atomic<bool> ok{true};
+#pragma omp parallel
+  {
+    vzwino::TransformWeights(p, in1, flip, U);  // ends with the barrier of its omp for
+    ScratchLease lease;  // the calling thread (tid 0) keeps its own
+    float *V = static_cast<float *>(ScratchBuffer(kWinoV).Get(sizeof(float) * p.v_floats()));
+    float *M = static_cast<float *>(ScratchBuffer(kWinoM).Get(sizeof(float) * p.m_floats()));
+    float *rows = static_cast<float *>(ScratchBuffer(kWinoRows).Get(sizeof(float) * p.row_floats()));
+    if (V == nullptr || M == nullptr || rows == nullptr) ok = false;
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < p.blocks; ++b)
+      if (ok) vzwino::RunBlock(p, b, U, in0, HasBias(c->kind) ? bias : nullptr, relu, out, V, M, rows);
+  }
+  return ok;
+}
 
 Candidates *GetCandidates(const Key &key) {
   std::lock_guard<std::mutex> lock(g_cache_mutex);
@@ -743,6 +802,9 @@ Candidates *GetCandidates(const Key &key) {
   for (int i = 0; i < kCandidates; ++i) {
     if (i == kFifth) {
       c->built[i] = c->kind == kBackwardWeights || (IsInference(c->kind) && Build(&c->conv[i], key, kTagAny, true));
+    } else if (i == kWinograd) {
+      c->wino = WinogradPlan(key, c->kind);
+      c->built[i] = c->wino.isa != vzwino::kNone;
     } else if (kSplit[i]) {
       if (!serial_ok) continue;
       dnnl_threadpool_interop_set_max_concurrency(1);  // a per-thread setting, for primitive creation
@@ -769,7 +831,14 @@ Candidates *GetCandidates(const Key &key) {
 // is not built for a geometry: the same layout unsplit, else the blocked one, else the plain one.
 std::atomic<int> g_force{-1};
 
+// Calls per candidate since the library was loaded (tests: proof that a forced candidate ran).
+std::atomic<int64_t> g_runs[kCandidates];
+
 bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out, const void *bias) {
+  ++g_runs[i];
+  if (i == kWinograd)
+    return RunWinograd(c, static_cast<const float *>(in0), static_cast<const float *>(in1), static_cast<float *>(out),
+                       static_cast<const float *>(bias));
   if (i == kFifth && c->kind == kBackwardWeights)
     return BatchGemmBackwardWeights(c->key, static_cast<const float *>(in0), static_cast<const float *>(in1),
                                     static_cast<float *>(out));
@@ -780,6 +849,18 @@ bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out, const v
 // Grows the scratch buffers candidate i needs, on every thread that will use them, and faults their pages
 // in, so that tuning does not time page faults (nothing to do once they are large enough).
 void Touch(Candidates *c, int i) {
+  if (i == kWinograd) {
+    const vzwino::Plan &p = c->wino;
+    ScratchBuffer(kWinoU).Touch(sizeof(float) * p.u_floats());
+#pragma omp parallel
+    {
+      ScratchLease lease;
+      ScratchBuffer(kWinoV).Touch(sizeof(float) * p.v_floats());
+      ScratchBuffer(kWinoM).Touch(sizeof(float) * p.m_floats());
+      ScratchBuffer(kWinoRows).Touch(sizeof(float) * p.row_floats());
+    }
+    return;
+  }
   if (i == kFifth && c->kind == kBackwardWeights) {
     const auto bytes = BatchGemmBufferBytes(c->key);
     ScratchBuffer(kColumns).Touch(bytes.first);
@@ -930,20 +1011,10 @@ extern "C" int Conv2dBackwardWeights(int nparam, void **params, int *ndims, int6
                  params[0], params[1], params[4]);
 }
 
-// Checks the enumerations declared above against the loaded library, then a small strided, padded
-// convolution and both its gradients against direct loops. Returns 0 when everything agrees.
-extern "C" int VzConvSelfCheck() {
-  if (!g_dnnl_loaded.load()) return 9;
-  auto eq = [](const char *a, const char *b) { return a != nullptr && std::strcmp(a, b) == 0; };
-  if (!eq(dnnl_dt2str(kF32), "f32") || !eq(dnnl_fmt_tag2str(kTagAny), "any") ||
-      !eq(dnnl_fmt_tag2str(kTagAbcd), "abcd") || !eq(dnnl_prop_kind2str(kForwardTraining), "forward_training") ||
-      !eq(dnnl_prop_kind2str(kForwardInference), "forward_inference") ||
-      !eq(dnnl_alg_kind2str(kConvolutionDirect), "convolution_direct") || !eq(dnnl_engine_kind2str(kCpu), "cpu") ||
-      !eq(dnnl_scratchpad_mode2str(kScratchpadUser), "user") || !eq(dnnl_fmt_tag2str(kTagA), "a") ||
-      !eq(dnnl_alg_kind2str(kEltwiseRelu), "eltwise_relu") || Attr() == nullptr || ReluAttr() == nullptr)
-    return 10;
-  const int64_t N = 2, C = 9, H = 7, W = 6, O = 10, KH = 3, KW = 2;
-  const int32_t p[6] = {2, 1, 1, 0, 0, 1};  // sh, sw, pt, pb, pl, pr
+namespace {
+// Runs a convolution (p: sh, sw, pt, pb, pl, pr) and both its gradients in every candidate, and each split
+// candidate with one thread running every slice, against direct loops; 0 when everything agrees.
+int CheckGeometry(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, const int32_t p[6]) {
   const int64_t OH = (H + p[2] + p[3] - KH) / p[0] + 1, OW = (W + p[4] + p[5] - KW) / p[1] + 1;
   std::vector<float> x(N * C * H * W), w(O * C * KH * KW), y(N * O * OH * OW), ref(y.size());
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * i);
@@ -1004,6 +1075,27 @@ extern "C" int VzConvSelfCheck() {
   return status;
 }
 
+}  // namespace
+
+// Checks the enumerations declared above against the loaded library, then two small convolutions and
+// both their gradients against direct loops: a strided, asymmetrically padded one, and a 3x3 stride-1 one
+// with unequal padding (2, 0, 1, 2) and odd output sizes (the Winograd candidate's geometries). Returns 0
+// when everything agrees.
+extern "C" int VzConvSelfCheck() {
+  if (!g_dnnl_loaded.load()) return 9;
+  auto eq = [](const char *a, const char *b) { return a != nullptr && std::strcmp(a, b) == 0; };
+  if (!eq(dnnl_dt2str(kF32), "f32") || !eq(dnnl_fmt_tag2str(kTagAny), "any") ||
+      !eq(dnnl_fmt_tag2str(kTagAbcd), "abcd") || !eq(dnnl_prop_kind2str(kForwardTraining), "forward_training") ||
+      !eq(dnnl_prop_kind2str(kForwardInference), "forward_inference") ||
+      !eq(dnnl_alg_kind2str(kConvolutionDirect), "convolution_direct") || !eq(dnnl_engine_kind2str(kCpu), "cpu") ||
+      !eq(dnnl_scratchpad_mode2str(kScratchpadUser), "user") || !eq(dnnl_fmt_tag2str(kTagA), "a") ||
+      !eq(dnnl_alg_kind2str(kEltwiseRelu), "eltwise_relu") || Attr() == nullptr || ReluAttr() == nullptr)
+    return 10;
+  const int32_t strided[6] = {2, 1, 1, 0, 0, 1}, winograd[6] = {1, 1, 2, 0, 1, 2};  // sh, sw, pt, pb, pl, pr
+  const int status = CheckGeometry(2, 9, 7, 6, 10, 3, 2, strided);
+  return status != 0 ? status : CheckGeometry(2, 9, 7, 6, 10, 3, 3, winograd);
+}
+
 // Loads oneDNN from `path` (a private copy of MindSpore's libdnnl.so.3) and, when isa >= 0, caps its ISA
 // (a dnnl_cpu_isa_t value; -1 leaves ONEDNN_MAX_CPU_ISA / the host's best to oneDNN). Must run before any
 // other entry point; later calls do nothing. Returns 0, or 1 (dlopen failed), 2 (a function is missing),
@@ -1035,8 +1127,15 @@ extern "C" int VzConvThreads() { return omp_get_max_threads(); }
 // Tests and measurements: -1 lets each geometry keep the fastest candidate (default); 0 always uses
 // oneDNN-chosen (blocked) layouts, 1 always plain NCHW/OIHW, 2 and 3 the same with the batch split
 // between threads, 4 the whole-batch GEMM for backward weights and the forward_inference primitive for the
-// eval kinds (see RunTuned for the fallbacks where a candidate does not exist). Returns the previous setting.
+// eval kinds, 5 Winograd F(2x2, 3x3) (see RunTuned for the fallbacks where a candidate does not exist).
+// Returns the previous setting.
 extern "C" int VzConvForceCandidate(int candidate) { return g_force.exchange(candidate); }
+
+// How many formulations a geometry may have (persisted choices are below this).
+extern "C" int VzConvCandidateCount() { return kCandidates; }
+
+// Tests: how many calls have run candidate i in this process (-1 for an i out of range).
+extern "C" int64_t VzConvRuns(int i) { return i >= 0 && i < kCandidates ? g_runs[i].load() : -1; }
 
 // Tests: the im2col limit of the batch GEMM (bytes; 1 = one image per GEMM). Returns the previous one.
 extern "C" size_t VzConvMaxColumnBytes(size_t bytes) { return g_max_column_bytes.exchange(bytes); }
