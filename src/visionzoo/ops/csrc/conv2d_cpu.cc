@@ -762,24 +762,32 @@ vzwino::Plan WinogradPlan(const Key &k, int kind) {
 }
 
 // Runs the Winograd candidate: in0 the input (x, or dy for backward data), in1 the weights as the layer
-// holds them, out the result; bias (and the ReLU) for the fused eval kinds.
+// holds them, out the result; bias (and the ReLU) for the fused eval kinds. The transformed weights (and,
+// in the whole schedule, the transformed input and products) are the calling thread's scratch, shared by
+// the call's threads; in the blocked schedule each thread has its own block buffers.
 bool RunWinograd(const Candidates *c, const float *in0, const float *in1, float *out, const float *bias) {
   const vzwino::Plan &p = c->wino;
   float *U = static_cast<float *>(ScratchBuffer(kWinoU).Get(sizeof(float) * p.u_floats()));
+  float *V = nullptr, *M = nullptr;
+  if (p.whole) {
+    V = static_cast<float *>(ScratchBuffer(kWinoV).Get(sizeof(float) * p.v_floats()));
+    M = static_cast<float *>(ScratchBuffer(kWinoM).Get(sizeof(float) * p.m_floats()));
+    if (V == nullptr || M == nullptr) return false;
+  }
   if (U == nullptr) return false;
   const bool relu = c->kind == kInferenceBiasRelu, flip = c->kind == kBackwardData;
+  const float *b = HasBias(c->kind) ? bias : nullptr;
   std::atomic<bool> ok{true};
 #pragma omp parallel
   {
-    vzwino::TransformWeights(p, in1, flip, U);  // ends with the barrier of its omp for
     ScratchLease lease;  // the calling thread (tid 0) keeps its own
-    float *V = static_cast<float *>(ScratchBuffer(kWinoV).Get(sizeof(float) * p.v_floats()));
-    float *M = static_cast<float *>(ScratchBuffer(kWinoM).Get(sizeof(float) * p.m_floats()));
+    float *v = p.whole ? V : static_cast<float *>(ScratchBuffer(kWinoV).Get(sizeof(float) * p.v_floats()));
+    float *m = p.whole ? M : static_cast<float *>(ScratchBuffer(kWinoM).Get(sizeof(float) * p.m_floats()));
     float *rows = static_cast<float *>(ScratchBuffer(kWinoRows).Get(sizeof(float) * p.row_floats()));
-    if (V == nullptr || M == nullptr || rows == nullptr) ok = false;
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < p.blocks; ++b)
-      if (ok) vzwino::RunBlock(p, b, U, in0, HasBias(c->kind) ? bias : nullptr, relu, out, V, M, rows);
+    if (v == nullptr || m == nullptr || rows == nullptr) ok = false;
+#pragma omp barrier
+    // every thread runs the plan's worksharing loops (all or none: a failed allocation stops them all)
+    if (ok) vzwino::Run(p, in1, flip, in0, b, relu, out, U, v, m, rows);
   }
   return ok;
 }
@@ -855,8 +863,10 @@ void Touch(Candidates *c, int i) {
 #pragma omp parallel
     {
       ScratchLease lease;
-      ScratchBuffer(kWinoV).Touch(sizeof(float) * p.v_floats());
-      ScratchBuffer(kWinoM).Touch(sizeof(float) * p.m_floats());
+      if (!p.whole || omp_get_thread_num() == 0) {  // whole: the caller's V and M serve every thread
+        ScratchBuffer(kWinoV).Touch(sizeof(float) * p.v_floats());
+        ScratchBuffer(kWinoM).Touch(sizeof(float) * p.m_floats());
+      }
       ScratchBuffer(kWinoRows).Touch(sizeof(float) * p.row_floats());
     }
     return;
