@@ -33,14 +33,18 @@ CONFIGS = [
 
 
 # 3x3 stride-1 convolutions, where the Winograd formulation exists: VGG's padding 1 with bias, 'same' on odd
-# sizes, 'valid' (its backward data pads 2), an asymmetric padding up to 2, a 2x2 map (VGG's last block at
-# 32x32 input) and more output channels than the micro-kernel's rows, not a multiple of them.
+# sizes, 'valid' (its backward data pads 2), an asymmetric padding up to 2 (F(4x4) tiles, gathered: rows of
+# under 8 tiles), a 2x2 map (F(2x2): VGG's last block at 32x32 input) with more output channels than the
+# micro-kernel's rows and not a multiple of them, and rows of 9 and 17 tiles (transformed along the rows:
+# a vector of 8 or 16 tiles, then the rest one by one).
 WINOGRAD_CONFIGS = [
     (dict(in_channels=16, out_channels=16, kernel_size=3, pad_mode="pad", padding=1, has_bias=True), (2, 16, 8, 8)),
     (dict(in_channels=8, out_channels=12, kernel_size=3, pad_mode="same"), (3, 8, 7, 9)),
     (dict(in_channels=6, out_channels=5, kernel_size=3, pad_mode="valid"), (2, 6, 9, 10)),
     (dict(in_channels=8, out_channels=8, kernel_size=3, pad_mode="pad", padding=(2, 0, 1, 2)), (2, 8, 7, 6)),
     (dict(in_channels=40, out_channels=21, kernel_size=3, pad_mode="pad", padding=1), (4, 40, 2, 2)),
+    (dict(in_channels=5, out_channels=7, kernel_size=3, pad_mode="same"), (2, 5, 6, 35)),
+    (dict(in_channels=4, out_channels=6, kernel_size=3, pad_mode="pad", padding=1), (1, 4, 5, 67)),
 ]
 
 
@@ -141,6 +145,68 @@ def test_winograd_matches_nn(kwargs, shape, training):
     with forced_candidate(winograd):
         test_fast_conv_matches_nn(ms.get_context("mode"), kwargs, shape, training=training)
     assert candidate_runs(winograd) == runs + 3
+
+
+def test_winograd_blocked_schedule_matches_nn():
+    """Geometries whose transformed input exceeds the whole schedule's bound run in blocks of tile rows,
+    one block per thread at a time: with the bound at 1 byte, every geometry planned meanwhile is blocked
+    (rows path and gathered, F(4x4) and F(2x2), blocks ending inside an image)."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvWinogradWholeBytes.restype = ctypes.c_int64
+    lib.VzConvWinogradWholeBytes.argtypes = [ctypes.c_int64]
+    previous = lib.VzConvWinogradWholeBytes(1)
+    try:  # geometries no other test plans (a plan is kept per geometry for the process)
+        for kwargs, shape in ((dict(in_channels=3, out_channels=9, kernel_size=3, pad_mode="same"), (3, 3, 13, 37)),
+                              (dict(in_channels=7, out_channels=5, kernel_size=3, pad_mode="same"), (5, 7, 11, 6)),
+                              (dict(in_channels=9, out_channels=4, kernel_size=3, pad_mode="same"), (7, 9, 3, 2))):
+            test_winograd_matches_nn(kwargs, shape, training=True)
+    finally:
+        assert lib.VzConvWinogradWholeBytes(previous) == 1
+    assert previous == 16 << 20
+
+
+_AVX2_WINOGRAD = r"""
+import ctypes, json
+import numpy as np
+import mindspore as ms
+from mindspore import Tensor, nn
+from visionzoo import runtime
+from visionzoo.ops import Conv2d
+from visionzoo.ops.conv import build_conv_kernels, effective_isa
+lib = ctypes.CDLL(build_conv_kernels())
+lib.VzConvRuns.restype = ctypes.c_int64
+lib.VzConvForceCandidate(5)
+runtime.use_fast_conv(True)
+errors, before = [], lib.VzConvRuns(5)
+for cin, cout, shape in ((8, 13, (2, 8, 9, 9)), (16, 7, (3, 16, 2, 3)), (3, 5, (1, 3, 6, 40))):
+    conv, ref = Conv2d(cin, cout, 3, pad_mode="same"), nn.Conv2d(cin, cout, 3, pad_mode="same")
+    ref.weight.set_data(conv.weight.data.copy())
+    x = Tensor(np.random.default_rng(cin).standard_normal(shape).astype(np.float32))
+    for training in (True, False):
+        conv.set_train(training), ref.set_train(training)
+        got, want = conv(x).asnumpy(), ref(x).asnumpy()
+        errors.append(float(np.abs(got - want).max() / np.abs(want).max()))
+print("RESULT", json.dumps({"isa": effective_isa(lib), "runs": lib.VzConvRuns(5) - before, "errors": errors}))
+"""
+
+
+def test_winograd_avx2_kernels_match_nn():
+    """The AVX2+FMA build of the Winograd formulation (the micro-kernel, the 8-lane transforms), as an AVX2
+    host or a user's ONEDNN_MAX_CPU_ISA=AVX2 cap gets it, in a process of its own: outputs of F(4x4) and
+    F(2x2), gathered and along rows, equal nn.Conv2d's."""
+    import json
+    import subprocess
+    import sys
+
+    from script_utils import script_env
+
+    out = subprocess.run([sys.executable, "-c", _AVX2_WINOGRAD], env=script_env({"ONEDNN_MAX_CPU_ISA": "AVX2"}),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    assert result["isa"] == "AVX2"
+    assert result["runs"] == 6  # three geometries, training and eval
+    assert max(result["errors"]) < 1e-5
 
 
 def test_winograd_exists_only_for_3x3_stride_1():

@@ -747,6 +747,10 @@ int WinogradIsa() {
   return (isa & kAvx2Bits) == kAvx2Bits ? vzwino::kAvx2 : vzwino::kNone;
 }
 
+// The whole schedule's bound on its transformed input and products (bytes each); VzConvWinogradWholeBytes
+// changes it for tests (the blocked schedule on small geometries).
+std::atomic<int64_t> g_wino_whole_bytes{int64_t(16) << 20};
+
 // The Winograd plan of a geometry and direction (isa kNone where it does not apply: not 3x3 stride 1, a
 // padding above 2, the weight gradient, or a CPU below AVX2). Backward data runs the forward plan of
 // dy -> dx with the padding 2 - pad (winograd.h).
@@ -757,8 +761,9 @@ vzwino::Plan WinogradPlan(const Key &k, int kind) {
       std::get<11>(k) != 1)
     return vzwino::Plan();
   const int isa = WinogradIsa(), threads = omp_get_max_threads(), pt = std::get<12>(k), pl = std::get<14>(k);
-  if (kind == kBackwardData) return vzwino::MakePlan(isa, threads, N, O, OH, OW, C, H, W, 2 - pt, 2 - pl);
-  return vzwino::MakePlan(isa, threads, N, C, H, W, O, OH, OW, pt, pl);
+  const int64_t whole = g_wino_whole_bytes.load();
+  if (kind == kBackwardData) return vzwino::MakePlan(isa, threads, N, O, OH, OW, C, H, W, 2 - pt, 2 - pl, whole);
+  return vzwino::MakePlan(isa, threads, N, C, H, W, O, OH, OW, pt, pl, whole);
 }
 
 // Runs the Winograd candidate: in0 the input (x, or dy for backward data), in1 the weights as the layer
@@ -1087,10 +1092,10 @@ int CheckGeometry(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t
 
 }  // namespace
 
-// Checks the enumerations declared above against the loaded library, then two small convolutions and
-// both their gradients against direct loops: a strided, asymmetrically padded one, and a 3x3 stride-1 one
-// with unequal padding (2, 0, 1, 2) and odd output sizes (the Winograd candidate's geometries). Returns 0
-// when everything agrees.
+// Checks the enumerations declared above against the loaded library, then small convolutions and both
+// their gradients against direct loops: a strided, asymmetrically padded one, and three 3x3 stride-1 ones
+// (the Winograd candidate's): unequal padding (2, 0, 1, 2) with odd output sizes (F(4x4), gathered), a
+// 3x3 map (F(2x2)) and a row of 8 tiles (F(4x4), along rows). Returns 0 when everything agrees.
 extern "C" int VzConvSelfCheck() {
   if (!g_dnnl_loaded.load()) return 9;
   auto eq = [](const char *a, const char *b) { return a != nullptr && std::strcmp(a, b) == 0; };
@@ -1101,9 +1106,11 @@ extern "C" int VzConvSelfCheck() {
       !eq(dnnl_scratchpad_mode2str(kScratchpadUser), "user") || !eq(dnnl_fmt_tag2str(kTagA), "a") ||
       !eq(dnnl_alg_kind2str(kEltwiseRelu), "eltwise_relu") || Attr() == nullptr || ReluAttr() == nullptr)
     return 10;
-  const int32_t strided[6] = {2, 1, 1, 0, 0, 1}, winograd[6] = {1, 1, 2, 0, 1, 2};  // sh, sw, pt, pb, pl, pr
-  const int status = CheckGeometry(2, 9, 7, 6, 10, 3, 2, strided);
-  return status != 0 ? status : CheckGeometry(2, 9, 7, 6, 10, 3, 3, winograd);
+  const int32_t strided[6] = {2, 1, 1, 0, 0, 1}, unequal[6] = {1, 1, 2, 0, 1, 2}, same[6] = {1, 1, 1, 1, 1, 1};
+  int status = CheckGeometry(2, 9, 7, 6, 10, 3, 2, strided);  // N, C, H, W, O, KH, KW, p
+  if (status == 0) status = CheckGeometry(2, 9, 7, 6, 10, 3, 3, unequal);
+  if (status == 0) status = CheckGeometry(2, 9, 3, 3, 10, 3, 3, same);
+  return status == 0 ? CheckGeometry(2, 4, 5, 31, 5, 3, 3, same) : status;
 }
 
 // Loads oneDNN from `path` (a private copy of MindSpore's libdnnl.so.3) and, when isa >= 0, caps its ISA
@@ -1146,6 +1153,10 @@ extern "C" int VzConvCandidateCount() { return kCandidates; }
 
 // Tests: how many calls have run candidate i in this process (-1 for an i out of range).
 extern "C" int64_t VzConvRuns(int i) { return i >= 0 && i < kCandidates ? g_runs[i].load() : -1; }
+
+// Tests: the Winograd whole schedule's bound (bytes), for geometries planned after the call. Returns the
+// previous one.
+extern "C" int64_t VzConvWinogradWholeBytes(int64_t bytes) { return g_wino_whole_bytes.exchange(bytes); }
 
 // Tests: the im2col limit of the batch GEMM (bytes; 1 = one image per GEMM). Returns the previous one.
 extern "C" size_t VzConvMaxColumnBytes(size_t bytes) { return g_max_column_bytes.exchange(bytes); }

@@ -83,11 +83,13 @@ struct Plan {
   size_t row_floats() const { return size_t(alpha() * m + m) * (TW + 1) + 16 * positions(); }
 };
 
-constexpr int64_t kWholeBytes = int64_t(16) << 20;  // V and M of every tile up to this size: the whole schedule
-
-// The plan for a geometry, or a plan with isa == kNone when Winograd does not apply.
+// The plan for a geometry, or a plan with isa == kNone when Winograd does not apply. The whole schedule
+// is taken when V and M of every tile fit in whole_bytes each (16 MiB by default); the transformed
+// weights U may take at most max_u_bytes (64 MiB, the bound of the kernel's other scratch buffers:
+// 36 x 512 x 512 floats, 38 MiB, for VGG's widest layers), else Winograd does not apply.
 inline Plan MakePlan(int isa, int threads, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t OH,
-                     int64_t OW, int pt, int pl) {
+                     int64_t OW, int pt, int pl, int64_t whole_bytes = int64_t(16) << 20,
+                     int64_t max_u_bytes = int64_t(64) << 20) {
   Plan p;
   const int64_t pb = OH + 2 - pt - H, pr = OW + 2 - pl - W;
   if (isa == kNone || N <= 0 || C <= 0 || K <= 0 || OH <= 0 || OW <= 0 || pt < 0 || pl < 0 || pt > 2 || pl > 2 ||
@@ -98,13 +100,14 @@ inline Plan MakePlan(int isa, int threads, int64_t N, int64_t C, int64_t H, int6
   p.mr = isa == kAvx512 ? 8 : 6;
   p.nr = isa == kAvx512 ? 32 : 16;
   p.Kp = (K + p.mr - 1) / p.mr * p.mr;
+  if (int64_t(sizeof(float) * p.u_floats()) > max_u_bytes) return Plan();
   p.TH = (OH + p.m - 1) / p.m, p.TW = (OW + p.m - 1) / p.m;
   // gathers index x with 32-bit offsets
   p.gather = p.TW < 8 && N * C * H * W < (int64_t(1) << 31);
   const int64_t total_rows = N * p.TH, tiles = total_rows * p.TW, positions = p.positions();
   const int64_t whole_tbp = (tiles + p.nr - 1) / p.nr * p.nr;
-  p.whole = int64_t(sizeof(float)) * positions * C * whole_tbp <= kWholeBytes &&
-            int64_t(sizeof(float)) * positions * p.Kp * whole_tbp <= kWholeBytes;
+  p.whole = int64_t(sizeof(float)) * positions * C * whole_tbp <= whole_bytes &&
+            int64_t(sizeof(float)) * positions * p.Kp * whole_tbp <= whole_bytes;
   if (p.whole) {
     p.rows = total_rows, p.tbp = whole_tbp, p.blocks = 1;
     return p;
