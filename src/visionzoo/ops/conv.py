@@ -13,8 +13,11 @@ from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM 
 every shape (a 3-channel 7x7/2 stem's backward-data is faster as GEMM), on some layers splitting the
 batch between threads beats one primitive threaded by oneDNN, and the weight gradient of small images is
 fastest as one GEMM over many images, and in eval mode oneDNN's direct kernel of a training-kind
-primitive usually beats its inference-kind (brgemm, NHWC) choice; so each geometry and direction times
-its formulations (four, five for the weight gradient and in eval mode) in its first call, on that call's
+primitive usually beats its inference-kind (brgemm, NHWC) choice. 3x3 stride-1 convolutions (all of
+VGG's, most of GoogLeNet's 3x3 branches) have one more, the kernel's own Winograd F(4x4, 3x3) / F(2x2,
+3x3) (``csrc/winograd.h``: 2.25-4x fewer multiply-adds, on the plain NCHW tensors, for the forward, eval
+and backward-data directions). So each geometry and direction times its formulations (four, five for the
+weight gradient and in eval mode, plus Winograd where it applies) in its first call, on that call's
 operands, each three times, and keeps the fastest, which also computes that first result
 (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices are kept per (geometry, ISA, thread
 count) in the cache directory and reused by later runs, so that a noisy machine's timing cannot make two
@@ -28,8 +31,8 @@ host has it) while MindSpore's own instance keeps the AVX2 cap its standard conv
 then checked by a self-test against direct loops; if it cannot be built or the check fails, the
 standard op is used with a warning (an error under ``VISIONZOO_FAST_OPS=require``).
 
-Numerics: the same convolution with a different summation order; outputs and gradients agree with
-``nn.Conv2d`` to float32 rounding (``tests/test_ops_conv.py``).
+Numerics: the same convolution with a different summation order (and, for Winograd, the transforms'
+scalings); outputs and gradients agree with ``nn.Conv2d`` to float32 rounding (``tests/test_ops_conv.py``).
 """
 from __future__ import annotations
 
