@@ -156,3 +156,40 @@ def test_standard_ops_for_export(tmp_path):
     assert net[1].fast  # restored
     assert set_fast_ops(net, False) == 0 and not net[1].fast
     assert set_fast_ops(net, True) == 1 and net[1].fast
+
+
+@pytest.mark.parametrize("level", [0, 1, 2], ids=["baseline", "avx2", "avx512"])
+def test_each_vector_level_matches_nn(level):
+    """The pooling loops are compiled for the baseline, AVX2 and AVX-512; each level the CPU has gives the
+    same values and gradients as nn.MaxPool2d (ties included), on every configuration."""
+    from visionzoo.ops.pooling import vector_level
+
+    if level > vector_level():
+        pytest.skip(f"this CPU (or its ONEDNN_MAX_CPU_ISA cap) does not run level {level}")
+    lib = ctypes.CDLL(build_cpu_kernels())
+    previous = lib.VzPoolSetIsa(level)
+    try:
+        for kwargs, shape in CONFIGS:
+            test_fast_maxpool_matches_nn(ms.get_context("mode"), kwargs, shape, training=True)
+    finally:
+        assert lib.VzPoolSetIsa(previous) == level
+    assert previous == vector_level()
+
+
+def test_vector_level_follows_the_fast_paths_isa(monkeypatch):
+    """AVX-512 where the fast convolution runs AVX512_CORE, AVX2 under a user's AVX2 cap, never above the CPU."""
+    from visionzoo.ops import pooling
+
+    avx512 = frozenset({"sse4_1", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"})
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: avx512)
+    monkeypatch.setattr(runtime, "fast_isa", lambda: "AVX512_CORE")
+    assert pooling.vector_level() == 2
+    monkeypatch.setattr(runtime, "fast_isa", lambda: None)  # a user-set ONEDNN_MAX_CPU_ISA
+    monkeypatch.setenv(runtime.ISA_ENV, "AVX2")
+    assert pooling.vector_level() == 1
+    monkeypatch.setenv(runtime.ISA_ENV, "SSE41")
+    assert pooling.vector_level() == 0
+    monkeypatch.setenv(runtime.ISA_ENV, "AVX512_CORE_AMX")
+    assert pooling.vector_level() == 2
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"sse4_1", "avx", "avx2", "fma"}))
+    assert pooling.vector_level() == 1  # the cap asks for more than the CPU has

@@ -17,7 +17,9 @@ another backend may pick a different (equally valid) element.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 from typing import Tuple
 
 import mindspore as ms
@@ -30,8 +32,25 @@ from ._build import build_library, load_once
 _logger = logging.getLogger(__name__)
 
 
+def vector_level() -> int:
+    """The pooling loops' vector level: 2 AVX-512, 1 AVX2, 0 the baseline; the fast convolution's ISA
+    (:func:`visionzoo.runtime.fast_isa`), or where the user set ``ONEDNN_MAX_CPU_ISA``, the lower of that
+    and the CPU's best."""
+    def level(isa: str) -> int:
+        isa = isa.upper()
+        if isa.startswith(("AVX512", "AVX10")) or isa in ("ALL", "DEFAULT"):
+            return 2
+        return 1 if isa.startswith("AVX2") else 0
+
+    host = level(runtime.best_fp32_isa(runtime.cpu_flags()) or "")
+    chosen = runtime.fast_isa() or os.environ.get(runtime.ISA_ENV, "")
+    return min(level(chosen), host) if chosen else host
+
+
 def _load(retry: bool = False) -> str:
-    return build_library("maxpool2d_cpu", what="CPU max pooling kernels", retry=retry)
+    path = build_library("maxpool2d_cpu", what="CPU max pooling kernels", retry=retry)
+    ctypes.CDLL(path).VzPoolSetIsa(vector_level())
+    return path
 
 
 #: Compile the CPU pooling kernels once and return the shared library's path, or None when impossible
