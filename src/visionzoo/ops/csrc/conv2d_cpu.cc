@@ -276,10 +276,11 @@ struct Scratch {
 // the threads of a batch-split run; [4]: a thread's partial weight gradient in a batch-split run; [5]: a
 // further slice's gradient when a thread runs several slices; [6]: oneDNN's scratchpad; [7], [8]: the
 // whole-batch im2col and the transposed output gradient of BatchGemmBackwardWeights; [9]: Winograd's
-// transformed weights (the calling thread's set, shared by the call's threads); [10]-[12]: a thread's
-// Winograd block (transformed input, products, row buffers).
+// transformed weights (the calling thread's set, shared by the call's threads; the weight gradient's
+// products); [10]-[12]: a Winograd block (transformed input, products or the weight gradient's transformed
+// output gradient, row buffers); [13], [14]: the weight gradient's transposed operands.
 enum { kSharedWeights = 3, kPartial = 4, kExtra = 5, kScratchpad = 6, kColumns = 7, kTransposed = 8, kWinoU = 9,
-       kWinoV = 10, kWinoM = 11, kWinoRows = 12, kScratchSlots = 13 };
+       kWinoV = 10, kWinoM = 11, kWinoRows = 12, kWinoVT = 13, kWinoYP = 14, kScratchSlots = 15 };
 //
 // The buffers come in sets, one set per thread *running* a convolution, not per thread that ever ran one:
 // MindSpore launches kernels from several actor threads, and thread-local sets each grown to the largest
@@ -752,17 +753,17 @@ int WinogradIsa() {
 std::atomic<int64_t> g_wino_whole_bytes{int64_t(16) << 20};
 
 // The Winograd plan of a geometry and direction (isa kNone where it does not apply: not 3x3 stride 1, a
-// padding above 2, the weight gradient, or a CPU below AVX2). Backward data runs the forward plan of
-// dy -> dx with the padding 2 - pad (winograd.h).
+// padding above 2, buffers past their bounds, or a CPU below AVX2). Backward data runs the forward plan
+// of dy -> dx with the padding 2 - pad; the weight gradient has a plan of its own (winograd.h).
 vzwino::Plan WinogradPlan(const Key &k, int kind) {
   const int64_t N = std::get<1>(k), C = std::get<2>(k), H = std::get<3>(k), W = std::get<4>(k), O = std::get<5>(k),
                 OH = std::get<8>(k), OW = std::get<9>(k);
-  if (kind == kBackwardWeights || std::get<6>(k) != 3 || std::get<7>(k) != 3 || std::get<10>(k) != 1 ||
-      std::get<11>(k) != 1)
+  if (std::get<6>(k) != 3 || std::get<7>(k) != 3 || std::get<10>(k) != 1 || std::get<11>(k) != 1)
     return vzwino::Plan();
   const int isa = WinogradIsa(), threads = omp_get_max_threads(), pt = std::get<12>(k), pl = std::get<14>(k);
   const int64_t whole = g_wino_whole_bytes.load();
   if (kind == kBackwardData) return vzwino::MakePlan(isa, threads, N, O, OH, OW, C, H, W, 2 - pt, 2 - pl, whole);
+  if (kind == kBackwardWeights) return vzwino::MakeWeightPlan(isa, threads, N, C, H, W, O, OH, OW, pt, pl, whole);
   return vzwino::MakePlan(isa, threads, N, C, H, W, O, OH, OW, pt, pl, whole);
 }
 
@@ -770,8 +771,36 @@ vzwino::Plan WinogradPlan(const Key &k, int kind) {
 // holds them, out the result; bias (and the ReLU) for the fused eval kinds. The transformed weights (and,
 // in the whole schedule, the transformed input and products) are the calling thread's scratch, shared by
 // the call's threads; in the blocked schedule each thread has its own block buffers.
+// The weight gradient: in0 x, in1 dy, out dw. Whole: every buffer the calling thread's (shared); blocked:
+// each thread's own, its partial sums added into thread 0's.
+bool RunWinogradWeights(const vzwino::Plan &p, const float *x, const float *dy, float *dw) {
+  auto get = [](int slot, size_t floats) { return static_cast<float *>(ScratchBuffer(slot).Get(sizeof(float) * floats)); };
+  vzwino::WeightBuffers shared{};
+  if (p.whole) {
+    shared = {get(kWinoV, p.v_floats()), get(kWinoM, p.y_floats()), get(kWinoVT, p.vt_floats()),
+              get(kWinoYP, p.yp_floats()), get(kWinoU, p.w_floats()), nullptr};
+    if (!shared.V || !shared.Y || !shared.VT || !shared.YP || !shared.M) return false;
+  }
+  std::vector<float *> partials(omp_get_max_threads(), nullptr);
+  std::atomic<bool> ok{true};
+#pragma omp parallel
+  {
+    ScratchLease lease;  // the calling thread (tid 0) keeps its own
+    vzwino::WeightBuffers b = shared;
+    if (!p.whole)
+      b = {get(kWinoV, p.v_floats()), get(kWinoM, p.y_floats()), get(kWinoVT, p.vt_floats()),
+           get(kWinoYP, p.yp_floats()), get(kWinoU, p.w_floats()), nullptr};
+    b.buf = get(kWinoRows, p.row_floats());
+    if (!b.V || !b.Y || !b.VT || !b.YP || !b.M || !b.buf) ok = false;
+#pragma omp barrier
+    if (ok) vzwino::RunWeights(p, x, dy, dw, b, partials.data());
+  }
+  return ok;
+}
+
 bool RunWinograd(const Candidates *c, const float *in0, const float *in1, float *out, const float *bias) {
   const vzwino::Plan &p = c->wino;
+  if (p.weights) return RunWinogradWeights(p, in0, in1, out);
   float *U = static_cast<float *>(ScratchBuffer(kWinoU).Get(sizeof(float) * p.u_floats()));
   float *V = nullptr, *M = nullptr;
   if (p.whole) {
@@ -864,13 +893,18 @@ bool RunCandidate(Candidates *c, int i, void *in0, void *in1, void *out, const v
 void Touch(Candidates *c, int i) {
   if (i == kWinograd) {
     const vzwino::Plan &p = c->wino;
-    ScratchBuffer(kWinoU).Touch(sizeof(float) * p.u_floats());
+    if (!p.weights) ScratchBuffer(kWinoU).Touch(sizeof(float) * p.u_floats());
 #pragma omp parallel
     {
       ScratchLease lease;
-      if (!p.whole || omp_get_thread_num() == 0) {  // whole: the caller's V and M serve every thread
+      if (!p.whole || omp_get_thread_num() == 0) {  // whole: the caller's buffers serve every thread
         ScratchBuffer(kWinoV).Touch(sizeof(float) * p.v_floats());
-        ScratchBuffer(kWinoM).Touch(sizeof(float) * p.m_floats());
+        ScratchBuffer(kWinoM).Touch(sizeof(float) * (p.weights ? p.y_floats() : p.m_floats()));
+        if (p.weights) {
+          ScratchBuffer(kWinoVT).Touch(sizeof(float) * p.vt_floats());
+          ScratchBuffer(kWinoYP).Touch(sizeof(float) * p.yp_floats());
+          ScratchBuffer(kWinoU).Touch(sizeof(float) * p.w_floats());
+        }
       }
       ScratchBuffer(kWinoRows).Touch(sizeof(float) * p.row_floats());
     }

@@ -70,6 +70,7 @@ struct Plan {
   int64_t blocks = 0;
   bool whole = false;      // one block of every tile, each phase shared between the threads
   bool gather = false;     // input transform by gathers over a vector of tiles (rows of 1-7 tiles), not along rows
+  bool weights = false;    // a weight-gradient plan (MakeWeightPlan): V and Y per tile, M per (k, c)
   int alpha() const { return m + 2; }
   int positions() const { return alpha() * alpha(); }
   // V and M hold a plane per position xi, a cache line apart beyond their size: planes a power of two
@@ -77,6 +78,18 @@ struct Plan {
   size_t v_plane() const { return size_t(C) * tbp + 16; }
   size_t m_plane() const { return size_t(Kp) * tbp + 16; }
   size_t u_floats() const { return size_t(positions()) * Kp * C; }
+  // the weight gradient's: transformed output gradient Y [xi][k][tile]; V and Y transposed for the
+  // micro-kernel, VT [xi][tile][Cp] (C rounded up to nr) and YP [xi][k / mr][tile][k % mr]; products
+  // M [xi][Kp][Cp]
+  int64_t Cp() const { return (C + nr - 1) / nr * nr; }
+  size_t y_plane() const { return size_t(K) * tbp + 16; }
+  size_t y_floats() const { return positions() * y_plane(); }
+  size_t vt_plane() const { return size_t(tbp) * Cp() + 16; }
+  size_t yp_plane() const { return size_t(Kp) * tbp + 16; }
+  size_t w_plane() const { return size_t(Kp) * Cp() + 16; }
+  size_t vt_floats() const { return positions() * vt_plane(); }
+  size_t yp_floats() const { return positions() * yp_plane(); }
+  size_t w_floats() const { return positions() * w_plane(); }
   size_t v_floats() const { return positions() * v_plane(); }
   size_t m_floats() const { return positions() * m_plane(); }
   // a thread's row buffers (m phases of the alpha input rows; the m output rows), or 16 lanes of offsets
@@ -121,6 +134,37 @@ inline Plan MakePlan(int isa, int threads, int64_t N, int64_t C, int64_t H, int6
   return p;
 }
 
+// The weight gradient dw[K, C, 3, 3] of the same convolution (x [N, C, H, W], dy [N, K, OH, OW]), or a plan
+// with isa == kNone. dw = sum over tiles of G^T [(B^T d B) (.) (A dy A^T)] G (the gradient of the forward's
+// y = A^T [(G g G^T) (.) (B^T d B)] A with respect to g, tile by tile): the forward's input transform, the
+// output gradient's (m x m tiles to alpha x alpha by A), and per position xi a product M[xi][k, c] =
+// sum_t Y[xi][k, t] V[xi][c, t] over the tiles, by the forward's micro-kernel on transposed operands.
+// Whole schedule when V and Y of every tile fit in 2 x whole_bytes each (each phase shared out; the
+// products computed once), else blocks of tile rows per thread, each thread adding its blocks' products
+// into its own M (at most 16 MiB, else no Winograd), the threads' sums added up at the end.
+inline Plan MakeWeightPlan(int isa, int threads, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                           int64_t OH, int64_t OW, int pt, int pl, int64_t whole_bytes = int64_t(16) << 20) {
+  Plan p = MakePlan(isa, threads, N, C, H, W, K, OH, OW, pt, pl, whole_bytes);
+  if (p.isa == kNone) return p;
+  p.weights = true;
+  const int64_t total_rows = N * p.TH, positions = p.positions(), f = sizeof(float), widest = std::max(p.Cp(), p.Kp);
+  const int64_t whole_tbp = (total_rows * p.TW + p.nr - 1) / p.nr * p.nr;
+  p.whole = f * positions * widest * whole_tbp <= 2 * whole_bytes;
+  if (p.whole) {
+    p.rows = total_rows, p.tbp = whole_tbp, p.blocks = 1;
+    return p;
+  }
+  if (f * int64_t(p.w_floats()) > (int64_t(16) << 20)) return Plan();
+  // blocks of about 64 tiles: the block's four buffers then stay in the core's L2 cache (measured on VGG's
+  // 32x32 and 16x16 layers: 64 tiles 31 / 21 ms, 256 tiles 35 / 34 ms)
+  const int64_t target = std::max<int64_t>(p.nr, 64);
+  p.rows = std::max<int64_t>(1, std::min<int64_t>(total_rows, target / p.TW));
+  while (p.rows > 1 && (total_rows + p.rows - 1) / p.rows < 2 * threads) p.rows = (p.rows + 1) / 2;
+  p.tbp = (p.rows * p.TW + p.nr - 1) / p.nr * p.nr;
+  p.blocks = (total_rows + p.rows - 1) / p.rows;
+  return p;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The phases, as always-inline templates: each is compiled into the ISA-specific functions below that
 // call it, never on its own. The transforms are written once for a value type T: float, or a GCC vector
@@ -154,6 +198,11 @@ template <> struct Transforms<2> {
   template <class T> static VZ_INLINE void G(const T *x, T *y) {
     y[0] = x[0], y[1] = 0.5f * (x[0] + x[1] + x[2]), y[2] = 0.5f * (x[0] - x[1] + x[2]), y[3] = x[2];
   }
+  // the weight gradient's: y = A x (m -> alpha), y = G^T x (alpha -> 3)
+  template <class T> static VZ_INLINE void A(const T *x, T *y) { y[0] = x[0], y[1] = x[0] + x[1], y[2] = x[0] - x[1], y[3] = -x[1]; }
+  template <class T> static VZ_INLINE void Gt(const T *x, T *y) {
+    y[0] = x[0] + 0.5f * (x[1] + x[2]), y[1] = 0.5f * (x[1] - x[2]), y[2] = 0.5f * (x[1] + x[2]) + x[3];
+  }
 };
 
 template <> struct Transforms<4> {
@@ -176,6 +225,17 @@ template <> struct Transforms<4> {
     y[3] = x[0] * (1.0f / 24.0f) + x[1] * (1.0f / 12.0f) + x[2] * (1.0f / 6.0f);
     y[4] = x[0] * (1.0f / 24.0f) - x[1] * (1.0f / 12.0f) + x[2] * (1.0f / 6.0f);
     y[5] = x[2];
+  }
+  template <class T> static VZ_INLINE void A(const T *x, T *y) {
+    const T s02 = x[0] + x[2], s13 = x[1] + x[3];
+    y[0] = x[0], y[1] = s02 + s13, y[2] = s02 - s13;
+    y[3] = x[0] + 2.0f * x[1] + 4.0f * x[2] + 8.0f * x[3], y[4] = x[0] - 2.0f * x[1] + 4.0f * x[2] - 8.0f * x[3];
+    y[5] = x[3];
+  }
+  template <class T> static VZ_INLINE void Gt(const T *x, T *y) {
+    y[0] = 0.25f * x[0] - (x[1] + x[2]) * (1.0f / 6.0f) + (x[3] + x[4]) * (1.0f / 24.0f);
+    y[1] = (x[2] - x[1]) * (1.0f / 6.0f) + (x[3] - x[4]) * (1.0f / 12.0f);
+    y[2] = (x[3] + x[4] - x[1] - x[2]) * (1.0f / 6.0f) + x[5];
   }
 };
 
@@ -407,11 +467,14 @@ VZ_INLINE void OutputT(const Plan &p, const float *M, int64_t R0, int64_t R1, in
 
 // m[r][0..nr) = sum_c u[c][r] * v[c][0..nr) for r < mr: the GEMMs' register-blocked micro-kernels.
 // u is packed [C][mr], v has row stride ldv, m row stride ldm; all 64-byte aligned.
+// add: m (+)= ... (the weight gradient sums its blocks' products).
 __attribute__((target("avx512f"))) inline void Kernel512(int64_t C, const float *u, const float *v, int64_t ldv,
-                                                          float *m, int64_t ldm) {
+                                                          float *m, int64_t ldm, bool add = false) {
   __m512 acc[8][2];
 #pragma GCC unroll 8
-  for (int r = 0; r < 8; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int r = 0; r < 8; ++r)
+    acc[r][0] = add ? _mm512_load_ps(m + r * ldm) : _mm512_setzero_ps(),
+    acc[r][1] = add ? _mm512_load_ps(m + r * ldm + 16) : _mm512_setzero_ps();
   for (int64_t c = 0; c < C; ++c, u += 8, v += ldv) {
     const __m512 v0 = _mm512_load_ps(v), v1 = _mm512_load_ps(v + 16);
 #pragma GCC unroll 8
@@ -429,10 +492,12 @@ __attribute__((target("avx512f"))) inline void Kernel512(int64_t C, const float 
 }
 
 __attribute__((target("avx2,fma"))) inline void Kernel256(int64_t C, const float *u, const float *v, int64_t ldv,
-                                                           float *m, int64_t ldm) {
+                                                           float *m, int64_t ldm, bool add = false) {
   __m256 acc[6][2];
 #pragma GCC unroll 6
-  for (int r = 0; r < 6; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int r = 0; r < 6; ++r)
+    acc[r][0] = add ? _mm256_load_ps(m + r * ldm) : _mm256_setzero_ps(),
+    acc[r][1] = add ? _mm256_load_ps(m + r * ldm + 8) : _mm256_setzero_ps();
   for (int64_t c = 0; c < C; ++c, u += 6, v += ldv) {
     const __m256 v0 = _mm256_load_ps(v), v1 = _mm256_load_ps(v + 8);
 #pragma GCC unroll 6
@@ -518,6 +583,256 @@ VZ_INLINE void RunT(const Plan &p, const float *w, bool flip, const float *x, co
   for (int64_t k = 0; k < p.K; ++k) OutputT<kM, T>(p, M, 0, total_rows, 0, k, k + 1, bias, relu, y, buf);
 }
 
+// ---------------------------------------------------------------------------------------------------
+// The weight gradient
+// ---------------------------------------------------------------------------------------------------
+
+// Y[xi][k][j] = (A z A^T)[xi] for the output-gradient tiles z (m x m, zero outside dy) of the tile rows
+// [R0, R1) and every output channel, j = (R - base) * TW + tx.
+template <int kM, class T>
+VZ_INLINE void GradTile(const T *z, T *v) {
+  constexpr int A = kM + 2;
+  T t[A * kM], col[kM], e[A];
+#pragma GCC unroll 4
+  for (int j = 0; j < kM; ++j) {  // A z: each column
+#pragma GCC unroll 4
+    for (int i = 0; i < kM; ++i) col[i] = z[i * kM + j];
+    Transforms<kM>::A(col, e);
+#pragma GCC unroll 6
+    for (int a = 0; a < A; ++a) t[a * kM + j] = e[a];
+  }
+#pragma GCC unroll 6
+  for (int a = 0; a < A; ++a) Transforms<kM>::A(t + a * kM, v + a * A);  // (A z) A^T: each row
+}
+
+template <int kM, class T>
+VZ_INLINE void GradRowTiles(float *const (*ph)[kM], int64_t tx, float *out, size_t plane) {
+  constexpr int A = kM + 2;
+  T z[kM * kM], v[A * A];
+#pragma GCC unroll 16
+  for (int i = 0; i < kM * kM; ++i) z[i] = Load<T>(ph[i / kM][i % kM] + tx);
+  GradTile<kM>(z, v);
+#pragma GCC unroll 36
+  for (int xi = 0; xi < A * A; ++xi) Store(out + xi * plane + tx, v[xi]);
+}
+
+// Along rows (rows of 8 tiles or more): each of a tile row's m rows of dy split into its m phases
+// (column m q + j at phase j, index q; zero past the output), a tile per lane.
+template <int kM, class T>
+VZ_INLINE void GradRowsT(const Plan &p, const float *dy, int64_t R0, int64_t R1, int64_t base, float *Y, float *buf) {
+  constexpr int L = Lanes<T>::n;
+  const int64_t TW = p.TW, OW = p.OW, full = OW / kM;  // tiles whose m columns are all inside
+  const size_t plane = p.y_plane();
+  float *ph[kM][kM];  // ph[i][j][tx] = dy row i of the tile row, column m tx + j
+  for (int i = 0; i < kM; ++i)
+    for (int j = 0; j < kM; ++j) ph[i][j] = buf + (i * kM + j) * TW;
+  for (int64_t k = 0; k < p.K; ++k)
+    for (int64_t R = R0; R < R1; ++R) {
+      const int64_t n = R / p.TH, ty = R % p.TH;
+      const float *dk = dy + (n * p.K + k) * p.OH * OW;
+      for (int i = 0; i < kM; ++i) {
+        const int64_t h = kM * ty + i;
+        if (h >= p.OH) {
+          for (int j = 0; j < kM; ++j) std::memset(ph[i][j], 0, sizeof(float) * TW);
+          continue;
+        }
+        const float *row = dk + h * OW;
+        for (int64_t q = 0; q < full; ++q)
+#pragma GCC unroll 4
+          for (int j = 0; j < kM; ++j) ph[i][j][q] = row[kM * q + j];
+        for (int j = 0; full < TW && j < kM; ++j) ph[i][j][full] = kM * full + j < OW ? row[kM * full + j] : 0.0f;
+      }
+      float *out = Y + k * p.tbp + (R - base) * TW;
+      int64_t tx = 0;
+      for (; tx + L <= TW; tx += L) GradRowTiles<kM, T>(ph, tx, out, plane);
+      for (; L > 8 && tx + 8 <= TW; tx += 8) GradRowTiles<kM, F8>(ph, tx, out, plane);
+      for (; tx < TW; ++tx) GradRowTiles<kM, float>(ph, tx, out, plane);
+    }
+}
+
+// By gathers, for narrow rows: a vector of tiles at a time, each lane's values loaded through offsets
+// computed once for all channels (-1 outside dy).
+template <int kM, class T>
+VZ_INLINE void GradGatherT(const Plan &p, const float *dy, int64_t R0, int64_t R1, int64_t base, float *Y,
+                           int32_t *offsets) {
+  constexpr int A = kM + 2, L = Lanes<T>::n;
+  const size_t plane = p.y_plane();
+  const int64_t first = R0 * p.TW, last = R1 * p.TW, HW = p.OH * p.OW;
+  int32_t(*off)[L] = reinterpret_cast<int32_t(*)[L]>(offsets);  // [i * m + j][lane]
+  for (int64_t t0 = first; t0 < last; t0 += L) {
+    const int lanes = int(std::min<int64_t>(L, last - t0));
+    for (int l = 0; l < L; ++l) {
+      const int64_t t = t0 + std::min(l, lanes - 1), R = t / p.TW, tx = t % p.TW, n = R / p.TH, ty = R % p.TH;
+      for (int i = 0; i < kM; ++i)
+        for (int j = 0; j < kM; ++j) {
+          const int64_t h = kM * ty + i, w = kM * tx + j;
+          off[i * kM + j][l] = h < p.OH && w < p.OW ? int32_t(n * p.K * HW + h * p.OW + w) : -1;
+        }
+    }
+    float *out = Y + (t0 - base * p.TW);
+    for (int64_t k = 0; k < p.K; ++k) {
+      const float *dk = dy + k * HW;
+      alignas(64) float gathered[A * A][L];
+      for (int i = 0; i < kM * kM; ++i)
+        for (int l = 0; l < L; ++l) gathered[i][l] = off[i][l] >= 0 ? dk[off[i][l]] : 0.0f;
+      T z[kM * kM], v[A * A];
+#pragma GCC unroll 16
+      for (int i = 0; i < kM * kM; ++i) z[i] = Load<T>(gathered[i]);
+      GradTile<kM>(z, v);
+      if (lanes == L) {
+#pragma GCC unroll 36
+        for (int xi = 0; xi < A * A; ++xi) Store(out + xi * plane + k * p.tbp, v[xi]);
+      } else {  // the last tiles of the range: the next lanes' columns may be another thread's
+        for (int xi = 0; xi < A * A; ++xi) {
+          Store(gathered[xi], v[xi]);
+          std::memcpy(out + xi * plane + k * p.tbp, gathered[xi], sizeof(float) * lanes);
+        }
+      }
+    }
+  }
+}
+
+template <int kM, class T>
+VZ_INLINE void GradTilesT(const Plan &p, const float *dy, int64_t R0, int64_t R1, int64_t base, float *Y, float *buf) {
+  if (p.gather)
+    GradGatherT<kM, T>(p, dy, R0, R1, base, Y, reinterpret_cast<int32_t *>(buf));
+  else
+    GradRowsT<kM, T>(p, dy, R0, R1, base, Y, buf);
+}
+
+// VT[xi][t][c] = V[xi][c][t] (zero for c >= C) and YP[xi][kb][t][r] = Y[xi][kb * mr + r][t] (zero for
+// k >= K), for the positions [xi0, xi1): the layouts of the micro-kernel's operands, reducing over tiles.
+VZ_INLINE void TransposeT(const Plan &p, const float *V, const float *Y, float *VT, float *YP, int xi0, int xi1) {
+  const int64_t n = p.tbp, Cp = p.Cp(), mr = p.mr, kblocks = p.Kp / p.mr;
+  for (int xi = xi0; xi < xi1; ++xi) {
+    const float *v = V + xi * p.v_plane(), *y = Y + xi * p.y_plane();
+    float *vt = VT + xi * p.vt_plane(), *yp = YP + xi * p.yp_plane();
+    for (int64_t t0 = 0; t0 < n; t0 += 16)  // 16 x 16 tiles: a cache line of each row
+      for (int64_t c0 = 0; c0 < Cp; c0 += 16)
+        for (int64_t t = t0; t < t0 + 16; ++t)
+#pragma omp simd
+          for (int64_t c = c0; c < c0 + 16; ++c) vt[t * Cp + c] = c < p.C ? v[c * n + t] : 0.0f;
+    for (int64_t kb = 0; kb < kblocks; ++kb)
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < mr; ++r) {
+          const int64_t k = kb * mr + r;
+          yp[(kb * n + t) * mr + r] = k < p.K ? y[k * n + t] : 0.0f;
+        }
+  }
+}
+
+// M[xi][k][c] (+)= sum_t Y[xi][k][t] V[xi][c][t] for the (position, channel block) pairs [q0, q1), from the
+// transposed operands: the forward's micro-kernel, reducing over the block's tiles.
+VZ_INLINE void WeightGemmT(const Plan &p, const float *VT, const float *YP, float *M, int64_t q0, int64_t q1,
+                           bool add) {
+  const int64_t kblocks = p.Kp / p.mr, Cp = p.Cp();
+  for (int64_t q = q0; q < q1; ++q) {
+    const int64_t xi = q / kblocks, kb = q % kblocks;
+    const float *u = YP + xi * p.yp_plane() + kb * p.tbp * p.mr, *v = VT + xi * p.vt_plane();
+    float *m = M + xi * p.w_plane() + kb * p.mr * Cp;
+    for (int64_t c = 0; c < Cp; c += p.nr) {
+      if (p.isa == kAvx512)
+        Kernel512(p.tbp, u, v + c, Cp, m + c, Cp, add);
+      else
+        Kernel256(p.tbp, u, v + c, Cp, m + c, Cp, add);
+    }
+  }
+}
+
+// dw[k][c] = G^T M[.][k][c] G (3 x 3) for the output channels [k0, k1); lanes over the input channels.
+template <int kM, class T>
+VZ_INLINE void WeightTileT(const Plan &p, const float *M, int64_t k, int64_t c, float *dw) {
+  constexpr int A = kM + 2, L = Lanes<T>::n;
+  T mv[A * A], t[3 * A], col[A], g[3], out[9];
+#pragma GCC unroll 36
+  for (int xi = 0; xi < A * A; ++xi) mv[xi] = Load<T>(M + xi * p.w_plane() + k * p.Cp() + c);
+#pragma GCC unroll 6
+  for (int b = 0; b < A; ++b) {  // G^T M: each column
+#pragma GCC unroll 6
+    for (int a = 0; a < A; ++a) col[a] = mv[a * A + b];
+    Transforms<kM>::Gt(col, g);
+    for (int i = 0; i < 3; ++i) t[i * A + b] = g[i];
+  }
+  for (int i = 0; i < 3; ++i) {  // (G^T M) G: each row
+    Transforms<kM>::Gt(t + i * A, g);
+    for (int j = 0; j < 3; ++j) out[i * 3 + j] = g[j];
+  }
+  alignas(64) float lanes[9][L];
+  for (int i = 0; i < 9; ++i) Store(lanes[i], out[i]);
+  const int count = int(std::min<int64_t>(L, p.C - c));
+  for (int l = 0; l < count; ++l)
+    for (int i = 0; i < 9; ++i) dw[((k * p.C + c + l) * 9) + i] = lanes[i][l];
+}
+
+template <int kM, class T>
+VZ_INLINE void WeightOutputT(const Plan &p, const float *M, int64_t k0, int64_t k1, float *dw) {
+  constexpr int L = Lanes<T>::n;
+  for (int64_t k = k0; k < k1; ++k) {
+    int64_t c = 0;
+    for (; c + L <= p.C; c += L) WeightTileT<kM, T>(p, M, k, c, dw);
+    for (; c < p.C; ++c) WeightTileT<kM, float>(p, M, k, c, dw);
+  }
+}
+
+// Zeros in the tile columns of Y past the used ones (as ZeroTail does for V).
+VZ_INLINE void ZeroGradTail(const Plan &p, float *Y, int64_t used) {
+  if (used < p.tbp)
+    for (int xi = 0; xi < p.positions(); ++xi)
+      for (int64_t k = 0; k < p.K; ++k) std::memset(Y + xi * p.y_plane() + k * p.tbp + used, 0, sizeof(float) * (p.tbp - used));
+}
+
+// The weight gradient on the threads of the enclosing parallel region (every thread calls it). Whole: the
+// buffers V, Y, VT, YP and M shared. Blocked: V, Y, VT, YP and M the thread's own (M its partial sums),
+// partials[thread] receives M, and thread 0's M ends up holding the total.
+template <int kM, class T>
+VZ_INLINE void RunWeightsT(const Plan &p, const float *x, const float *dy, float *dw, float *V, float *Y, float *VT,
+                           float *YP, float *M, float *buf, float **partials) {
+  const int64_t total_rows = p.N * p.TH, positions = p.positions(), pairs = positions * (p.Kp / p.mr);
+  const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
+  if (p.whole) {
+    const int64_t step = std::max<int64_t>(1, Lanes<T>::n / p.TW);
+    const int64_t chunks = (total_rows + step - 1) / step;
+    const int64_t c0 = chunks * tid / threads, c1 = chunks * (tid + 1) / threads;
+    if (c0 < c1) {
+      const int64_t R0 = c0 * step, R1 = std::min(c1 * step, total_rows);
+      InputT<kM, T>(p, x, R0, R1, 0, V, buf);
+      GradTilesT<kM, T>(p, dy, R0, R1, 0, Y, buf);
+    }
+    if (tid == threads - 1) ZeroTail(p, V, total_rows * p.TW), ZeroGradTail(p, Y, total_rows * p.TW);
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int xi = 0; xi < positions; ++xi) TransposeT(p, V, Y, VT, YP, xi, xi + 1);
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < pairs; ++q) WeightGemmT(p, VT, YP, M, q, q + 1, false);
+  } else {
+    partials[tid] = M;
+    bool first = true;
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < p.blocks; ++b) {
+      const int64_t R0 = b * p.rows, R1 = std::min(R0 + p.rows, total_rows), used = (R1 - R0) * p.TW;
+      InputT<kM, T>(p, x, R0, R1, R0, V, buf);
+      ZeroTail(p, V, used);
+      GradTilesT<kM, T>(p, dy, R0, R1, R0, Y, buf);
+      ZeroGradTail(p, Y, used);
+      TransposeT(p, V, Y, VT, YP, 0, int(positions));
+      WeightGemmT(p, VT, YP, M, 0, pairs, !first);
+      first = false;
+    }
+    if (first)  // no block for this thread: its partial sums are zero
+      for (int xi = 0; xi < positions; ++xi) std::memset(M + xi * p.w_plane(), 0, sizeof(float) * p.Kp * p.Cp());
+#pragma omp barrier
+    float *total = partials[0];  // thread 0's M += the others'
+    const int64_t count = positions * int64_t(p.w_plane());
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < count; ++i)
+      for (int t = 1; t < threads; ++t) total[i] += partials[t][i];
+    M = total;
+  }
+  // (the omp for's barrier: M is complete)
+#pragma omp for schedule(static)
+  for (int64_t k = 0; k < p.K; ++k) WeightOutputT<kM, T>(p, M, k, k + 1, dw);
+}
+
 #undef VZ_INLINE
 
 __attribute__((target("avx512f"))) inline void Run512(const Plan &p, const float *w, bool flip, const float *x,
@@ -536,6 +851,37 @@ __attribute__((target("avx2,fma"))) inline void Run256(const Plan &p, const floa
     RunT<4, 6, F8>(p, w, flip, x, bias, relu, y, U, V, M, buf);
   else
     RunT<2, 6, F8>(p, w, flip, x, bias, relu, y, U, V, M, buf);
+}
+
+// The buffers of a weight-gradient run: shared when p.whole, else the thread's own (buf always).
+struct WeightBuffers {
+  float *V, *Y, *VT, *YP, *M, *buf;
+};
+
+__attribute__((target("avx512f"))) inline void RunWeights512(const Plan &p, const float *x, const float *dy, float *dw,
+                                                              const WeightBuffers &b, float **partials) {
+  if (p.m == 4)
+    RunWeightsT<4, F16>(p, x, dy, dw, b.V, b.Y, b.VT, b.YP, b.M, b.buf, partials);
+  else
+    RunWeightsT<2, F16>(p, x, dy, dw, b.V, b.Y, b.VT, b.YP, b.M, b.buf, partials);
+}
+
+__attribute__((target("avx2,fma"))) inline void RunWeights256(const Plan &p, const float *x, const float *dy,
+                                                               float *dw, const WeightBuffers &b, float **partials) {
+  if (p.m == 4)
+    RunWeightsT<4, F8>(p, x, dy, dw, b.V, b.Y, b.VT, b.YP, b.M, b.buf, partials);
+  else
+    RunWeightsT<2, F8>(p, x, dy, dw, b.V, b.Y, b.VT, b.YP, b.M, b.buf, partials);
+}
+
+// The weight gradient of a MakeWeightPlan plan on the threads of the enclosing parallel region (every
+// thread calls it), with its buffers; partials: an array of one pointer per thread.
+inline void RunWeights(const Plan &p, const float *x, const float *dy, float *dw, const WeightBuffers &b,
+                       float **partials) {
+  if (p.isa == kAvx512)
+    RunWeights512(p, x, dy, dw, b, partials);
+  else
+    RunWeights256(p, x, dy, dw, b, partials);
 }
 
 // Runs the plan on the threads of the enclosing parallel region (every thread calls it, with the shared U,
