@@ -173,6 +173,17 @@ from mindspore import Tensor, nn
 from visionzoo import runtime
 from visionzoo.ops import Conv2d
 from visionzoo.ops.conv import build_conv_kernels, effective_isa
+
+
+class Loss(nn.Cell):  # sum(conv(x) * upstream): its gradients are the layer's backward pass
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+
+    def construct(self, x, upstream):
+        return (self.conv(x) * upstream).sum()
+
+
 lib = ctypes.CDLL(build_conv_kernels())
 lib.VzConvRuns.restype = ctypes.c_int64
 lib.VzConvForceCandidate(5)
@@ -181,19 +192,24 @@ errors, before = [], lib.VzConvRuns(5)
 for cin, cout, shape in ((8, 13, (2, 8, 9, 9)), (16, 7, (3, 16, 2, 3)), (3, 5, (1, 3, 6, 40))):
     conv, ref = Conv2d(cin, cout, 3, pad_mode="same"), nn.Conv2d(cin, cout, 3, pad_mode="same")
     ref.weight.set_data(conv.weight.data.copy())
-    x = Tensor(np.random.default_rng(cin).standard_normal(shape).astype(np.float32))
+    rng = np.random.default_rng(cin)
+    x = Tensor(rng.standard_normal(shape).astype(np.float32))
+    upstream = Tensor(rng.standard_normal(ref(x).shape).astype(np.float32))
     for training in (True, False):
         conv.set_train(training), ref.set_train(training)
-        got, want = conv(x).asnumpy(), ref(x).asnumpy()
-        errors.append(float(np.abs(got - want).max() / np.abs(want).max()))
+        got = [conv(x)] + list(ms.grad(Loss(conv), grad_position=0, weights=conv.trainable_params())(x, upstream))
+        want = [ref(x)] + list(ms.grad(Loss(ref), grad_position=0, weights=ref.trainable_params())(x, upstream))
+        for g, w in zip(got, want):  # output, input gradient, weight gradient
+            g, w = (g[0] if isinstance(g, tuple) else g).asnumpy(), (w[0] if isinstance(w, tuple) else w).asnumpy()
+            errors.append(float(np.abs(g - w).max() / np.abs(w).max()))
 print("RESULT", json.dumps({"isa": effective_isa(lib), "runs": lib.VzConvRuns(5) - before, "errors": errors}))
 """
 
 
 def test_winograd_avx2_kernels_match_nn():
     """The AVX2+FMA build of the Winograd formulation (the micro-kernel, the 8-lane transforms), as an AVX2
-    host or a user's ONEDNN_MAX_CPU_ISA=AVX2 cap gets it, in a process of its own: outputs of F(4x4) and
-    F(2x2), gathered and along rows, equal nn.Conv2d's."""
+    host or a user's ONEDNN_MAX_CPU_ISA=AVX2 cap gets it, in a process of its own: outputs, input gradients
+    and weight gradients of F(4x4) and F(2x2), gathered and along rows, equal nn.Conv2d's."""
     import json
     import subprocess
     import sys
@@ -205,8 +221,8 @@ def test_winograd_avx2_kernels_match_nn():
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
     assert result["isa"] == "AVX2"
-    assert result["runs"] == 6  # three geometries, training and eval (forward only)
-    assert max(result["errors"]) < 1e-5
+    assert result["runs"] == 3 * 2 * 4  # three geometries, training and eval: forward twice, both gradients
+    assert len(result["errors"]) == 3 * 2 * 3 and max(result["errors"]) < 2e-5
 
 
 def test_winograd_exists_only_for_3x3_stride_1():
