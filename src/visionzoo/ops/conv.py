@@ -15,9 +15,9 @@ batch between threads beats one primitive threaded by oneDNN, and the weight gra
 fastest as one GEMM over many images, and in eval mode oneDNN's direct kernel of a training-kind
 primitive usually beats its inference-kind (brgemm, NHWC) choice. 3x3 stride-1 convolutions (all of
 VGG's, most of GoogLeNet's 3x3 branches) have one more, the kernel's own Winograd F(4x4, 3x3) / F(2x2,
-3x3) (``csrc/winograd.h``: 2.25-4x fewer multiply-adds, on the plain NCHW tensors, for the forward, eval
-and backward-data directions). So each geometry and direction times its formulations (four, five for the
-weight gradient and in eval mode, plus Winograd where it applies) in its first call, on that call's
+3x3) (``csrc/winograd.h``: 2.25-4x fewer multiply-adds, on the plain NCHW tensors, in every direction).
+So each geometry and direction times its formulations (four, five for the weight gradient and in eval
+mode, plus Winograd where it applies) in its first call, on that call's
 operands, each three times, and keeps the fastest, which also computes that first result
 (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices are kept per (geometry, ISA, thread
 count) in the cache directory and reused by later runs, so that a noisy machine's timing cannot make two

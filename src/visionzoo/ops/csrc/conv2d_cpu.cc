@@ -702,10 +702,10 @@ bool BatchGemmBackwardWeights(const Key &k, const float *x, const float *dy, flo
 // first makes one GEMM with (images x OH*OW) inner products, as many images at a time as fit in
 // g_max_column_bytes (64 MiB) of im2col columns.
 //
-// A sixth candidate exists for 3x3 stride-1 convolutions (padding up to 2) in every direction but the
-// weight gradient: Winograd's F(2x2, 3x3) (winograd.h), 16 multiply-adds per 2x2 output tile and input
-// channel instead of 36, on the plain NCHW tensors (no reorders), with the bias and ReLU of the fused
-// eval kinds applied in its output transform. It needs AVX2+FMA at least, and uses AVX-512 where the
+// A sixth candidate exists for 3x3 stride-1 convolutions (padding up to 2) in every direction: Winograd's
+// F(4x4, 3x3) or F(2x2, 3x3) (winograd.h), 36 (or 16) multiply-adds per 4x4 (2x2) output tile and input
+// channel instead of 144 (36), on the plain NCHW tensors (no reorders), with the bias and ReLU of the
+// fused eval kinds applied in its output transform. It needs AVX2+FMA at least, and uses AVX-512 where the
 // kernels' oneDNN instance does (the same ISA choice, a user's cap included).
 constexpr int kCandidates = 6;
 constexpr int kFifth = 4;  // BatchGemmBackwardWeights, or the eval kinds' forward_inference primitive
