@@ -767,12 +767,8 @@ vzwino::Plan WinogradPlan(const Key &k, int kind) {
   return vzwino::MakePlan(isa, threads, N, C, H, W, O, OH, OW, pt, pl, whole);
 }
 
-// Runs the Winograd candidate: in0 the input (x, or dy for backward data), in1 the weights as the layer
-// holds them, out the result; bias (and the ReLU) for the fused eval kinds. The transformed weights (and,
-// in the whole schedule, the transformed input and products) are the calling thread's scratch, shared by
-// the call's threads; in the blocked schedule each thread has its own block buffers.
-// The weight gradient: in0 x, in1 dy, out dw. Whole: every buffer the calling thread's (shared); blocked:
-// each thread's own, its partial sums added into thread 0's.
+// The Winograd weight gradient from x and dy into dw. Whole: every buffer the calling thread's (shared);
+// blocked: each thread's own, its partial sums added into thread 0's.
 bool RunWinogradWeights(const vzwino::Plan &p, const float *x, const float *dy, float *dw) {
   auto get = [](int slot, size_t floats) { return static_cast<float *>(ScratchBuffer(slot).Get(sizeof(float) * floats)); };
   vzwino::WeightBuffers shared{};
@@ -798,6 +794,11 @@ bool RunWinogradWeights(const vzwino::Plan &p, const float *x, const float *dy, 
   return ok;
 }
 
+// Runs the Winograd candidate: in0 the input (x, or dy for backward data; x for the weight gradient), in1
+// the weights as the layer holds them (dy for the weight gradient), out the result; bias (and the ReLU)
+// for the fused eval kinds. The transformed weights (and, in the whole schedule, the transformed input and
+// products) are the calling thread's scratch, shared by the call's threads; in the blocked schedule each
+// thread has its own block buffers.
 bool RunWinograd(const Candidates *c, const float *in0, const float *in1, float *out, const float *bias) {
   const vzwino::Plan &p = c->wino;
   if (p.weights) return RunWinogradWeights(p, in0, in1, out);

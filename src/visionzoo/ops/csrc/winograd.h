@@ -367,36 +367,38 @@ VZ_INLINE void InputRowsT(const Plan &p, const float *x, int64_t R0, int64_t R1,
     }
 }
 
-// The same by gathers, for narrow rows (a few tiles each, where the rows above would give each vector
-// one or two tiles): L tiles at a time, each lane one tile, its input values loaded through offsets
-// computed once for all channels (-1 in the padding).
-template <int kM, class T>
-VZ_INLINE void InputGatherT(const Plan &p, const float *x, int64_t R0, int64_t R1, int64_t base, float *V,
+// The tiles [R0 * TW, R1 * TW) by gathers, for narrow rows (a few tiles each, where a vector along a row
+// would hold one or two tiles): a vector of tiles at a time, each lane one tile, its kWin x kWin window at
+// row kM ty - top, column kM tx - left of the planes src [N, channels, rows, cols] loaded through offsets
+// computed once for all channels (-1 outside the plane), turned into alpha^2 values by Window::Transform
+// and stored at dst + xi * plane + c * tbp + (tile - base * TW).
+template <int kM, int kWin, class Window, class T>
+VZ_INLINE void GatherTilesT(const Plan &p, const float *src, int64_t channels, int64_t rows, int64_t cols, int top,
+                            int left, int64_t R0, int64_t R1, int64_t base, float *dst, size_t plane,
                             int32_t *offsets) {
   constexpr int A = kM + 2, L = Lanes<T>::n;
-  const size_t plane = p.v_plane();
-  const int64_t first = R0 * p.TW, last = R1 * p.TW, HW = p.H * p.W;
-  int32_t(*off)[L] = reinterpret_cast<int32_t(*)[L]>(offsets);  // [a * alpha + b][lane]
+  const int64_t first = R0 * p.TW, last = R1 * p.TW, HW = rows * cols;
+  int32_t(*off)[L] = reinterpret_cast<int32_t(*)[L]>(offsets);  // [a * kWin + b][lane]
   for (int64_t t0 = first; t0 < last; t0 += L) {
     const int lanes = int(std::min<int64_t>(L, last - t0));
     for (int l = 0; l < L; ++l) {
       const int64_t t = t0 + std::min(l, lanes - 1), R = t / p.TW, tx = t % p.TW, n = R / p.TH, ty = R % p.TH;
-      for (int a = 0; a < A; ++a)
-        for (int b = 0; b < A; ++b) {
-          const int64_t h = kM * ty - p.pt + a, wi = kM * tx - p.pl + b;
-          off[a * A + b][l] = h >= 0 && h < p.H && wi >= 0 && wi < p.W ? int32_t(n * p.C * HW + h * p.W + wi) : -1;
+      for (int a = 0; a < kWin; ++a)
+        for (int b = 0; b < kWin; ++b) {
+          const int64_t h = kM * ty - top + a, w = kM * tx - left + b;
+          off[a * kWin + b][l] = h >= 0 && h < rows && w >= 0 && w < cols ? int32_t(n * channels * HW + h * cols + w) : -1;
         }
     }
-    float *out = V + (t0 - base * p.TW);
-    for (int64_t c = 0; c < p.C; ++c) {
-      const float *xc = x + c * HW;
-      alignas(64) float gathered[A * A][L];
-      for (int i = 0; i < A * A; ++i)
-        for (int l = 0; l < L; ++l) gathered[i][l] = off[i][l] >= 0 ? xc[off[i][l]] : 0.0f;
-      T d[A * A], v[A * A];
+    float *out = dst + (t0 - base * p.TW);
+    for (int64_t c = 0; c < channels; ++c) {
+      const float *sc = src + c * HW;
+      alignas(64) float gathered[A * A][L];  // the window's values, then (partial vectors) the results
+      for (int i = 0; i < kWin * kWin; ++i)
+        for (int l = 0; l < L; ++l) gathered[i][l] = off[i][l] >= 0 ? sc[off[i][l]] : 0.0f;
+      T d[kWin * kWin], v[A * A];
 #pragma GCC unroll 36
-      for (int i = 0; i < A * A; ++i) d[i] = Load<T>(gathered[i]);
-      InputTile<kM>(d, v);
+      for (int i = 0; i < kWin * kWin; ++i) d[i] = Load<T>(gathered[i]);
+      Window::template Transform<kM>(d, v);
       if (lanes == L) {
 #pragma GCC unroll 36
         for (int xi = 0; xi < A * A; ++xi) Store(out + xi * plane + c * p.tbp, v[xi]);
@@ -408,6 +410,16 @@ VZ_INLINE void InputGatherT(const Plan &p, const float *x, int64_t R0, int64_t R
       }
     }
   }
+}
+
+struct InputWindow {  // the input's (m + 2) x (m + 2) windows: B^T d B
+  template <int kM, class T> static VZ_INLINE void Transform(const T *d, T *v) { InputTile<kM>(d, v); }
+};
+
+template <int kM, class T>
+VZ_INLINE void InputGatherT(const Plan &p, const float *x, int64_t R0, int64_t R1, int64_t base, float *V,
+                            int32_t *offsets) {
+  GatherTilesT<kM, kM + 2, InputWindow, T>(p, x, p.C, p.H, p.W, p.pt, p.pl, R0, R1, base, V, p.v_plane(), offsets);
 }
 
 // y tiles = A^T M A (+ bias, then ReLU when asked) for output channels [k0, k1) of the tile rows [R0, R1),
@@ -651,52 +663,15 @@ VZ_INLINE void GradRowsT(const Plan &p, const float *dy, int64_t R0, int64_t R1,
     }
 }
 
-// By gathers, for narrow rows: a vector of tiles at a time, each lane's values loaded through offsets
-// computed once for all channels (-1 outside dy).
-template <int kM, class T>
-VZ_INLINE void GradGatherT(const Plan &p, const float *dy, int64_t R0, int64_t R1, int64_t base, float *Y,
-                           int32_t *offsets) {
-  constexpr int A = kM + 2, L = Lanes<T>::n;
-  const size_t plane = p.y_plane();
-  const int64_t first = R0 * p.TW, last = R1 * p.TW, HW = p.OH * p.OW;
-  int32_t(*off)[L] = reinterpret_cast<int32_t(*)[L]>(offsets);  // [i * m + j][lane]
-  for (int64_t t0 = first; t0 < last; t0 += L) {
-    const int lanes = int(std::min<int64_t>(L, last - t0));
-    for (int l = 0; l < L; ++l) {
-      const int64_t t = t0 + std::min(l, lanes - 1), R = t / p.TW, tx = t % p.TW, n = R / p.TH, ty = R % p.TH;
-      for (int i = 0; i < kM; ++i)
-        for (int j = 0; j < kM; ++j) {
-          const int64_t h = kM * ty + i, w = kM * tx + j;
-          off[i * kM + j][l] = h < p.OH && w < p.OW ? int32_t(n * p.K * HW + h * p.OW + w) : -1;
-        }
-    }
-    float *out = Y + (t0 - base * p.TW);
-    for (int64_t k = 0; k < p.K; ++k) {
-      const float *dk = dy + k * HW;
-      alignas(64) float gathered[A * A][L];
-      for (int i = 0; i < kM * kM; ++i)
-        for (int l = 0; l < L; ++l) gathered[i][l] = off[i][l] >= 0 ? dk[off[i][l]] : 0.0f;
-      T z[kM * kM], v[A * A];
-#pragma GCC unroll 16
-      for (int i = 0; i < kM * kM; ++i) z[i] = Load<T>(gathered[i]);
-      GradTile<kM>(z, v);
-      if (lanes == L) {
-#pragma GCC unroll 36
-        for (int xi = 0; xi < A * A; ++xi) Store(out + xi * plane + k * p.tbp, v[xi]);
-      } else {  // the last tiles of the range: the next lanes' columns may be another thread's
-        for (int xi = 0; xi < A * A; ++xi) {
-          Store(gathered[xi], v[xi]);
-          std::memcpy(out + xi * plane + k * p.tbp, gathered[xi], sizeof(float) * lanes);
-        }
-      }
-    }
-  }
-}
+struct GradWindow {  // the output gradient's m x m windows: A z A^T
+  template <int kM, class T> static VZ_INLINE void Transform(const T *z, T *v) { GradTile<kM>(z, v); }
+};
 
 template <int kM, class T>
 VZ_INLINE void GradTilesT(const Plan &p, const float *dy, int64_t R0, int64_t R1, int64_t base, float *Y, float *buf) {
   if (p.gather)
-    GradGatherT<kM, T>(p, dy, R0, R1, base, Y, reinterpret_cast<int32_t *>(buf));
+    GatherTilesT<kM, kM, GradWindow, T>(p, dy, p.K, p.OH, p.OW, 0, 0, R0, R1, base, Y, p.y_plane(),
+                                        reinterpret_cast<int32_t *>(buf));
   else
     GradRowsT<kM, T>(p, dy, R0, R1, base, Y, buf);
 }
