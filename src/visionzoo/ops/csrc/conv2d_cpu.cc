@@ -717,6 +717,8 @@ constexpr double kShort = 0.02, kDropRatio = 1.5;
 
 struct Candidates {
   Conv conv[kCandidates];
+  std::mutex build;               // guards tried and built
+  bool tried[kCandidates] = {};   // Build attempted (EnsureBuilt)
   bool built[kCandidates] = {};
   vzwino::Plan wino;  // the Winograd candidate's plan (wino.isa == kNone: not built)
   Key key;
@@ -827,6 +829,38 @@ bool RunWinograd(const Candidates *c, const float *in0, const float *in1, float 
   return ok;
 }
 
+// Builds candidate i of c once (JIT compilation is the expensive part, and each primitive holds memory);
+// true when the formulation exists for c's geometry. The split candidates exist when there are several
+// threads and the batch divides evenly between them; their primitives are built for one slice and for a
+// single thread.
+bool EnsureBuilt(Candidates *c, int i) {
+  std::lock_guard<std::mutex> lock(c->build);
+  if (c->tried[i]) return c->built[i];
+  c->tried[i] = true;
+  const Key &key = c->key;
+  if (i == kFifth) {
+    c->built[i] = c->kind == kBackwardWeights || (IsInference(c->kind) && Build(&c->conv[i], key, kTagAny, true));
+  } else if (i == kWinograd) {
+    c->wino = WinogradPlan(key, c->kind);
+    c->built[i] = c->wino.isa != vzwino::kNone;
+  } else if (kSplit[i]) {
+    int concurrency = 0;
+    if (c->parts > 1 && dnnl_threadpool_interop_get_max_concurrency(&concurrency) == 0) {
+      Key slice = key;
+      std::get<1>(slice) = std::get<1>(key) / c->parts;
+      dnnl_threadpool_interop_set_max_concurrency(1);  // a per-thread setting, for primitive creation
+      c->built[i] = Build(&c->conv[i], slice, kLayout[i]);
+      dnnl_threadpool_interop_set_max_concurrency(concurrency);
+    }
+  } else {
+    c->built[i] = Build(&c->conv[i], key, kLayout[i]);
+  }
+  return c->built[i];
+}
+
+// The candidates of a geometry and direction, kept for the process. With a choice persisted by an earlier
+// process (VzConvPresetChoice) only that formulation is built (others only if forced); otherwise every
+// one is, for the tuning.
 Candidates *GetCandidates(const Key &key) {
   std::lock_guard<std::mutex> lock(g_cache_mutex);
   auto it = g_cache.find(key);
@@ -834,44 +868,26 @@ Candidates *GetCandidates(const Key &key) {
   std::unique_ptr<Candidates> c(new Candidates());
   c->key = key;
   c->kind = std::get<0>(key);
-  const int64_t batch = std::get<1>(key);
   const int threads = omp_get_max_threads();
-  c->parts = threads > 1 && batch % threads == 0 ? threads : 1;
-  Key slice = key;
-  std::get<1>(slice) = batch / c->parts;
-  int concurrency = 0;
-  const bool serial_ok = c->parts > 1 && dnnl_threadpool_interop_get_max_concurrency(&concurrency) == 0;
-  bool any = false;
-  for (int i = 0; i < kCandidates; ++i) {
-    if (i == kFifth) {
-      c->built[i] = c->kind == kBackwardWeights || (IsInference(c->kind) && Build(&c->conv[i], key, kTagAny, true));
-    } else if (i == kWinograd) {
-      c->wino = WinogradPlan(key, c->kind);
-      c->built[i] = c->wino.isa != vzwino::kNone;
-    } else if (kSplit[i]) {
-      if (!serial_ok) continue;
-      dnnl_threadpool_interop_set_max_concurrency(1);  // a per-thread setting, for primitive creation
-      c->built[i] = Build(&c->conv[i], slice, kLayout[i]);
-      dnnl_threadpool_interop_set_max_concurrency(concurrency);
-    } else {
-      c->built[i] = Build(&c->conv[i], key, kLayout[i]);
-    }
-    any = any || c->built[i];
+  c->parts = threads > 1 && std::get<1>(key) % threads == 0 ? threads : 1;
+  const auto preset = g_preset.find(key);
+  if (preset != g_preset.end() && preset->second >= 0 && preset->second < kCandidates &&
+      EnsureBuilt(c.get(), preset->second)) {
+    c->chosen = preset->second;
+    c->active[preset->second] = true;
+    return (g_cache[key] = std::move(c)).get();
   }
-  if (!any) return nullptr;  // leaks the partial builds on this error path only
   int count = 0, last = -1;
   for (int i = 0; i < kCandidates; ++i)
-    if (c->built[i]) ++count, last = i;
+    if (EnsureBuilt(c.get(), i)) ++count, last = i;
+  if (count == 0) return nullptr;  // leaks the partial builds on this error path only
   if (count == 1) c->chosen = last;
-  const auto preset = g_preset.find(key);
-  if (preset != g_preset.end() && preset->second >= 0 && preset->second < kCandidates && c->built[preset->second])
-    c->chosen = preset->second;
   for (int i = 0; i < kCandidates; ++i) c->active[i] = c->built[i];
   return (g_cache[key] = std::move(c)).get();
 }
 
-// -1: tune (default); 0-4: always that candidate (tests and measurements, VzConvForceCandidate); where it
-// is not built for a geometry: the same layout unsplit, else the blocked one, else the plain one.
+// -1: tune (default); 0-5: always that candidate (tests and measurements, VzConvForceCandidate); where it
+// does not exist for a geometry: the same layout unsplit, else the blocked one, else the plain one.
 std::atomic<int> g_force{-1};
 
 // Calls per candidate since the library was loaded (tests: proof that a forced candidate ran).
@@ -957,10 +973,10 @@ int NextCandidate(Candidates *c) {
 bool RunTuned(Candidates *c, void *in0, void *in1, void *out, const void *bias) {
   const int force = g_force.load();
   if (force >= 0 && force < kCandidates) {
-    int i = force;  // where it is not built: the same layout unsplit, else blocked, else plain
-    if (!c->built[i] && kSplit[i]) i -= 2;
-    if (!c->built[i]) i = c->built[0] ? 0 : 1;
-    return c->built[i] && RunCandidate(c, i, in0, in1, out, bias);
+    int i = force;  // where it does not exist: the same layout unsplit, else blocked, else plain
+    if (!EnsureBuilt(c, i) && kSplit[i]) i -= 2;
+    if (!EnsureBuilt(c, i)) i = EnsureBuilt(c, 0) ? 0 : 1;
+    return EnsureBuilt(c, i) && RunCandidate(c, i, in0, in1, out, bias);
   }
   const int chosen = c->chosen.load();
   if (chosen >= 0) return RunCandidate(c, chosen, in0, in1, out, bias);
