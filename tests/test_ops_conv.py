@@ -279,6 +279,32 @@ def test_tuning_chooses_in_the_first_call_whose_result_is_the_chosen_formulation
     assert lib.VzConvChosenCandidate(inference, *pointers) == chosen
 
 
+def test_a_saved_choice_builds_only_its_formulation_until_another_is_forced():
+    """A geometry whose choice a tuning file supplied starts on it with only its primitives built (no
+    tuning, less memory); forcing another formulation builds that one on demand, and both are right."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    conv = _fast_conv(in_channels=6, out_channels=10, kernel_size=3, pad_mode="same")
+    ref = nn.Conv2d(in_channels=6, out_channels=10, kernel_size=3, pad_mode="same")
+    ref.weight.set_data(conv.weight.data.copy())
+    shapes = ((6, 6, 13, 11), (10, 6, 3, 3), (6, 10, 13, 11), (1, 1, 1, 1, 1, 1))  # a geometry no other test uses
+    geometry = [np.array(v, dtype=np.int32 if len(v) == 6 else np.int64) for v in shapes]
+    pointers = [g.ctypes.data_as(ctypes.c_void_p) for g in geometry]
+    inference, plain = 1, 1
+    row = np.array([inference, *shapes[0], shapes[1][0], *shapes[1][2:], *shapes[2][2:], *shapes[3], plain], np.int64)
+    assert lib.VzConvPresetChoice(row.ctypes.data_as(ctypes.c_void_p)) == 0
+    x = Tensor(np.random.default_rng(9).standard_normal(shapes[0]).astype(np.float32))
+    conv.set_train(False)
+    ref.set_train(False)
+    want = ref(x).asnumpy()
+    _close(conv(x).asnumpy(), want, "the saved choice's output")
+    assert lib.VzConvChosenCandidate(inference, *pointers) == plain
+    assert lib.VzConvBuiltCandidates(inference, *pointers) == 1 << plain  # no other primitive built
+    with forced_candidate(0):
+        _close(conv(x).asnumpy(), want, "a forced formulation's output")
+    assert lib.VzConvBuiltCandidates(inference, *pointers) == (1 << plain) | 1
+    lib.VzConvClearPresets()
+
+
 def test_amp_float16_and_unsupported_configurations_use_standard_op():
     conv = _fast_conv(in_channels=4, out_channels=4, kernel_size=3, pad_mode="same")
     ref = nn.Conv2d(4, 4, 3, pad_mode="same")

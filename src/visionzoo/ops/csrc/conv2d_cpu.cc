@@ -1212,6 +1212,17 @@ extern "C" int64_t VzConvWinogradWholeBytes(int64_t bytes) { return g_wino_whole
 // Tests: the im2col limit of the batch GEMM (bytes; 1 = one image per GEMM). Returns the previous one.
 extern "C" size_t VzConvMaxColumnBytes(size_t bytes) { return g_max_column_bytes.exchange(bytes); }
 
+// Tests: which formulations of a geometry have been built (bit i: candidate i), -1 for an error.
+extern "C" int VzConvBuiltCandidates(int kind, const int64_t *x, const int64_t *w, const int64_t *y,
+                                     const int32_t *p) {
+  Candidates *c = GetCandidates(MakeKey(kind, x, w, y, p));
+  if (c == nullptr) return -1;
+  std::lock_guard<std::mutex> lock(c->build);
+  int bits = 0;
+  for (int i = 0; i < kCandidates; ++i) bits |= c->built[i] ? 1 << i : 0;
+  return bits;
+}
+
 // Which candidate a geometry kept (-1: still tuning or unknown key), for tests.
 extern "C" int VzConvChosenCandidate(int kind, const int64_t *x, const int64_t *w, const int64_t *y,
                                      const int32_t *p) {
