@@ -65,7 +65,8 @@ def main() -> None:
     isa = effective_isa(lib)
     flags = sorted(f for f in runtime.cpu_flags() if f.startswith(("avx512", "amx", "avx2", "fma")))
     print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs; flags: {' '.join(flags)}; "
-          f"kernel ISA {isa}, {lib.VzConvThreads()} threads; batch {args.batch}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+          f"kernel ISA {isa}, {lib.VzConvThreads()} threads; batch {args.batch}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     rng = np.random.default_rng(0)
     directions = ("inference", "backward_data", "backward_weights")
     rows, totals = [], {c: {d: 0.0 for d in directions} for c in candidates}
@@ -97,7 +98,8 @@ def main() -> None:
                     totals[c][direction] += min(values) * count
             rows.append(row)
             print(" | ".join([f"{row['layer']:>18} x{count}"] + [
-                f"{NAMES[c]}: inf {row[f'{NAMES[c]}_inference_ms']:6.1f} data {row[f'{NAMES[c]}_backward_data_ms']:6.1f} "
+                f"{NAMES[c]}: inf {row[f'{NAMES[c]}_inference_ms']:6.1f} "
+                f"data {row[f'{NAMES[c]}_backward_data_ms']:6.1f} "
                 f"weights {row[f'{NAMES[c]}_backward_weights_ms']:6.1f} ms" for c in candidates]), flush=True)
     finally:
         lib.VzConvForceCandidate(previous)

@@ -9,10 +9,11 @@ Deployment properties (docs/performance.md, "Building the kernels"):
   logs at debug level and uses the standard op, until the key changes or ``python -m visionzoo.ops build``
   retries;
 * the compiler runs under a timeout (``VISIONZOO_BUILD_TIMEOUT`` seconds, default 300);
-* the cache key covers the source (the ``.cc`` file and every header in ``csrc/``), the flags, the compiler (its ``--version`` and target triple), the
-  MindSpore version and the target ISA: the code is compiled for the compiler's baseline of that triple
-  (no ``-march=native``), so one prebuilt cache serves every CPU of the architecture; the ISA a host
-  runs at is chosen at run time (:func:`visionzoo.runtime.choose_isa`), not compiled in.
+* the cache key covers the source (the ``.cc`` file and every header in ``csrc/``), the flags, the
+  compiler (its ``--version`` and target triple), the MindSpore version and the target ISA: the code
+  is compiled for the compiler's baseline of that triple (no ``-march=native``), so one prebuilt cache
+  serves every CPU of the architecture; the ISA a host runs at is chosen at run time
+  (:func:`visionzoo.runtime.choose_isa`), not compiled in.
 """
 from __future__ import annotations
 
@@ -85,9 +86,9 @@ def _mindspore_version() -> str:
 
 
 def cache_key(name: str, link_args: Sequence[str] = (), cxx: Optional[str] = None) -> str:
-    """The 16-hex-digit key of ``csrc/<name>.cc`` (with the headers it may include) built with ``link_args`` by ``cxx``: a hash of the
-    source, the flags, the compiler identity, the MindSpore version and the target ISA (the target
-    triple and ``-march`` flags, here the triple's baseline)."""
+    """The 16-hex-digit key of ``csrc/<name>.cc`` (with the headers it may include) built with
+    ``link_args`` by ``cxx``: a hash of the source, the flags, the compiler identity, the MindSpore version
+    and the target ISA (the target triple and ``-march`` flags, here the triple's baseline)."""
     source = b""
     for file in [f"{name}.cc", *sorted(f for f in os.listdir(CSRC) if f.endswith(".h"))]:
         with open(os.path.join(CSRC, file), "rb") as f:

@@ -131,6 +131,7 @@ class _TuningStore:
     def __init__(self, lib: ctypes.CDLL, lib_path: str):
         self.lib, self.path = lib, lib_path[:-3] + ".tuning.json"
         self.section = f"{effective_isa(lib)}/t{lib.VzConvThreads()}"
+        self.candidates = lib.VzConvCandidateCount()
         self.loaded: List[List[int]] = []
 
     def _read(self) -> dict:
@@ -143,7 +144,7 @@ class _TuningStore:
 
     def _valid(self, row) -> bool:
         return (isinstance(row, list) and len(row) == _ROW and all(isinstance(v, int) for v in row)
-                and 0 <= row[-1] < self.lib.VzConvCandidateCount())
+                and 0 <= row[-1] < self.candidates)
 
     def load(self) -> None:
         rows = [r for r in self._read().get(self.section, []) if self._valid(r)]

@@ -772,7 +772,9 @@ vzwino::Plan WinogradPlan(const Key &k, int kind) {
 // The Winograd weight gradient from x and dy into dw. Whole: every buffer the calling thread's (shared);
 // blocked: each thread's own, its partial sums added into thread 0's.
 bool RunWinogradWeights(const vzwino::Plan &p, const float *x, const float *dy, float *dw) {
-  auto get = [](int slot, size_t floats) { return static_cast<float *>(ScratchBuffer(slot).Get(sizeof(float) * floats)); };
+  auto get = [](int slot, size_t floats) {
+    return static_cast<float *>(ScratchBuffer(slot).Get(sizeof(float) * floats));
+  };
   vzwino::WeightBuffers shared{};
   if (p.whole) {
     shared = {get(kWinoV, p.v_floats()), get(kWinoM, p.y_floats()), get(kWinoVT, p.vt_floats()),

@@ -9,13 +9,14 @@
 // win (they act as -inf), matching nn.MaxPool2d's "same"/"pad" modes. Gradient ties go to the
 // first maximum in row-major window order.
 //
-// Each plane is first copied into a buffer padded with -inf to every window's extent (unless every window
-// lies inside the input, e.g. 2x2/2 pools on even sizes), so that the sweeps below have no bounds checks: each lane of a vector loop is one output of a row, its window's
-// cells swept in row-major order with the running maximum (and, in the backward, its input index) in
-// registers. The backward finds each output row's maxima that way and then adds the row's gradients to
-// dx at those indices, in output order. The loops are compiled for AVX-512, AVX2 and the baseline
-// (function target attributes: the library itself is built for the architecture's baseline), picked by
-// VzPoolSetIsa from the ISA visionzoo chose for its fast paths (a user's ONEDNN_MAX_CPU_ISA included).
+// Each plane is first copied into a buffer padded with -inf to every window's extent (unless every
+// window lies inside the input, e.g. 2x2/2 pools on even sizes), so that the sweeps below have no bounds
+// checks: each lane of a vector loop is one output of a row, its window's cells swept in row-major order
+// with the running maximum (and, in the backward, its input index) in registers. The backward finds each
+// output row's maxima that way and then adds the row's gradients to dx at those indices, in output order.
+// The loops are compiled for AVX-512, AVX2 and the baseline (function target attributes: the library
+// itself is built for the architecture's baseline), picked by VzPoolSetIsa from the ISA visionzoo chose
+// for its fast paths (a user's ONEDNN_MAX_CPU_ISA included).
 #include <omp.h>
 
 #include <algorithm>
@@ -67,8 +68,8 @@ VZ_INLINE void PadPlane(const Geometry &g, const float *xp, float *pad) {
   }
 }
 
-// y (and, with kIndices, the index of each output's first maximum within the input plane) for one plane.
-// One output row: each lane an output, its window's kh x kw cells swept in row-major order with the
+// One output row of y (and, with kIndices, of the index of each output's first maximum within the input
+// plane): each lane an output, its window's kh x kw cells swept in row-major order with the
 // running maximum (and its index) in registers. kKh, kKw > 0: the window size known at compile time (the
 // models' 3x3 and 2x2), 0: read from g.
 template <bool kIndices, int kKh, int kKw>

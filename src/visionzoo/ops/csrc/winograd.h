@@ -97,6 +97,18 @@ struct Plan {
   size_t row_floats() const { return size_t(alpha() * m + m) * (TW + 1) + 16 * positions(); }
 };
 
+// The schedule of a plan: every tile in one block (whole), or blocks of tile rows holding about `target`
+// tiles each, at least one micro-kernel width, halved until every thread gets two blocks where possible.
+inline void Schedule(Plan &p, bool whole, int64_t target, int threads) {
+  const int64_t total_rows = p.N * p.TH;
+  p.whole = whole;
+  p.rows = whole ? total_rows
+                 : std::max<int64_t>(1, std::min<int64_t>(total_rows, std::max<int64_t>(p.nr, target) / p.TW));
+  while (!whole && p.rows > 1 && (total_rows + p.rows - 1) / p.rows < 2 * threads) p.rows = (p.rows + 1) / 2;
+  p.tbp = (p.rows * p.TW + p.nr - 1) / p.nr * p.nr;
+  p.blocks = (total_rows + p.rows - 1) / p.rows;
+}
+
 // The plan for a geometry, or a plan with isa == kNone when Winograd does not apply. The whole schedule
 // is taken when V and M of every tile fit in whole_bytes each (16 MiB by default); the transformed
 // weights U may take at most max_u_bytes (64 MiB, the bound of the kernel's other scratch buffers:
@@ -118,20 +130,11 @@ inline Plan MakePlan(int isa, int threads, int64_t N, int64_t C, int64_t H, int6
   p.TH = (OH + p.m - 1) / p.m, p.TW = (OW + p.m - 1) / p.m;
   // gathers index x with 32-bit offsets
   p.gather = p.TW < 8 && N * C * H * W < (int64_t(1) << 31);
-  const int64_t total_rows = N * p.TH, tiles = total_rows * p.TW, positions = p.positions();
-  const int64_t whole_tbp = (tiles + p.nr - 1) / p.nr * p.nr;
-  p.whole = int64_t(sizeof(float)) * positions * C * whole_tbp <= whole_bytes &&
-            int64_t(sizeof(float)) * positions * p.Kp * whole_tbp <= whole_bytes;
-  if (p.whole) {
-    p.rows = total_rows, p.tbp = whole_tbp, p.blocks = 1;
-    return p;
-  }
-  // about 1 MB of transformed input per block (positions x C x tiles floats), at least one micro-kernel width
-  const int64_t target = std::max<int64_t>(p.nr, std::min<int64_t>(256, 262144 / (positions * C)));
-  p.rows = std::max<int64_t>(1, std::min<int64_t>(total_rows, target / p.TW));
-  while (p.rows > 1 && (total_rows + p.rows - 1) / p.rows < 2 * threads) p.rows = (p.rows + 1) / 2;
-  p.tbp = (p.rows * p.TW + p.nr - 1) / p.nr * p.nr;
-  p.blocks = (total_rows + p.rows - 1) / p.rows;
+  const int64_t positions = p.positions(), whole_tbp = (N * p.TH * p.TW + p.nr - 1) / p.nr * p.nr;
+  const bool whole = int64_t(sizeof(float)) * positions * C * whole_tbp <= whole_bytes &&
+                     int64_t(sizeof(float)) * positions * p.Kp * whole_tbp <= whole_bytes;
+  // blocked: about 1 MB of transformed input per block (positions x C x tiles floats)
+  Schedule(p, whole, std::min<int64_t>(256, 262144 / (positions * C)), threads);
   return p;
 }
 
@@ -148,21 +151,13 @@ inline Plan MakeWeightPlan(int isa, int threads, int64_t N, int64_t C, int64_t H
   Plan p = MakePlan(isa, threads, N, C, H, W, K, OH, OW, pt, pl, whole_bytes);
   if (p.isa == kNone) return p;
   p.weights = true;
-  const int64_t total_rows = N * p.TH, positions = p.positions(), f = sizeof(float), widest = std::max(p.Cp(), p.Kp);
-  const int64_t whole_tbp = (total_rows * p.TW + p.nr - 1) / p.nr * p.nr;
-  p.whole = f * positions * widest * whole_tbp <= 2 * whole_bytes;
-  if (p.whole) {
-    p.rows = total_rows, p.tbp = whole_tbp, p.blocks = 1;
-    return p;
-  }
-  if (f * int64_t(p.w_floats()) > (int64_t(16) << 20)) return Plan();
-  // blocks of about 64 tiles: the block's four buffers then stay in the core's L2 cache (measured on VGG's
-  // 32x32 and 16x16 layers: 64 tiles 31 / 21 ms, 256 tiles 35 / 34 ms)
-  const int64_t target = std::max<int64_t>(p.nr, 64);
-  p.rows = std::max<int64_t>(1, std::min<int64_t>(total_rows, target / p.TW));
-  while (p.rows > 1 && (total_rows + p.rows - 1) / p.rows < 2 * threads) p.rows = (p.rows + 1) / 2;
-  p.tbp = (p.rows * p.TW + p.nr - 1) / p.nr * p.nr;
-  p.blocks = (total_rows + p.rows - 1) / p.rows;
+  const int64_t f = sizeof(float), widest = std::max(p.Cp(), p.Kp);
+  const int64_t whole_tbp = (N * p.TH * p.TW + p.nr - 1) / p.nr * p.nr;
+  const bool whole = f * p.positions() * widest * whole_tbp <= 2 * whole_bytes;
+  // blocked: about 64 tiles per block, so that the block's four buffers stay in the core's L2 cache
+  // (measured on VGG's 32x32 and 16x16 layers: 64 tiles 31 / 21 ms, 256 tiles 35 / 34 ms)
+  Schedule(p, whole, 64, threads);
+  if (!whole && f * int64_t(p.w_floats()) > (int64_t(16) << 20)) return Plan();
   return p;
 }
 
@@ -195,12 +190,16 @@ template <> struct Transforms<2> {
   template <class T> static VZ_INLINE void Bt(const T *x, T *y) {
     y[0] = x[0] - x[2], y[1] = x[1] + x[2], y[2] = x[2] - x[1], y[3] = x[1] - x[3];
   }
-  template <class T> static VZ_INLINE void At(const T *x, T *y) { y[0] = x[0] + x[1] + x[2], y[1] = x[1] - x[2] - x[3]; }
+  template <class T> static VZ_INLINE void At(const T *x, T *y) {
+    y[0] = x[0] + x[1] + x[2], y[1] = x[1] - x[2] - x[3];
+  }
   template <class T> static VZ_INLINE void G(const T *x, T *y) {
     y[0] = x[0], y[1] = 0.5f * (x[0] + x[1] + x[2]), y[2] = 0.5f * (x[0] - x[1] + x[2]), y[3] = x[2];
   }
   // the weight gradient's: y = A x (m -> alpha), y = G^T x (alpha -> 3)
-  template <class T> static VZ_INLINE void A(const T *x, T *y) { y[0] = x[0], y[1] = x[0] + x[1], y[2] = x[0] - x[1], y[3] = -x[1]; }
+  template <class T> static VZ_INLINE void A(const T *x, T *y) {
+    y[0] = x[0], y[1] = x[0] + x[1], y[2] = x[0] - x[1], y[3] = -x[1];
+  }
   template <class T> static VZ_INLINE void Gt(const T *x, T *y) {
     y[0] = x[0] + 0.5f * (x[1] + x[2]), y[1] = 0.5f * (x[1] - x[2]), y[2] = 0.5f * (x[1] + x[2]) + x[3];
   }
@@ -386,7 +385,8 @@ VZ_INLINE void GatherTilesT(const Plan &p, const float *src, int64_t channels, i
       for (int a = 0; a < kWin; ++a)
         for (int b = 0; b < kWin; ++b) {
           const int64_t h = kM * ty - top + a, w = kM * tx - left + b;
-          off[a * kWin + b][l] = h >= 0 && h < rows && w >= 0 && w < cols ? int32_t(n * channels * HW + h * cols + w) : -1;
+          const bool inside = h >= 0 && h < rows && w >= 0 && w < cols;
+          off[a * kWin + b][l] = inside ? int32_t(n * channels * HW + h * cols + w) : -1;
         }
     }
     float *out = dst + (t0 - base * p.TW);
@@ -544,13 +544,25 @@ VZ_INLINE void GemmT(const Plan &p, const float *U, const float *V, float *M, in
   }
 }
 
-// The tail columns of V past its tiles hold zeros (their products are never read; no stale values that
-// might be denormal or NaN and slow the micro-kernel down).
-VZ_INLINE void ZeroTail(const Plan &p, float *V, int64_t used) {
+// Zeros in the tile columns past the used ones of a [position][channel][tbp] buffer (V, or the weight
+// gradient's Y): their products are never read, but no stale values that might be denormal or NaN slow
+// the micro-kernel down.
+VZ_INLINE void ZeroColumns(const Plan &p, float *buf, int64_t channels, size_t plane, int64_t used) {
   if (used < p.tbp)
     for (int xi = 0; xi < p.positions(); ++xi)
-      for (int64_t c = 0; c < p.C; ++c)
-        std::memset(V + xi * p.v_plane() + c * p.tbp + used, 0, sizeof(float) * (p.tbp - used));
+      for (int64_t c = 0; c < channels; ++c)
+        std::memset(buf + xi * plane + c * p.tbp + used, 0, sizeof(float) * (p.tbp - used));
+}
+
+// The tile rows [*R0, *R1) of the calling thread in the whole schedule's shared input phase: contiguous
+// shares, each a whole number of vector-wide gathers.
+template <class T>
+VZ_INLINE void ThreadRows(const Plan &p, int64_t *R0, int64_t *R1) {
+  const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
+  const int64_t total_rows = p.N * p.TH, step = p.gather ? std::max<int64_t>(1, Lanes<T>::n / p.TW) : 1;
+  const int64_t chunks = (total_rows + step - 1) / step;
+  *R0 = std::min(chunks * tid / threads * step, total_rows);
+  *R1 = std::min(chunks * (tid + 1) / threads * step, total_rows);
 }
 
 template <int kM, class T>
@@ -576,19 +588,16 @@ VZ_INLINE void RunT(const Plan &p, const float *w, bool flip, const float *x, co
     for (int64_t b = 0; b < p.blocks; ++b) {
       const int64_t R0 = b * p.rows, R1 = std::min(R0 + p.rows, total_rows);
       InputT<kM, T>(p, x, R0, R1, R0, V, buf);
-      ZeroTail(p, V, (R1 - R0) * p.TW);
+      ZeroColumns(p, V, p.C, p.v_plane(), (R1 - R0) * p.TW);
       GemmT(p, U, V, M, 0, pairs);
       OutputT<kM, T>(p, M, R0, R1, R0, 0, p.K, bias, relu, y, buf);
     }
     return;
   }
-  const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
-  // input transform: tile rows in contiguous shares, each a whole number of 16-tile gathers
-  const int64_t step = p.gather ? std::max<int64_t>(1, Lanes<T>::n / p.TW) : 1;
-  const int64_t chunks = (total_rows + step - 1) / step;
-  const int64_t c0 = chunks * tid / threads, c1 = chunks * (tid + 1) / threads;
-  if (c0 < c1) InputT<kM, T>(p, x, c0 * step, std::min(c1 * step, total_rows), 0, V, buf);
-  if (tid == threads - 1) ZeroTail(p, V, total_rows * p.TW);
+  int64_t R0, R1;
+  ThreadRows<T>(p, &R0, &R1);
+  if (R0 < R1) InputT<kM, T>(p, x, R0, R1, 0, V, buf);
+  if (omp_get_thread_num() == omp_get_num_threads() - 1) ZeroColumns(p, V, p.C, p.v_plane(), total_rows * p.TW);
 #pragma omp barrier
 #pragma omp for schedule(static)
   for (int64_t q = 0; q < pairs; ++q) GemmT(p, U, V, M, q, q + 1);
@@ -750,13 +759,6 @@ VZ_INLINE void WeightOutputT(const Plan &p, const float *M, int64_t k0, int64_t 
   }
 }
 
-// Zeros in the tile columns of Y past the used ones (as ZeroTail does for V).
-VZ_INLINE void ZeroGradTail(const Plan &p, float *Y, int64_t used) {
-  if (used < p.tbp)
-    for (int xi = 0; xi < p.positions(); ++xi)
-      for (int64_t k = 0; k < p.K; ++k) std::memset(Y + xi * p.y_plane() + k * p.tbp + used, 0, sizeof(float) * (p.tbp - used));
-}
-
 // The weight gradient on the threads of the enclosing parallel region (every thread calls it). Whole: the
 // buffers V, Y, VT, YP and M shared. Blocked: V, Y, VT, YP and M the thread's own (M its partial sums),
 // partials[thread] receives M, and thread 0's M ends up holding the total.
@@ -766,15 +768,16 @@ VZ_INLINE void RunWeightsT(const Plan &p, const float *x, const float *dy, float
   const int64_t total_rows = p.N * p.TH, positions = p.positions(), pairs = positions * (p.Kp / p.mr);
   const int threads = omp_get_num_threads(), tid = omp_get_thread_num();
   if (p.whole) {
-    const int64_t step = std::max<int64_t>(1, Lanes<T>::n / p.TW);
-    const int64_t chunks = (total_rows + step - 1) / step;
-    const int64_t c0 = chunks * tid / threads, c1 = chunks * (tid + 1) / threads;
-    if (c0 < c1) {
-      const int64_t R0 = c0 * step, R1 = std::min(c1 * step, total_rows);
+    int64_t R0, R1;
+    ThreadRows<T>(p, &R0, &R1);
+    if (R0 < R1) {
       InputT<kM, T>(p, x, R0, R1, 0, V, buf);
       GradTilesT<kM, T>(p, dy, R0, R1, 0, Y, buf);
     }
-    if (tid == threads - 1) ZeroTail(p, V, total_rows * p.TW), ZeroGradTail(p, Y, total_rows * p.TW);
+    if (tid == threads - 1) {
+      ZeroColumns(p, V, p.C, p.v_plane(), total_rows * p.TW);
+      ZeroColumns(p, Y, p.K, p.y_plane(), total_rows * p.TW);
+    }
 #pragma omp barrier
 #pragma omp for schedule(static)
     for (int xi = 0; xi < positions; ++xi) TransposeT(p, V, Y, VT, YP, xi, xi + 1);
@@ -787,9 +790,9 @@ VZ_INLINE void RunWeightsT(const Plan &p, const float *x, const float *dy, float
     for (int64_t b = 0; b < p.blocks; ++b) {
       const int64_t R0 = b * p.rows, R1 = std::min(R0 + p.rows, total_rows), used = (R1 - R0) * p.TW;
       InputT<kM, T>(p, x, R0, R1, R0, V, buf);
-      ZeroTail(p, V, used);
+      ZeroColumns(p, V, p.C, p.v_plane(), used);
       GradTilesT<kM, T>(p, dy, R0, R1, R0, Y, buf);
-      ZeroGradTail(p, Y, used);
+      ZeroColumns(p, Y, p.K, p.y_plane(), used);
       TransposeT(p, V, Y, VT, YP, 0, int(positions));
       WeightGemmT(p, VT, YP, M, 0, pairs, !first);
       first = false;
