@@ -1,5 +1,9 @@
 #!/usr/bin/env python
-"""``python train.py ...``: the same command as ``visionzoo-train`` (see :mod:`visionzoo.cli.train`; ``--help`` lists the flags)."""
+"""``python train.py ...``: the same command as ``visionzoo-train``.
+
+See :mod:`visionzoo.cli.train`; ``--help`` lists the flags.
+"""
+
 import visionzoo  # noqa: F401  sets the CPU fast path before MindSpore runs
 from visionzoo.cli.train import entry
 

@@ -7,18 +7,18 @@ the CIFAR VGG16-BN (batch 128).
 The two are timed in turns (A B A B); "max rel diff" is the largest difference of outputs and
 gradients relative to the largest magnitude (float32 rounding: ~1e-6).
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
 
-import numpy as np
-
-import visionzoo  # noqa: F401  (CPU environment defaults before MindSpore's first op)
 import mindspore as ms
+import numpy as np
 from mindspore import Tensor, nn
 
+import visionzoo  # noqa: F401  (CPU environment defaults before MindSpore's first op)
 from visionzoo import runtime
 from visionzoo.ops import Conv2d
 
@@ -29,12 +29,21 @@ CASES = [
     ("inception 3a 1x1", (16, 192, 28, 28), dict(in_channels=192, out_channels=64, kernel_size=1)),
     ("inception 3b 3x3", (16, 128, 28, 28), dict(in_channels=128, out_channels=192, kernel_size=3)),
     ("inception 4a 5x5", (16, 16, 14, 14), dict(in_channels=16, out_channels=48, kernel_size=5)),
-    ("vgg16 cifar conv1_2", (128, 64, 32, 32), dict(in_channels=64, out_channels=64, kernel_size=3, pad_mode="pad",
-                                                    padding=1)),
-    ("vgg16 cifar conv3_2", (128, 256, 8, 8), dict(in_channels=256, out_channels=256, kernel_size=3, pad_mode="pad",
-                                                   padding=1)),
-    ("vgg16 cifar conv5_2", (128, 512, 2, 2), dict(in_channels=512, out_channels=512, kernel_size=3, pad_mode="pad",
-                                                   padding=1)),
+    (
+        "vgg16 cifar conv1_2",
+        (128, 64, 32, 32),
+        dict(in_channels=64, out_channels=64, kernel_size=3, pad_mode="pad", padding=1),
+    ),
+    (
+        "vgg16 cifar conv3_2",
+        (128, 256, 8, 8),
+        dict(in_channels=256, out_channels=256, kernel_size=3, pad_mode="pad", padding=1),
+    ),
+    (
+        "vgg16 cifar conv5_2",
+        (128, 512, 2, 2),
+        dict(in_channels=512, out_channels=512, kernel_size=3, pad_mode="pad", padding=1),
+    ),
 ]
 
 
@@ -58,8 +67,10 @@ def main() -> None:
     p.add_argument("--mode", type=int, default=0)
     args = p.parse_args()
     ms.set_context(mode=args.mode)
-    print("| layer | input | nn fwd ms | fast fwd ms | fwd speed-up | nn fwd+bwd ms | fast fwd+bwd ms "
-          "| fwd+bwd speed-up | max rel diff |")
+    print(
+        "| layer | input | nn fwd ms | fast fwd ms | fwd speed-up | nn fwd+bwd ms | fast fwd+bwd ms "
+        "| fwd+bwd speed-up | max rel diff |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, shape, kwargs in CASES:
         rng = np.random.default_rng(0)
@@ -92,9 +103,12 @@ def main() -> None:
                 times[(k, "bwd")].append(time.perf_counter() - t0)
         med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
         diff = max(_rel(a, b) for a, b in zip(results["fast"], results["nn"]))
-        print(f"| {name} | {'x'.join(map(str, shape))} | {med[('nn', 'fwd')]:.1f} | {med[('fast', 'fwd')]:.1f} | "
-              f"{med[('nn', 'fwd')] / med[('fast', 'fwd')]:.2f}x | {med[('nn', 'bwd')]:.1f} | "
-              f"{med[('fast', 'bwd')]:.1f} | {med[('nn', 'bwd')] / med[('fast', 'bwd')]:.2f}x | {diff:.1e} |", flush=True)
+        print(
+            f"| {name} | {'x'.join(map(str, shape))} | {med[('nn', 'fwd')]:.1f} | {med[('fast', 'fwd')]:.1f} | "
+            f"{med[('nn', 'fwd')] / med[('fast', 'fwd')]:.2f}x | {med[('nn', 'bwd')]:.1f} | "
+            f"{med[('fast', 'bwd')]:.1f} | {med[('nn', 'bwd')] / med[('fast', 'bwd')]:.2f}x | {diff:.1e} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ between threads, 4 oneDNN's forward_inference choice (eval) / the batch GEMM (we
 5 Winograd (3x3 stride 1 only). A formulation a direction lacks falls back as the kernel's
 ``VzConvForceCandidate`` says (e.g. 4 in backward data: the blocked one).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_models import _cpu_model  # noqa: E402  (one reader of the CPU's name for every benchmark)
 
 # (input channels, output channels, map size, how many such layers in vgg16_bn_cifar)
-LAYERS = [(3, 64, 32, 1), (64, 64, 32, 1), (64, 128, 16, 1), (128, 128, 16, 1), (128, 256, 8, 1), (256, 256, 8, 2),
-          (256, 512, 4, 1), (512, 512, 4, 2), (512, 512, 2, 3)]
+LAYERS = [
+    (3, 64, 32, 1),
+    (64, 64, 32, 1),
+    (64, 128, 16, 1),
+    (128, 128, 16, 1),
+    (128, 256, 8, 1),
+    (256, 256, 8, 2),
+    (256, 512, 4, 1),
+    (512, 512, 4, 2),
+    (512, 512, 2, 3),
+]
 NAMES = {0: "blocked", 1: "plain", 2: "blocked-split", 3: "plain-split", 4: "fifth", 5: "winograd"}
 
 
@@ -43,8 +53,9 @@ def _call(fn, arrays, ndims, dtypes) -> float:
     n = len(arrays)
     params = (ctypes.c_void_p * n)(*[a.ctypes.data for a in arrays])
     shapes = [np.array(a.shape, np.int64) for a in arrays]
-    shape_ptrs = (ctypes.POINTER(ctypes.c_int64) * n)(*[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
-                                                        for s in shapes])
+    shape_ptrs = (ctypes.POINTER(ctypes.c_int64) * n)(
+        *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shapes]
+    )
     t0 = time.perf_counter()
     status = fn(n, params, (ctypes.c_int * n)(*ndims), shape_ptrs, (ctypes.c_char_p * n)(*dtypes), None, None)
     elapsed = time.perf_counter() - t0
@@ -64,9 +75,11 @@ def main() -> None:
     candidates = [int(c) for c in args.candidates.split(",")]
     isa = effective_isa(lib)
     flags = sorted(f for f in runtime.cpu_flags() if f.startswith(("avx512", "amx", "avx2", "fma")))
-    print(f"machine: {_cpu_model()}, {os.cpu_count()} CPUs; flags: {' '.join(flags)}; "
-          f"kernel ISA {isa}, {lib.VzConvThreads()} threads; batch {args.batch}; "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"machine: {_cpu_model()}, {os.cpu_count()} CPUs; flags: {' '.join(flags)}; "
+        f"kernel ISA {isa}, {lib.VzConvThreads()} threads; batch {args.batch}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     rng = np.random.default_rng(0)
     directions = ("inference", "backward_data", "backward_weights")
     rows, totals = [], {c: {d: 0.0 for d in directions} for c in candidates}
@@ -85,11 +98,13 @@ def main() -> None:
                 lib.VzConvForceCandidate(c)
                 times = {d: [] for d in directions}
                 for rep in range(args.reps + 1):
-                    elapsed = (_call(lib.Conv2dInference, [x, w, pads, y], [4, 4, 1, 4], [f32, f32, i32, f32]),
-                               _call(lib.Conv2dBackwardData, [dy, w, x, pads, dx], [4, 4, 4, 1, 4],
-                                     [f32, f32, f32, i32, f32]),
-                               _call(lib.Conv2dBackwardWeights, [x, dy, w, pads, dw], [4, 4, 4, 1, 4],
-                                     [f32, f32, f32, i32, f32]))
+                    elapsed = (
+                        _call(lib.Conv2dInference, [x, w, pads, y], [4, 4, 1, 4], [f32, f32, i32, f32]),
+                        _call(lib.Conv2dBackwardData, [dy, w, x, pads, dx], [4, 4, 4, 1, 4], [f32, f32, f32, i32, f32]),
+                        _call(
+                            lib.Conv2dBackwardWeights, [x, dy, w, pads, dw], [4, 4, 4, 1, 4], [f32, f32, f32, i32, f32]
+                        ),
+                    )
                     if rep:  # the first call builds the primitives
                         for d, t in zip(directions, elapsed):
                             times[d].append(t)
@@ -97,23 +112,42 @@ def main() -> None:
                     row[f"{NAMES[c]}_{direction}_ms"] = round(min(values) * 1e3, 2)
                     totals[c][direction] += min(values) * count
             rows.append(row)
-            print(" | ".join([f"{row['layer']:>18} x{count}"] + [
-                f"{NAMES[c]}: inf {row[f'{NAMES[c]}_inference_ms']:6.1f} "
-                f"data {row[f'{NAMES[c]}_backward_data_ms']:6.1f} "
-                f"weights {row[f'{NAMES[c]}_backward_weights_ms']:6.1f} ms" for c in candidates]), flush=True)
+            print(
+                " | ".join(
+                    [f"{row['layer']:>18} x{count}"]
+                    + [
+                        f"{NAMES[c]}: inf {row[f'{NAMES[c]}_inference_ms']:6.1f} "
+                        f"data {row[f'{NAMES[c]}_backward_data_ms']:6.1f} "
+                        f"weights {row[f'{NAMES[c]}_backward_weights_ms']:6.1f} ms"
+                        for c in candidates
+                    ]
+                ),
+                flush=True,
+            )
     finally:
         lib.VzConvForceCandidate(previous)
     for c in candidates:
-        print(f"{NAMES[c]}: the network's 13 convolutions, inference {totals[c]['inference'] * 1e3:.0f} ms, "
-              f"backward data {totals[c]['backward_data'] * 1e3:.0f} ms, "
-              f"backward weights {totals[c]['backward_weights'] * 1e3:.0f} ms")
+        print(
+            f"{NAMES[c]}: the network's 13 convolutions, inference {totals[c]['inference'] * 1e3:.0f} ms, "
+            f"backward data {totals[c]['backward_data'] * 1e3:.0f} ms, "
+            f"backward weights {totals[c]['backward_weights'] * 1e3:.0f} ms"
+        )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": _cpu_model(),
-                       "cpu_flags": flags, "kernel_isa": isa,
-                       "threads": lib.VzConvThreads(), "batch": args.batch, "layers": rows,
-                       "network_ms": {NAMES[c]: {k: round(v * 1e3, 1) for k, v in t.items()}
-                                      for c, t in totals.items()}}, f, indent=1)
+            json.dump(
+                {
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "cpu": _cpu_model(),
+                    "cpu_flags": flags,
+                    "kernel_isa": isa,
+                    "threads": lib.VzConvThreads(),
+                    "batch": args.batch,
+                    "layers": rows,
+                    "network_ms": {NAMES[c]: {k: round(v * 1e3, 1) for k, v in t.items()} for c, t in totals.items()},
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ stdout and to ``--out``, with the host's CPU, ISA flags and load.
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_fusion.py [--out benchmarks/results/fusion.json]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,13 +18,17 @@ import subprocess
 import sys
 import time
 
-CASES = [("pynative", "googlenet_bn", 8, 32), ("graph", "googlenet_bn", 8, 32),
-         ("pynative", "vgg16_bn_cifar", 128, 32), ("graph", "vgg16_bn_cifar", 128, 32)]
+CASES = [
+    ("pynative", "googlenet_bn", 8, 32),
+    ("graph", "googlenet_bn", 8, 32),
+    ("pynative", "vgg16_bn_cifar", 128, 32),
+    ("graph", "vgg16_bn_cifar", 128, 32),
+]
 
 
 def child(mode: str, name: str, batch: int, size: int, calls: int, alternations: int) -> dict:
-    import numpy as np
     import mindspore as ms
+    import numpy as np
 
     import visionzoo
     from visionzoo.ops import set_eval_fusion
@@ -49,8 +54,16 @@ def child(mode: str, name: str, batch: int, size: int, calls: int, alternations:
                 nets[fuse](x).asnumpy()
                 times[fuse].append(time.perf_counter() - t0)
     med = {k: float(np.median(v)) for k, v in times.items()}
-    return {"mode": mode, "model": name, "batch": batch, "size": size, "fused_s": med[True],
-            "unfused_s": med[False], "speedup": med[False] / med[True], "calls_each": len(times[True])}
+    return {
+        "mode": mode,
+        "model": name,
+        "batch": batch,
+        "size": size,
+        "fused_s": med[True],
+        "unfused_s": med[False],
+        "speedup": med[False] / med[True],
+        "calls_each": len(times[True]),
+    }
 
 
 def main() -> None:
@@ -66,15 +79,30 @@ def main() -> None:
         return
     with open("/proc/cpuinfo", encoding="utf-8") as f:
         text = f.read()
-    host = {"cpu": re.search(r"model name\s*:\s*(.+)", text).group(1).strip(),
-            "avx512": sorted(set(re.findall(r"avx512[a-z]*", text))), "cpus": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load_before": os.getloadavg()[0]}
+    host = {
+        "cpu": re.search(r"model name\s*:\s*(.+)", text).group(1).strip(),
+        "avx512": sorted(set(re.findall(r"avx512[a-z]*", text))),
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "load_before": os.getloadavg()[0],
+    }
     print(json.dumps(host), flush=True)
     rows = []
     for case in CASES:
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--calls", str(args.calls),
-                               "--alternations", str(args.alternations), "--child", *map(str, case)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--calls",
+                str(args.calls),
+                "--alternations",
+                str(args.alternations),
+                "--child",
+                *map(str, case),
+            ],
+            capture_output=True,
+            text=True,
+        )
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not line:
             raise SystemExit(f"{case} failed ({proc.returncode}): {proc.stderr[-1500:]}")

@@ -13,6 +13,7 @@ first epochs do not).
 Usage: ``PYTHONPATH=src python benchmarks/bench_memory.py [--model vgg11_bn_cifar] [--epochs 8]
 [--batch 64] [--samples 512]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,37 +40,63 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="vz_bench_memory_") as tmp:
-        cfg = load_config(None, {
-            "model": args.model, "dataset": "synthetic", "num_samples": str(args.samples), "num_classes": "10",
-            "image_resize": "32", "batch_size": str(args.batch), "epoch_size": str(args.epochs),
-            "scheduler": "cosine_decay", "warmup_epochs": "1", "lr": "0.01", "weight_decay": "5e-4",
-            "num_parallel_workers": "1", "device_target": "CPU", "mode": str(args.mode),
-            "val_while_train": "True", "val_interval": "1", "keep_checkpoint_max": "2", "crop_padding": "4",
-            "hflip": "0.5", "log_interval": "100000", "ckpt_save_dir": os.path.join(tmp, "run"),
-        })
+        cfg = load_config(
+            None,
+            {
+                "model": args.model,
+                "dataset": "synthetic",
+                "num_samples": str(args.samples),
+                "num_classes": "10",
+                "image_resize": "32",
+                "batch_size": str(args.batch),
+                "epoch_size": str(args.epochs),
+                "scheduler": "cosine_decay",
+                "warmup_epochs": "1",
+                "lr": "0.01",
+                "weight_decay": "5e-4",
+                "num_parallel_workers": "1",
+                "device_target": "CPU",
+                "mode": str(args.mode),
+                "val_while_train": "True",
+                "val_interval": "1",
+                "keep_checkpoint_max": "2",
+                "crop_padding": "4",
+                "hflip": "0.5",
+                "log_interval": "100000",
+                "ckpt_save_dir": os.path.join(tmp, "run"),
+            },
+        )
         Trainer(cfg).fit()
         with open(os.path.join(cfg.ckpt_save_dir, "metrics.jsonl"), encoding="utf-8") as f:
             records = [json.loads(line) for line in f if line.strip()]
 
-    print(f"# {args.model}, batch {args.batch}, {args.samples} training images per epoch, validation every epoch,"
-          f" checkpoint every epoch; MindSpore {ms.__version__}, {platform.machine()}, {os.cpu_count()} CPUs")
+    print(
+        f"# {args.model}, batch {args.batch}, {args.samples} training images per epoch, validation every epoch,"
+        f" checkpoint every epoch; MindSpore {ms.__version__}, {platform.machine()}, {os.cpu_count()} CPUs"
+    )
     print("| epoch | rss_mb | peak_rss_mb | train_loss | epoch s |")
     print("|---|---|---|---|---|")
     for r in records:
-        print(f"| {r['epoch']} | {r['rss_mb']:.1f} | {r['peak_rss_mb']:.1f} | {r['train_loss']:.4f} | "
-              f"{r['epoch_seconds']:.1f} |")
+        print(
+            f"| {r['epoch']} | {r['rss_mb']:.1f} | {r['peak_rss_mb']:.1f} | {r['train_loss']:.4f} | "
+            f"{r['epoch_seconds']:.1f} |"
+        )
     if len(records) >= 3:
         first, last = records[1], records[-1]
         growth = last["rss_mb"] - first["rss_mb"]
         per_epoch = growth / (last["epoch"] - first["epoch"])
-        print(f"\nresident growth from the end of epoch {first['epoch']} to epoch {last['epoch']}: {growth:+.1f} MiB "
-              f"({per_epoch:+.2f} MiB/epoch); peak {max(r['peak_rss_mb'] for r in records):.1f} MiB")
+        print(
+            f"\nresident growth from the end of epoch {first['epoch']} to epoch {last['epoch']}: {growth:+.1f} MiB "
+            f"({per_epoch:+.2f} MiB/epoch); peak {max(r['peak_rss_mb'] for r in records):.1f} MiB"
+        )
         # the first epochs fill caches and allocator arenas; a leak keeps its slope in the second half too
         half = records[len(records) // 2]
         if last["epoch"] > half["epoch"]:
             late = last["rss_mb"] - half["rss_mb"]
-            print(f"second half, epoch {half['epoch']} to {last['epoch']}: {late:+.1f} MiB "
-                  f"({late / (last['epoch'] - half['epoch']):+.3f} MiB/epoch)")
+            print(
+                f"second half, epoch {half['epoch']} to {last['epoch']}: {late:+.1f} MiB "
+                f"({late / (last['epoch'] - half['epoch']):+.3f} MiB/epoch)"
+            )
     return 0
 
 

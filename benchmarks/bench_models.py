@@ -32,6 +32,7 @@ The step is forward + cross-entropy + backward + SGD-momentum update; inference 
 eval mode. Reported: median seconds per step over all timed steps, images/s, ratios against
 ``visionzoo``, compile time (the first training step, graph compilation included) and peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,14 @@ MODELS = {
     "googlenet_cifar": (32, 128, 10, None),
 }
 VARIANTS = ("visionzoo", "standard", "plain", "torch", "mindcv")
-_ENV_KEYS = ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS", "VISIONZOO_FAST_POOL", "VISIONZOO_FAST_CONV",
-             "VISIONZOO_FAST_OPS", "ATEN_CPU_CAPABILITY")
+_ENV_KEYS = (
+    "ONEDNN_MAX_CPU_ISA",
+    "VISIONZOO_NO_CPU_DEFAULTS",
+    "VISIONZOO_FAST_POOL",
+    "VISIONZOO_FAST_CONV",
+    "VISIONZOO_FAST_OPS",
+    "ATEN_CPU_CAPABILITY",
+)
 ISA_CLASSES = ("native", "avx2")
 
 
@@ -85,8 +92,16 @@ def _isa_flags() -> list:
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                cwd=os.path.dirname(os.path.abspath(__file__)),
+            ).stdout.strip()
+            or "unknown"
+        )
     except OSError:
         return "unknown"
 
@@ -117,10 +132,17 @@ def _torch_model(name: str, num_classes: int):
         def forward(self, x):
             return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
 
-    cfgs = [(192, 64, 96, 128, 16, 32, 32), (256, 128, 128, 192, 32, 96, 64), (480, 192, 96, 208, 16, 48, 64),
-            (512, 160, 112, 224, 24, 64, 64), (512, 128, 128, 256, 24, 64, 64), (512, 112, 144, 288, 32, 64, 64),
-            (528, 256, 160, 320, 32, 128, 128), (832, 256, 160, 320, 32, 128, 128),
-            (832, 384, 192, 384, 48, 128, 128)]
+    cfgs = [
+        (192, 64, 96, 128, 16, 32, 32),
+        (256, 128, 128, 192, 32, 96, 64),
+        (480, 192, 96, 208, 16, 48, 64),
+        (512, 160, 112, 224, 24, 64, 64),
+        (512, 128, 128, 256, 24, 64, 64),
+        (512, 112, 144, 288, 32, 64, 64),
+        (528, 256, 160, 320, 32, 128, 128),
+        (832, 256, 160, 320, 32, 128, 128),
+        (832, 384, 192, 384, 48, 128, 128),
+    ]
 
     class GoogLeNet(nn.Module):
         # MindSpore's 3x3/2 'same' max pool == PyTorch's ceil_mode=True without padding on these sizes.
@@ -129,12 +151,21 @@ def _torch_model(name: str, num_classes: int):
             if small_input:
                 self.stem = ConvAct(3, 192, 3, norm=norm)
             else:
-                self.stem = nn.Sequential(ConvAct(3, 64, 7, 2, norm=norm), nn.MaxPool2d(3, 2, ceil_mode=True),
-                                          ConvAct(64, 64, 1, norm=norm), ConvAct(64, 192, 3, norm=norm),
-                                          nn.MaxPool2d(3, 2, ceil_mode=True))
+                self.stem = nn.Sequential(
+                    ConvAct(3, 64, 7, 2, norm=norm),
+                    nn.MaxPool2d(3, 2, ceil_mode=True),
+                    ConvAct(64, 64, 1, norm=norm),
+                    ConvAct(64, 192, 3, norm=norm),
+                    nn.MaxPool2d(3, 2, ceil_mode=True),
+                )
             blocks = [Inception(*c, norm=norm, k5=k5) for c in cfgs]
-            self.body = nn.Sequential(*blocks[:2], nn.MaxPool2d(3, 2, ceil_mode=True), *blocks[2:7],
-                                      nn.MaxPool2d(2, 2, ceil_mode=True), *blocks[7:])
+            self.body = nn.Sequential(
+                *blocks[:2],
+                nn.MaxPool2d(3, 2, ceil_mode=True),
+                *blocks[2:7],
+                nn.MaxPool2d(2, 2, ceil_mode=True),
+                *blocks[7:],
+            )
             self.drop = nn.Dropout(0.2)
             self.fc = nn.Linear(1024, num_classes)
 
@@ -199,8 +230,8 @@ class _TorchRunner:
 
 class _MindSporeRunner:
     def __init__(self, variant, model_name, batch, size, classes, mode):
-        import numpy as np
         import mindspore as ms
+        import numpy as np
         from mindspore import nn
 
         ms.set_context(mode=mode)
@@ -256,13 +287,30 @@ def _visionzoo_trainer(model_name, batch, size, classes, mode):
     from visionzoo.config import load_config
     from visionzoo.engine.trainer import Trainer
 
-    cfg = load_config(None, {
-        "model": model_name, "dataset": "synthetic", "num_samples": str(batch), "num_classes": str(classes),
-        "image_resize": str(size), "batch_size": str(batch), "epoch_size": "100000", "scheduler": "constant",
-        "warmup_epochs": "0", "lr": "0.01", "momentum": "0.9", "weight_decay": "0", "opt": "momentum",
-        "loss_scale_type": "none", "amp_level": "O0", "num_parallel_workers": "1", "device_target": "CPU",
-        "mode": str(mode), "ckpt_save_dir": os.path.join(os.path.expanduser("~"), ".cache", "vz_bench_models"),
-    })
+    cfg = load_config(
+        None,
+        {
+            "model": model_name,
+            "dataset": "synthetic",
+            "num_samples": str(batch),
+            "num_classes": str(classes),
+            "image_resize": str(size),
+            "batch_size": str(batch),
+            "epoch_size": "100000",
+            "scheduler": "constant",
+            "warmup_epochs": "0",
+            "lr": "0.01",
+            "momentum": "0.9",
+            "weight_decay": "0",
+            "opt": "momentum",
+            "loss_scale_type": "none",
+            "amp_level": "O0",
+            "num_parallel_workers": "1",
+            "device_target": "CPU",
+            "mode": str(mode),
+            "ckpt_save_dir": os.path.join(os.path.expanduser("~"), ".cache", "vz_bench_models"),
+        },
+    )
     return Trainer(cfg).setup()
 
 
@@ -291,15 +339,21 @@ def worker_main(args) -> None:
     t0 = time.perf_counter()
     if args.worker == "torch":
         runner = _TorchRunner(args.model, batch, size, classes)
-        info = {"threads": runner.torch.get_num_threads(), "version": runner.torch.__version__,
-                "cpu_capability": runner.torch.backends.cpu.get_cpu_capability(),
-                "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+        info = {
+            "threads": runner.torch.get_num_threads(),
+            "version": runner.torch.__version__,
+            "cpu_capability": runner.torch.backends.cpu.get_cpu_capability(),
+            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        }
     else:
         runner = _MindSporeRunner(args.worker, args.model, batch, size, classes, args.mode)
         import mindspore as ms
 
-        info = {"version": ms.__version__, "fast_layers": runner.fast_layers,
-                "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+        info = {
+            "version": ms.__version__,
+            "fast_layers": runner.fast_layers,
+            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        }
         if args.worker == "visionzoo":
             import ctypes
 
@@ -328,9 +382,19 @@ def worker_main(args) -> None:
             runner.infer_step()
             tuning_steps += 1
         tuning_s = time.perf_counter() - t0
-    _reply(dict(info, params=runner.params, batch=batch, build_s=build_s, compile_s=compile_s,
-                first_train_s=first_train_s, first_infer_s=first_infer_s, tuning_steps=tuning_steps,
-                tuning_s=tuning_s))
+    _reply(
+        dict(
+            info,
+            params=runner.params,
+            batch=batch,
+            build_s=build_s,
+            compile_s=compile_s,
+            first_train_s=first_train_s,
+            first_infer_s=first_infer_s,
+            tuning_steps=tuning_steps,
+            tuning_s=tuning_s,
+        )
+    )
     for line in sys.stdin:
         cmd, *rest = line.split()
         if cmd == "quit":
@@ -363,14 +427,27 @@ def _reply(obj) -> None:
 
 class Worker:
     def __init__(self, variant, model, args):
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant, "--model", model,
-               "--mode", str(args.mode)]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            variant,
+            "--model",
+            model,
+            "--mode",
+            str(args.mode),
+        ]
         if args.batch:
             cmd += ["--batch", str(args.batch)]
         self.variant = variant
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=None if args.verbose else subprocess.DEVNULL, text=True,
-                                     env=_variant_env(variant, args.isa_class))
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if args.verbose else subprocess.DEVNULL,
+            text=True,
+            env=_variant_env(variant, args.isa_class),
+        )
 
     def read(self):
         for line in self.proc.stdout:
@@ -392,8 +469,12 @@ def bench_model(model: str, variants, args) -> dict:
         results[v] = w.read()
         results[v].update(train=[], infer=[], train_cpu=[], infer_cpu=[], train_rounds=[], infer_rounds=[])
         workers.append(w)
-        tuning = (f", then {results[v]['tuning_steps']} steps ({results[v]['tuning_s']:.1f} s) until its "
-                  f"convolutions were tuned" if results[v].get("tuning_steps") else "")
+        tuning = (
+            f", then {results[v]['tuning_steps']} steps ({results[v]['tuning_s']:.1f} s) until its "
+            f"convolutions were tuned"
+            if results[v].get("tuning_steps")
+            else ""
+        )
         print(f"  {model:16s} {v:9s} ready: first train step {results[v]['first_train_s']:.1f} s{tuning}", flush=True)
     for r in range(args.rounds):
         for kind in ("train", "infer") if args.infer else ("train",):
@@ -410,9 +491,11 @@ def bench_model(model: str, variants, args) -> dict:
 
 
 def _fmt_table(all_results, args) -> str:
-    lines = ["| model | batch | variant | train s/step | spread | train img/s | visionzoo speed-up | infer img/s | spread "
-             "| visionzoo speed-up | train CPU s/step | first step s | compile s | peak RSS MB | params |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | batch | variant | train s/step | spread | train img/s | visionzoo speed-up | infer img/s | spread "
+        "| visionzoo speed-up | train CPU s/step | first step s | compile s | peak RSS MB | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for model, res in all_results.items():
         base = res.get("visionzoo")
         for v, r in res.items():
@@ -424,16 +507,22 @@ def _fmt_table(all_results, args) -> str:
                 vs_t = f"{tr / statistics.median(base['train']):.2f}x"
                 if r["infer"]:
                     vs_i = f"{inf / statistics.median(base['infer']):.2f}x"
-            lines.append(f"| {model} | {batch} | {v} | {tr:.3f} | {_spread(r['train_rounds'])} | {batch / tr:.1f} | "
-                         f"{vs_t} | {batch / inf:.1f} | {_spread(r['infer_rounds'])} | {vs_i} | {statistics.median(r['train_cpu']):.2f} | {r['first_train_s']:.1f} | {r['compile_s']:.1f} | "
-                         f"{r['peak_rss_mb']:.0f} | "
-                         f"{r['params']:,} |")
+            lines.append(
+                f"| {model} | {batch} | {v} | {tr:.3f} | {_spread(r['train_rounds'])} | {batch / tr:.1f} | "
+                f"{vs_t} | {batch / inf:.1f} | {_spread(r['infer_rounds'])} | {vs_i} | "
+                f"{statistics.median(r['train_cpu']):.2f} | "
+                f"{r['first_train_s']:.1f} | {r['compile_s']:.1f} | "
+                f"{r['peak_rss_mb']:.0f} | "
+                f"{r['params']:,} |"
+            )
     lines.append("")
-    lines.append("spread = (slowest - fastest) / median of the per-round median step times. "
-                 "visionzoo speed-up = that variant's median step time / visionzoo's (> 1: visionzoo is faster). "
-                 "train CPU s/step = process CPU time (all threads) per training step: less sensitive than wall "
-                 "time to other jobs on the machine. compile s = graph compilation of the training step "
-                 "(Cell.compile, before the first step; 0 for PyTorch eager). first step includes it.")
+    lines.append(
+        "spread = (slowest - fastest) / median of the per-round median step times. "
+        "visionzoo speed-up = that variant's median step time / visionzoo's (> 1: visionzoo is faster). "
+        "train CPU s/step = process CPU time (all threads) per training step: less sensitive than wall "
+        "time to other jobs on the machine. compile s = graph compilation of the training step "
+        "(Cell.compile, before the first step; 0 for PyTorch eager). first step includes it."
+    )
     return "\n".join(lines)
 
 
@@ -478,8 +567,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-infer", dest="infer", action="store_false", help="skip inference timing")
     p.add_argument("--batch", type=int, default=0, help="override every model's batch size")
     p.add_argument("--mode", type=int, default=0, help="MindSpore mode: 0 graph (default), 1 PyNative")
-    p.add_argument("--isa-class", choices=ISA_CLASSES, default="native",
-                   help="native: each library at the host's best ISA; avx2: both capped at AVX2 (module docstring)")
+    p.add_argument(
+        "--isa-class",
+        choices=ISA_CLASSES,
+        default="native",
+        help="native: each library at the host's best ISA; avx2: both capped at AVX2 (module docstring)",
+    )
     p.add_argument("--json", help="write raw results (with the machine, date and versions) here")
     p.add_argument("--verbose", action="store_true", help="show the workers' stderr")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -488,38 +581,60 @@ def main(argv=None) -> int:
     if args.worker:
         worker_main(args)
         return 0
-    import platform
-
     import datetime
+    import platform
 
     import mindspore as ms
 
     all_results = {}
-    meta = {"cpu": _cpu_model(), "isa_flags": _isa_flags(), "cpus": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "isa_class": args.isa_class, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "mindspore": ms.__version__, "visionzoo_commit": _git_commit(),
-            "host": platform.node(), "load_before": os.getloadavg()[0], "argv": sys.argv[1:]}
-    print(f"machine: {meta['cpu']}, {meta['cpus']} CPUs ({meta['affinity']} usable), python {meta['python']}; "
-          f"ISA flags: {' '.join(meta['isa_flags'])}; ISA class: {args.isa_class}; "
-          f"load average before: {meta['load_before']:.1f}", flush=True)
+    meta = {
+        "cpu": _cpu_model(),
+        "isa_flags": _isa_flags(),
+        "cpus": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "isa_class": args.isa_class,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "mindspore": ms.__version__,
+        "visionzoo_commit": _git_commit(),
+        "host": platform.node(),
+        "load_before": os.getloadavg()[0],
+        "argv": sys.argv[1:],
+    }
+    print(
+        f"machine: {meta['cpu']}, {meta['cpus']} CPUs ({meta['affinity']} usable), python {meta['python']}; "
+        f"ISA flags: {' '.join(meta['isa_flags'])}; ISA class: {args.isa_class}; "
+        f"load average before: {meta['load_before']:.1f}",
+        flush=True,
+    )
     for model in args.models.split(","):
         variants = [v for v in args.variants.split(",") if v != "mindcv" or MODELS[model][3]]
         print(f"{model}: {', '.join(variants)}", flush=True)
         all_results[model] = bench_model(model, variants, args)
         for v, r in all_results[model].items():
-            print(f"  {v}: threads {r.get('threads', '?')}, oneDNN cap {r.get('ONEDNN_MAX_CPU_ISA')}"
-                  + (f", fast-path ISA {r['fast_isa']}" if "fast_isa" in r else "")
-                  + (f", ATen {r['cpu_capability']}" if "cpu_capability" in r else "")
-                  + (f", conv scratch {r['scratch_mb']:.0f} MiB in {r['scratch_sets']} sets" if "scratch_mb" in r else ""),
-                  flush=True)
+            print(
+                f"  {v}: threads {r.get('threads', '?')}, oneDNN cap {r.get('ONEDNN_MAX_CPU_ISA')}"
+                + (f", fast-path ISA {r['fast_isa']}" if "fast_isa" in r else "")
+                + (f", ATen {r['cpu_capability']}" if "cpu_capability" in r else "")
+                + (
+                    f", conv scratch {r['scratch_mb']:.0f} MiB in {r['scratch_sets']} sets" if "scratch_mb" in r else ""
+                ),
+                flush=True,
+            )
         print(_fmt_table({model: all_results[model]}, args), flush=True)
         if args.json:  # after every model: a run stopped early keeps what it finished
             _write_json(args.json, meta, all_results)
     print("\n" + _fmt_table(all_results, args))
     load = os.getloadavg()[0]
-    print(f"load average after: {load:.1f}" + (" (above the CPU count: other processes shared the CPU, "
-                                                 "absolute numbers are low and noisy)" if load > os.cpu_count() else ""))
+    print(
+        f"load average after: {load:.1f}"
+        + (
+            " (above the CPU count: other processes shared the CPU, absolute numbers are low and noisy)"
+            if load > os.cpu_count()
+            else ""
+        )
+    )
     meta["load_after"] = load
     if args.json:
         _write_json(args.json, meta, all_results)

@@ -8,6 +8,7 @@ really measured.
 
 Usage: ``PYTHONPATH=src python benchmarks/bench_pipeline.py [--quick]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,7 @@ def _write_jpeg_folder(root: str, classes: int, per_class: int) -> None:
         for i in range(per_class):
             # smooth random image, ImageNet-like size, so JPEG decode cost is realistic
             small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
-            Image.fromarray(small).resize((500, 375), Image.BILINEAR).save(
-                os.path.join(folder, f"{i}.jpg"), quality=90)
+            Image.fromarray(small).resize((500, 375), Image.BILINEAR).save(os.path.join(folder, f"{i}.jpg"), quality=90)
     os.symlink(os.path.join(root, "train"), os.path.join(root, "val"))
 
 
@@ -69,14 +69,32 @@ def main(argv=None) -> None:
         du.write_cifar10(os.path.join(tmp, "cifar"), per_file=(per,) * 5, n_test=16)
         _write_jpeg_folder(os.path.join(tmp, "folder"), classes=4, per_class=64 if args.quick else 128)
         cases = [
-            ("CIFAR train 32x32", dict(dataset="cifar10", data_dir=os.path.join(tmp, "cifar"), num_classes=10,
-                                       image_resize=32), "train"),
-            ("CIFAR train 32->224", dict(dataset="cifar10", data_dir=os.path.join(tmp, "cifar"), num_classes=10,
-                                         image_resize=224, num_samples=cifar_n // 4), "train"),
-            ("folder train 500x375 JPEG->224", dict(dataset="imagenet", data_dir=os.path.join(tmp, "folder"),
-                                                  num_classes=4, image_resize=224), "train"),
-            ("folder eval 500x375 JPEG->224", dict(dataset="imagenet", data_dir=os.path.join(tmp, "folder"),
-                                                 num_classes=4, image_resize=224), "val"),
+            (
+                "CIFAR train 32x32",
+                dict(dataset="cifar10", data_dir=os.path.join(tmp, "cifar"), num_classes=10, image_resize=32),
+                "train",
+            ),
+            (
+                "CIFAR train 32->224",
+                dict(
+                    dataset="cifar10",
+                    data_dir=os.path.join(tmp, "cifar"),
+                    num_classes=10,
+                    image_resize=224,
+                    num_samples=cifar_n // 4,
+                ),
+                "train",
+            ),
+            (
+                "folder train 500x375 JPEG->224",
+                dict(dataset="imagenet", data_dir=os.path.join(tmp, "folder"), num_classes=4, image_resize=224),
+                "train",
+            ),
+            (
+                "folder eval 500x375 JPEG->224",
+                dict(dataset="imagenet", data_dir=os.path.join(tmp, "folder"), num_classes=4, image_resize=224),
+                "val",
+            ),
         ]
         for name, kw, split in cases:
             for workers in (1, 2):
@@ -84,8 +102,10 @@ def main(argv=None) -> None:
                 rates = sorted(_throughput(cfg, split, epochs) for _ in range(args.repeats))
                 rows.append((name, workers, rates[len(rates) // 2], rates[0], rates[-1]))
                 print(f"  {name:32s} workers={workers}: {rates}", file=sys.stderr, flush=True)
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"date {time.strftime('%Y-%m-%d', time.gmtime())}; batch 128; median of {args.repeats} runs")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"date {time.strftime('%Y-%m-%d', time.gmtime())}; batch 128; median of {args.repeats} runs"
+    )
     print("| pipeline | workers | images/s (median) | min - max |")
     print("|---|---|---|---|")
     for name, workers, rate, low, high in rows:

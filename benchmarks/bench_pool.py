@@ -5,18 +5,18 @@ forward+backward, on the pooling shapes of GoogLeNet (224, batch 16) and the CIF
 
 The two are timed in turns (A B A B) and their outputs and input gradients are compared for equality.
 """
+
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
 
-import numpy as np
-
-import visionzoo  # noqa: F401  (CPU environment defaults before MindSpore's first op)
 import mindspore as ms
+import numpy as np
 from mindspore import Tensor, nn
 
+import visionzoo  # noqa: F401  (CPU environment defaults before MindSpore's first op)
 from visionzoo import runtime
 from visionzoo.ops import MaxPool2d
 
@@ -48,7 +48,9 @@ def main() -> None:
     p.add_argument("--mode", type=int, default=0)
     args = p.parse_args()
     ms.set_context(mode=args.mode)
-    print("| layer | input | nn fwd ms | fast fwd ms | nn fwd+bwd ms | fast fwd+bwd ms | fwd+bwd speed-up | identical |")
+    print(
+        "| layer | input | nn fwd ms | fast fwd ms | nn fwd+bwd ms | fast fwd+bwd ms | fwd+bwd speed-up | identical |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, shape, kwargs in CASES:
         rng = np.random.default_rng(0)
@@ -60,8 +62,12 @@ def main() -> None:
         pools = {"nn": nn.MaxPool2d(**kwargs), "fast": fast}
         pools["nn"].set_train(True)
         up = Tensor(rng.standard_normal(pools["nn"](x).shape).astype(np.float32))
-        grads = {k: ms.jit(ms.grad(_WeightedSum(v), grad_position=0)) if args.mode == 0
-                 else ms.grad(_WeightedSum(v), grad_position=0) for k, v in pools.items()}
+        grads = {
+            k: ms.jit(ms.grad(_WeightedSum(v), grad_position=0))
+            if args.mode == 0
+            else ms.grad(_WeightedSum(v), grad_position=0)
+            for k, v in pools.items()
+        }
         times = {(k, kind): [] for k in pools for kind in ("fwd", "bwd")}
         results = {k: (pools[k](x).asnumpy(), grads[k](x, up).asnumpy()) for k in pools}  # compile + check
         for _ in range(args.reps):
@@ -74,9 +80,12 @@ def main() -> None:
                 times[(k, "bwd")].append(time.perf_counter() - t0)
         med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
         same = all(np.array_equal(a, b) for a, b in zip(results["nn"], results["fast"]))
-        print(f"| {name} | {'x'.join(map(str, shape))} | {med[('nn', 'fwd')]:.1f} | {med[('fast', 'fwd')]:.1f} | "
-              f"{med[('nn', 'bwd')]:.1f} | {med[('fast', 'bwd')]:.1f} | {med[('nn', 'bwd')] / med[('fast', 'bwd')]:.1f}x "
-              f"| {same} |", flush=True)
+        print(
+            f"| {name} | {'x'.join(map(str, shape))} | {med[('nn', 'fwd')]:.1f} | {med[('fast', 'fwd')]:.1f} | "
+            f"{med[('nn', 'bwd')]:.1f} | {med[('fast', 'bwd')]:.1f} | {med[('nn', 'bwd')] / med[('fast', 'bwd')]:.1f}x "
+            f"| {same} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ visionzoo-step`` is what the data pipeline and the loop add (target < 10% for th
 Usage: ``PYTHONPATH=src python benchmarks/bench_trainer.py [--model vgg16_bn_cifar] [--batch 128]
 [--steps 6] [--rounds 3]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,14 +39,30 @@ from visionzoo.engine.trainer import Trainer
 
 
 def _cfg(args):
-    return load_config(None, {
-        "model": args.model, "dataset": "synthetic", "num_samples": str(args.batch * args.steps),
-        "num_classes": "10", "image_resize": "32", "batch_size": str(args.batch), "epoch_size": "1000",
-        "scheduler": "constant", "warmup_epochs": "0", "lr": "0.01", "weight_decay": "5e-4",
-        "weight_decay_filter": "norm_and_bias", "num_parallel_workers": "1", "device_target": "CPU",
-        "loss_scale_type": "none", "crop_padding": "4", "hflip": "0.5", "log_interval": "100000",
-        "ckpt_save_dir": "/tmp/vz_bench_trainer",
-    })
+    return load_config(
+        None,
+        {
+            "model": args.model,
+            "dataset": "synthetic",
+            "num_samples": str(args.batch * args.steps),
+            "num_classes": "10",
+            "image_resize": "32",
+            "batch_size": str(args.batch),
+            "epoch_size": "1000",
+            "scheduler": "constant",
+            "warmup_epochs": "0",
+            "lr": "0.01",
+            "weight_decay": "5e-4",
+            "weight_decay_filter": "norm_and_bias",
+            "num_parallel_workers": "1",
+            "device_target": "CPU",
+            "loss_scale_type": "none",
+            "crop_padding": "4",
+            "hflip": "0.5",
+            "log_interval": "100000",
+            "ckpt_save_dir": "/tmp/vz_bench_trainer",
+        },
+    )
 
 
 def main(argv=None) -> int:
@@ -63,15 +80,18 @@ def main(argv=None) -> int:
     labels = ms.Tensor(rng.integers(0, 10, args.batch).astype(np.int32))
 
     bare_net = visionzoo.create_model(args.model, num_classes=10)
-    bare = nn.TrainOneStepCell(nn.WithLossCell(bare_net, nn.CrossEntropyLoss()),
-                               nn.Momentum(bare_net.trainable_params(), 0.01, 0.9, weight_decay=5e-4))
+    bare = nn.TrainOneStepCell(
+        nn.WithLossCell(bare_net, nn.CrossEntropyLoss()),
+        nn.Momentum(bare_net.trainable_params(), 0.01, 0.9, weight_decay=5e-4),
+    )
     bare.set_train(True)
     # the same bare loop with visionzoo's optimizer (role-based decay groups, per-update LR table)
     from visionzoo.engine.optim import build_optimizer
 
     grp_net = visionzoo.create_model(args.model, num_classes=10)
-    bare_groups = nn.TrainOneStepCell(nn.WithLossCell(grp_net, nn.CrossEntropyLoss()),
-                                      build_optimizer(cfg, grp_net, trainer.lr))
+    bare_groups = nn.TrainOneStepCell(
+        nn.WithLossCell(grp_net, nn.CrossEntropyLoss()), build_optimizer(cfg, grp_net, trainer.lr)
+    )
     bare_groups.set_train(True)
 
     def run_bare():
@@ -93,8 +113,12 @@ def main(argv=None) -> int:
         epoch[0] += 1
         trainer._train_epoch(epoch[0])  # steps per epoch = num_samples / batch = args.steps
 
-    variants = {"bare": run_bare, "bare+visionzoo-optimizer": run_bare_groups, "visionzoo-step": run_step,
-                "trainer+pipeline": run_trainer}
+    variants = {
+        "bare": run_bare,
+        "bare+visionzoo-optimizer": run_bare_groups,
+        "visionzoo-step": run_step,
+        "trainer+pipeline": run_trainer,
+    }
     for fn in variants.values():  # compile and warm up
         fn()
     times = {k: [] for k in variants}
@@ -104,8 +128,10 @@ def main(argv=None) -> int:
             fn()
             times[name].append((time.perf_counter() - t0) / args.steps)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"# {args.model} batch {args.batch}, {args.steps} steps x {args.rounds} rounds, graph mode, "
-          f"MindSpore {ms.__version__}, {platform.processor() or platform.machine()}")
+    print(
+        f"# {args.model} batch {args.batch}, {args.steps} steps x {args.rounds} rounds, graph mode, "
+        f"MindSpore {ms.__version__}, {platform.processor() or platform.machine()}"
+    )
     print("| variant | s/step (median) | img/s | vs previous row |")
     print("|---|---|---|---|")
     prev = None
@@ -114,8 +140,10 @@ def main(argv=None) -> int:
         print(f"| {name} | {med[name]:.4f} | {args.batch / med[name]:.1f} | {ratio} |")
         prev = name
     print(f"trainer overhead (visionzoo-step / bare - 1): {100 * (med['visionzoo-step'] / med['bare'] - 1):+.1f}%")
-    print(f"pipeline + loop (trainer+pipeline / visionzoo-step - 1): "
-          f"{100 * (med['trainer+pipeline'] / med['visionzoo-step'] - 1):+.1f}%")
+    print(
+        f"pipeline + loop (trainer+pipeline / visionzoo-step - 1): "
+        f"{100 * (med['trainer+pipeline'] / med['visionzoo-step'] - 1):+.1f}%"
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ beside two busy processes. Same hash = same masks (docs/mindcv.md, dropout row).
 
 Usage: ``PYTHONPATH=src python benchmarks/dropout_under_load.py [--runs 3]``
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,10 @@ def main() -> None:
         script = os.path.join(work, "masks.py")  # graph mode compiles from source: a file
         with open(script, "w", encoding="utf-8") as f:
             f.write(CHILD)
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, {os.cpu_count()} CPUs, "
-              f"load {os.getloadavg()[0]:.1f}")
+        print(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, {os.cpu_count()} CPUs, "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
         for which in ("nn.Dropout", "visionzoo"):
             for state in ("quiet", "loaded"):
                 busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(2)] if state == "loaded" else []

@@ -13,6 +13,7 @@ The JSON result (rewritten after every launch, so an interrupted loop keeps what
 class (CPU model, AVX-512 flags, cores), the MindSpore version, the commit, the counts per entry point
 and every launch's statuses. The work folders of failed launches are kept (``--work``) for their logs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,27 +41,42 @@ def host_class() -> dict:
     cpuinfo = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return {"cpu_model": model.group(1).strip() if model else platform.processor(),
-            "avx512": sorted(set(re.findall(r"\bavx512\w*", cpuinfo))),
-            "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "mindspore": ms.__version__, "commit": commit.stdout.strip()}
+    return {
+        "cpu_model": model.group(1).strip() if model else platform.processor(),
+        "avx512": sorted(set(re.findall(r"\bavx512\w*", cpuinfo))),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "mindspore": ms.__version__,
+        "commit": commit.stdout.strip(),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--launches", type=int, default=100)
     parser.add_argument("--entries", default=",".join(ENTRY_POINTS), help="comma-separated, launched in turn")
-    parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results",
-                                                      f"msrun_stress_{datetime.date.today():%Y%m%d}.json"))
+    parser.add_argument(
+        "--out",
+        default=os.path.join(REPO, "benchmarks", "results", f"msrun_stress_{datetime.date.today():%Y%m%d}.json"),
+    )
     parser.add_argument("--work", default=None, help="work folder (default: a new temporary one)")
     args = parser.parse_args()
     entries = [e for e in args.entries.split(",") if e]
     work = args.work or tempfile.mkdtemp(prefix="vz_msrun_stress_")
     assets = prepare(os.path.join(work, "assets"))
-    doc = {"benchmark": "msrun_stress", "started": datetime.datetime.now().isoformat(timespec="seconds"),
-           "host": host_class(), "workers_per_job": 2, "entries": entries, "launches": 0, "crashes": 0,
-           "failures": 0, "per_entry": {e: {"launches": 0, "crashes": 0, "failures": 0} for e in entries},
-           "runs": []}
+    doc = {
+        "benchmark": "msrun_stress",
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": host_class(),
+        "workers_per_job": 2,
+        "entries": entries,
+        "launches": 0,
+        "crashes": 0,
+        "failures": 0,
+        "per_entry": {e: {"launches": 0, "crashes": 0, "failures": 0} for e in entries},
+        "runs": [],
+    }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     for i in range(args.launches):
         entry = entries[i % len(entries)]
@@ -77,12 +93,17 @@ def main() -> int:
             json.dump(doc, f, indent=1)
         os.replace(args.out + ".tmp", args.out)
         verdict = "CRASH" if outcome.crashed else ("FAIL" if failed else "ok")
-        print(f"{i + 1}/{args.launches} {entry}: exit {outcome.returncode} workers {outcome.worker_codes or '-'} "
-              f"{outcome.seconds:.1f} s {verdict}", flush=True)
+        print(
+            f"{i + 1}/{args.launches} {entry}: exit {outcome.returncode} workers {outcome.worker_codes or '-'} "
+            f"{outcome.seconds:.1f} s {verdict}",
+            flush=True,
+        )
         if verdict == "ok":
             shutil.rmtree(out_dir, ignore_errors=True)
-    print(f"{doc['launches']} launches, {doc['crashes']} crashes, {doc['failures']} other failures; "
-          f"{args.out} (work: {work})")
+    print(
+        f"{doc['launches']} launches, {doc['crashes']} crashes, {doc['failures']} other failures; "
+        f"{args.out} (work: {work})"
+    )
     return 1 if doc["crashes"] or doc["failures"] else 0
 
 

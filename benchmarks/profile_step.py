@@ -8,6 +8,7 @@ categories' sum is close to the wall time only where operators ran one after ano
 
   PYTHONPATH=src python benchmarks/profile_step.py --model googlenet [--steps 3] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_models import MODELS, _cpu_model, _visionzoo_trainer  # noqa: E402
-
 import mindspore as ms  # noqa: E402
+
+from bench_models import MODELS, _cpu_model, _visionzoo_trainer  # noqa: E402
 
 
 def _category(row) -> str:
@@ -77,22 +78,37 @@ def main() -> None:
             per_step[key] += float(row["op_total_time(ms)"]) / args.steps
             count[key] += 1
     ranked = sorted(per_step.items(), key=lambda kv: -kv[1])
-    print(f"machine: {_cpu_model()}; {args.model} batch {batch}; median step {statistics.median(times):.3f} s "
-          f"unprofiled; operator time per profiled step (ms):")
+    print(
+        f"machine: {_cpu_model()}; {args.model} batch {batch}; median step {statistics.median(times):.3f} s "
+        f"unprofiled; operator time per profiled step (ms):"
+    )
     for key, ms_ in ranked:
         print(f"{ms_:9.1f}  {count[key]:4d} operators  {key}")
     print(f"{sum(per_step.values()):9.1f}  total")
     if args.json:
         import subprocess
 
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        ).stdout.strip()
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": _cpu_model(),
-                       "visionzoo_commit": commit, "model": args.model, "batch": batch,
-                       "median_step_s": statistics.median(times),
-                       "ms_per_step": {k: round(v, 2) for k, v in ranked},
-                       "operators": dict(count)}, f, indent=1)
+            json.dump(
+                {
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "cpu": _cpu_model(),
+                    "visionzoo_commit": commit,
+                    "model": args.model,
+                    "batch": batch,
+                    "median_step_s": statistics.median(times),
+                    "ms_per_step": {k: round(v, 2) for k, v in ranked},
+                    "operators": dict(count),
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

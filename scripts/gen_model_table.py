@@ -4,6 +4,7 @@
 Usage: python scripts/gen_model_table.py [--check]
 (--check: exit 1 if the committed table is stale instead of writing it)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -114,9 +115,11 @@ def _weight_rows():
         acc = "-" if w.top1 is None else f"{w.top1:.2f} / {w.top5:.2f}"
         size = "x".join(str(v) for v in w.input_size)
         options = ", ".join(f"`{k}={v!r}`" for k, v in w.options) or "-"
-        rows.append(f"| `{tagged}` | {w.source} | {acc} | {info.num_params:,} | {size}, {w.crop_pct}, "
-                    f"{w.interpolation} | {_fmt_norm(w.mean)} / {_fmt_norm(w.std)} | {options} | "
-                    f"[{w.file_name}]({w.url}) | `{w.sha256}` | {w.license} |")
+        rows.append(
+            f"| `{tagged}` | {w.source} | {acc} | {info.num_params:,} | {size}, {w.crop_pct}, "
+            f"{w.interpolation} | {_fmt_norm(w.mean)} / {_fmt_norm(w.std)} | {options} | "
+            f"[{w.file_name}]({w.url}) | `{w.sha256}` | {w.license} |"
+        )
         if w.notes:
             notes.append(f"- `{tagged}`: {w.notes}.")
     return rows, notes
@@ -136,11 +139,22 @@ def render() -> str:
         info = get_model_info(name)
         recipes = "<br>".join(f"`{_recipe_file(r)}`" for r in find_recipes(name)) or "-"
         size = "x".join(str(v) for v in info.input_size)
-        rows.append(f"| `{name}` | {info.num_params:,} | {info.num_params_at(10):,} | {size} | "
-                    f"{_fmt_norm(info.mean)} / {_fmt_norm(info.std)} | {info.flavour} | {info.source} | {recipes} |")
+        rows.append(
+            f"| `{name}` | {info.num_params:,} | {info.num_params_at(10):,} | {size} | "
+            f"{_fmt_norm(info.mean)} / {_fmt_norm(info.std)} | {info.flavour} | {info.source} | {recipes} |"
+        )
     weight_rows, notes = _weight_rows()
-    return (HEADER + "\n".join(rows) + "\n" + WEIGHTS_HEADER + "\n".join(weight_rows) + "\n\n"
-            + "\n".join(notes) + "\n" + FOOTER)
+    return (
+        HEADER
+        + "\n".join(rows)
+        + "\n"
+        + WEIGHTS_HEADER
+        + "\n".join(weight_rows)
+        + "\n\n"
+        + "\n".join(notes)
+        + "\n"
+        + FOOTER
+    )
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
 """A tiny trained checkpoint for the validate/export/infer tests (digits, 16x16, a few seconds)."""
+
 from __future__ import annotations
 
 import os
@@ -7,9 +8,21 @@ from visionzoo.config import Config, load_config
 
 #: The recipe of the tiny checkpoint, as command-line style values.
 TINY_RECIPE = {
-    "model": "vz_tiny_test", "dataset": "digits", "num_classes": "10", "image_resize": "16", "batch_size": "32",
-    "num_parallel_workers": "1", "scheduler": "constant", "lr": "0.1", "warmup_epochs": "0", "epoch_size": "2",
-    "weight_decay": "1e-4", "num_samples": "320", "device_target": "CPU", "seed": "3", "log_interval": "1000",
+    "model": "vz_tiny_test",
+    "dataset": "digits",
+    "num_classes": "10",
+    "image_resize": "16",
+    "batch_size": "32",
+    "num_parallel_workers": "1",
+    "scheduler": "constant",
+    "lr": "0.1",
+    "warmup_epochs": "0",
+    "epoch_size": "2",
+    "weight_decay": "1e-4",
+    "num_samples": "320",
+    "device_target": "CPU",
+    "seed": "3",
+    "log_interval": "1000",
 }
 
 

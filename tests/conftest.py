@@ -1,5 +1,6 @@
 """Shared test fixtures. visionzoo is imported first: it sets oneDNN's CPU ISA before MindSpore's
 first operation (convolutions are 30-100x slower otherwise)."""
+
 import visionzoo  # noqa: F401  isort: skip
 
 import os
@@ -17,8 +18,10 @@ DEFAULT_DEVICE = ms.get_context("device_target")
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "cpu_only(reason): the test assumes MindSpore's CPU build (device_target CPU by default); "
-                   "skipped, with its reason, on a GPU or Ascend build")
+        "markers",
+        "cpu_only(reason): the test assumes MindSpore's CPU build (device_target CPU by default); "
+        "skipped, with its reason, on a GPU or Ascend build",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -29,14 +32,16 @@ def pytest_collection_modifyitems(config, items):
         marker = item.get_closest_marker("cpu_only")
         if marker is not None:
             why = marker.args[0] if marker.args else "assumes the CPU build"
-            item.add_marker(pytest.mark.skip(reason=f"needs MindSpore's CPU build (this one runs on "
-                                                    f"{DEFAULT_DEVICE}): {why}"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs MindSpore's CPU build (this one runs on {DEFAULT_DEVICE}): {why}")
+            )
 
 
 @pytest.fixture
 def isolated_registry():
     """Let a test register models and plugins; the registry is restored afterwards."""
     import visionzoo.factory  # noqa: F401  registers the built-in models
+
     models, tried = dict(registry._MODELS), set(registry._PLUGINS_TRIED)
     yield registry
     registry._MODELS.clear()

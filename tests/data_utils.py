@@ -2,6 +2,7 @@
 
 Reusable by any test: each writer returns what it wrote so a test can compare against it.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,8 +29,9 @@ def cifar_records(n: int, num_classes: int, seed: int, coarse: bool = False) -> 
     return records.tobytes(), images, labels.astype(np.int32)
 
 
-def write_cifar10(data_dir: str, per_file: Sequence[int] = (3, 2, 4, 1, 2), n_test: int = 7,
-                  nested: bool = True) -> Dict[str, np.ndarray]:
+def write_cifar10(
+    data_dir: str, per_file: Sequence[int] = (3, 2, 4, 1, 2), n_test: int = 7, nested: bool = True
+) -> Dict[str, np.ndarray]:
     """Write a CIFAR-10 binary folder with the given record counts (train files 1..5, test).
 
     ``nested``: files go in ``data_dir/cifar-10-batches-bin`` (else directly in ``data_dir``).
@@ -47,12 +49,17 @@ def write_cifar10(data_dir: str, per_file: Sequence[int] = (3, 2, 4, 1, 2), n_te
     raw, vx, vy = cifar_records(n_test, 10, seed=100)
     with open(os.path.join(folder, "test_batch.bin"), "wb") as f:
         f.write(raw)
-    return {"train_images": np.concatenate(train_x), "train_labels": np.concatenate(train_y),
-            "val_images": vx, "val_labels": vy}
+    return {
+        "train_images": np.concatenate(train_x),
+        "train_labels": np.concatenate(train_y),
+        "val_images": vx,
+        "val_labels": vy,
+    }
 
 
-def write_cifar100(data_dir: str, n_train: int = 13, n_test: int = 5,
-                   names: Optional[List[str]] = None) -> Dict[str, np.ndarray]:
+def write_cifar100(
+    data_dir: str, n_train: int = 13, n_test: int = 5, names: Optional[List[str]] = None
+) -> Dict[str, np.ndarray]:
     """Write ``data_dir/cifar-100-binary/{train,test}.bin`` (and fine_label_names.txt if ``names``)."""
     folder = os.path.join(data_dir, CIFAR100_FOLDER)
     os.makedirs(folder, exist_ok=True)
@@ -68,8 +75,14 @@ def write_cifar100(data_dir: str, n_train: int = 13, n_test: int = 5,
     return out
 
 
-def write_image_folder(data_dir: str, split: str, classes: Sequence[str], per_class: int = 3,
-                       size: Tuple[int, int] = (20, 30), fmt: str = "png") -> Dict[str, int]:
+def write_image_folder(
+    data_dir: str,
+    split: str,
+    classes: Sequence[str],
+    per_class: int = 3,
+    size: Tuple[int, int] = (20, 30),
+    fmt: str = "png",
+) -> Dict[str, int]:
     """Write constant-colour images ``data_dir/split/<class>/img_<i>.<fmt>``.
 
     Image ``k`` (counted over the whole split in sorted order) has every pixel equal to
@@ -92,8 +105,9 @@ def write_image_folder(data_dir: str, split: str, classes: Sequence[str], per_cl
     return values
 
 
-def cifar10_archive(path: str, per_file: Sequence[int] = (2, 2, 2, 2, 2), n_test: int = 3,
-                    extra: Optional[List[tarfile.TarInfo]] = None) -> str:
+def cifar10_archive(
+    path: str, per_file: Sequence[int] = (2, 2, 2, 2, 2), n_test: int = 3, extra: Optional[List[tarfile.TarInfo]] = None
+) -> str:
     """Write a .tar.gz in the official layout (``cifar-10-batches-bin/...``) with tiny files.
 
     ``extra`` members (e.g. a path-escaping or symlink entry) are appended. Returns ``path``.

@@ -8,6 +8,7 @@
   wait in the first gradient all-reduce; ``VZ_TEST_FAIL_HOW`` is ``raise`` (default, a Python
   exception), ``exit`` (``os._exit(1)``, no clean-up) or ``kill`` (SIGKILL to itself).
 """
+
 import os
 import runpy
 import signal
@@ -15,7 +16,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tiny_model  # noqa: E402,F401  registers the models
-
 from visionzoo.engine.trainer import Trainer  # noqa: E402
 
 _fit, _train_epoch = Trainer.fit, Trainer._train_epoch

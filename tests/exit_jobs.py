@@ -6,6 +6,7 @@ msrun reports (``Worker process <pid> exit with exception. Error code: <status>`
 signal ended the worker). Jobs run with ``PYTHONFAULTHANDLER=1``, so a crash leaves the Python stack
 in the worker's log.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,9 +47,15 @@ class Outcome:
         return self.returncode < 0 or any(c < 0 for c in self.worker_codes) or bool(self.crash_lines)
 
     def summary(self) -> Dict[str, object]:
-        return {"entry": self.entry, "launcher": self.launcher, "returncode": self.returncode,
-                "worker_codes": self.worker_codes, "crashed": self.crashed, "seconds": round(self.seconds, 2),
-                "crash_lines": self.crash_lines[:10]}
+        return {
+            "entry": self.entry,
+            "launcher": self.launcher,
+            "returncode": self.returncode,
+            "worker_codes": self.worker_codes,
+            "crashed": self.crashed,
+            "seconds": round(self.seconds, 2),
+            "crash_lines": self.crash_lines[:10],
+        }
 
 
 def prepare(root: str) -> Dict[str, str]:
@@ -70,22 +77,49 @@ def prepare(root: str) -> Dict[str, str]:
 def job_args(entry: str, assets: Dict[str, str], out_dir: str, **values) -> Tuple[str, List[str]]:
     """(script, arguments) of a small ``entry`` job whose outputs go to ``out_dir``; ``values`` change recipe keys."""
     if entry == "train":
-        values = {"ckpt_save_dir": os.path.join(out_dir, "ckpt"), "epoch_size": 1, "num_samples": 64,
-                  "batch_size": 8, "val_while_train": False, **values}
+        values = {
+            "ckpt_save_dir": os.path.join(out_dir, "ckpt"),
+            "epoch_size": 1,
+            "num_samples": 64,
+            "batch_size": 8,
+            "val_while_train": False,
+            **values,
+        }
         return "train.py", ["-c", assets["recipe"], *cli_args(values)]
     if entry == "validate":
         return "validate.py", ["-c", assets["recipe"], "--ckpt_path", assets["ckpt"], *cli_args(values)]
     if entry == "export":
-        return "export.py", ["-c", assets["recipe"], "--ckpt_path", assets["ckpt"], "--file_format", "MINDIR",
-                             "--file_name", os.path.join(out_dir, "tiny"), *cli_args(values)]
+        return "export.py", [
+            "-c",
+            assets["recipe"],
+            "--ckpt_path",
+            assets["ckpt"],
+            "--file_format",
+            "MINDIR",
+            "--file_name",
+            os.path.join(out_dir, "tiny"),
+            *cli_args(values),
+        ]
     if entry == "infer":
-        return "infer.py", ["--ckpt_path", assets["ckpt"], "--image_path", assets["images"], "--json",
-                            *cli_args(values)]
+        return "infer.py", [
+            "--ckpt_path",
+            assets["ckpt"],
+            "--image_path",
+            assets["images"],
+            "--json",
+            *cli_args(values),
+        ]
     raise ValueError(f"unknown entry point {entry!r}; expected one of {ENTRY_POINTS}")
 
 
-def start_job(entry: str, assets: Dict[str, str], out_dir: str, use_msrun: bool = True,
-              env: Optional[Dict[str, str]] = None, **values) -> subprocess.Popen:
+def start_job(
+    entry: str,
+    assets: Dict[str, str],
+    out_dir: str,
+    use_msrun: bool = True,
+    env: Optional[Dict[str, str]] = None,
+    **values,
+) -> subprocess.Popen:
     """Start one ``entry`` job: under ``msrun`` with 2 workers on loopback (logs in ``out_dir/msrun_logs``),
     or as one process; stdout and stderr together, as text."""
     os.makedirs(out_dir, exist_ok=True)
@@ -94,10 +128,11 @@ def start_job(entry: str, assets: Dict[str, str], out_dir: str, use_msrun: bool 
     if use_msrun:
         cmd, full_env = msrun_cmd(_log_dir(out_dir), free_port(), script, args), msrun_env(extra)
     else:
-        cmd, full_env = [sys.executable, os.path.join(REPO, "tests", "dist_run.py"),
-                         os.path.join(REPO, script), *args], script_env(extra)
-    return subprocess.Popen(cmd, cwd=out_dir, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+        cmd, full_env = (
+            [sys.executable, os.path.join(REPO, "tests", "dist_run.py"), os.path.join(REPO, script), *args],
+            script_env(extra),
+        )
+    return subprocess.Popen(cmd, cwd=out_dir, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish_job(entry: str, proc: subprocess.Popen, out_dir: str, timeout: float = JOB_TIMEOUT) -> Outcome:
@@ -120,8 +155,14 @@ def finish_job(entry: str, proc: subprocess.Popen, out_dir: str, timeout: float 
     return Outcome(entry, launcher, proc.returncode, seconds, output, codes, _crash_lines([output, *logs]), logs)
 
 
-def run_job(entry: str, assets: Dict[str, str], out_dir: str, use_msrun: bool = True,
-            env: Optional[Dict[str, str]] = None, **values) -> Outcome:
+def run_job(
+    entry: str,
+    assets: Dict[str, str],
+    out_dir: str,
+    use_msrun: bool = True,
+    env: Optional[Dict[str, str]] = None,
+    **values,
+) -> Outcome:
     """Run one ``entry`` job (see :func:`start_job`) to its end."""
     t0 = time.perf_counter()
     outcome = finish_job(entry, start_job(entry, assets, out_dir, use_msrun, env, **values), out_dir)
@@ -134,7 +175,6 @@ def _log_dir(out_dir: str) -> str:
 
 
 def _crash_lines(texts: Sequence[str]) -> List[str]:
-    return [line.strip() for text in texts for line in text.splitlines()
-            if any(marker in line for marker in CRASH_MARKERS)]
-
-
+    return [
+        line.strip() for text in texts for line in text.splitlines() if any(marker in line for marker in CRASH_MARKERS)
+    ]

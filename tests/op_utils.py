@@ -1,5 +1,6 @@
 """Shared by the fast-op tests: a cell whose gradients are a layer's backward pass, and a block in which
 every fast convolution runs one formulation."""
+
 import contextlib
 import ctypes
 

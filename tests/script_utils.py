@@ -1,4 +1,5 @@
 """Run the top-level scripts (train.py, validate.py, ...) in a subprocess, as a user would."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,13 @@ def script_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     return env
 
 
-def run_script(script: str, args: Sequence[str], cwd: Optional[str] = None, timeout: float = 600,
-               env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+def run_script(
+    script: str,
+    args: Sequence[str],
+    cwd: Optional[str] = None,
+    timeout: float = 600,
+    env: Optional[Dict[str, str]] = None,
+) -> subprocess.CompletedProcess:
     """Run ``python <repo>/<script> args`` and capture text output."""
     cmd = [sys.executable, os.path.join(REPO, script), *args]
     return subprocess.run(cmd, cwd=cwd or REPO, env=script_env(env), capture_output=True, text=True, timeout=timeout)
@@ -31,5 +37,8 @@ _LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO) ")
 
 def error_lines(proc: subprocess.CompletedProcess) -> list:
     """The stderr lines that are neither progress logs (INFO) nor MindSpore's own C++ warnings."""
-    return [l for l in proc.stderr.splitlines()
-            if l.strip() and not l.startswith("[WARNING]") and not _LOG_LINE.match(l)]
+    return [
+        line
+        for line in proc.stderr.splitlines()
+        if line.strip() and not line.startswith("[WARNING]") and not _LOG_LINE.match(line)
+    ]

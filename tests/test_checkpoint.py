@@ -1,5 +1,6 @@
 """Checkpoint loading: reports, strictness, training-state stripping, head re-initialisation,
 pretrained-weight cache, and parity with MindCV checkpoints."""
+
 import gc
 import importlib
 import logging
@@ -12,8 +13,13 @@ from mindspore import nn
 
 import visionzoo
 from visionzoo import CheckpointError, create_model
-from visionzoo.checkpoint import (TRAINING_STATE_NAMES, TRAINING_STATE_PREFIXES, CheckpointNotFoundError,
-                                  is_training_state, load_checkpoint)
+from visionzoo.checkpoint import (
+    TRAINING_STATE_NAMES,
+    TRAINING_STATE_PREFIXES,
+    CheckpointNotFoundError,
+    is_training_state,
+    load_checkpoint,
+)
 from visionzoo.files import file_digest as file_sha256
 from visionzoo.registry import ModelSpec, WeightSpec, build_model, register_model
 
@@ -76,8 +82,15 @@ def test_mismatches_are_reported_and_strict_refuses(saved, tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(target, path, strict=True)
     message = str(err.value)
-    for text in ("1 missing", "inception5b.b1.conv.weight", "1 unexpected", "extra_head.weight", "1 of another shape",
-                 "conv1.conv.weight (model [192, 3, 3, 3], checkpoint [192, 1, 3, 3])", "strict=False"):
+    for text in (
+        "1 missing",
+        "inception5b.b1.conv.weight",
+        "1 unexpected",
+        "extra_head.weight",
+        "1 of another shape",
+        "conv1.conv.weight (model [192, 3, 3, 3], checkpoint [192, 1, 3, 3])",
+        "strict=False",
+    ):
         assert text in message
     assert all(np.array_equal(before[k], v) for k, v in _params(target).items())  # nothing changed
 
@@ -106,8 +119,18 @@ def test_training_state_is_stripped(saved, tmp_path):
         entries["moments." + name] = np.ones_like(weights[name])
         entries["adam_m." + name] = np.ones_like(weights[name])
         entries["ema." + name] = weights[name] + 1.0
-    for name in ("learning_rate", "global_step", "momentum", "epoch_num", "step_num", "scale_sense",
-                 "current_iterator_step", "last_overflow_iterator_step", "_vz_best_acc", "_vz_epoch"):
+    for name in (
+        "learning_rate",
+        "global_step",
+        "momentum",
+        "epoch_num",
+        "step_num",
+        "scale_sense",
+        "current_iterator_step",
+        "last_overflow_iterator_step",
+        "_vz_best_acc",
+        "_vz_epoch",
+    ):
         entries[name] = np.array([1.0], np.float32)
     path = _save_dict(entries, tmp_path / "train_state.ckpt")
     target = create_model(SMALL, num_classes=10)
@@ -155,12 +178,16 @@ def test_googlenet_without_aux_loads_weights_trained_with_aux(tmp_path):
     assert report.ok and report.unexpected == ()
     assert "aux1.fc2.weight" in report.stripped and "aux2.conv.conv.weight" in report.stripped
     with pytest.raises(CheckpointError, match="aux1.conv.conv.weight"):  # the other way round: missing
-        load_checkpoint(create_model("googlenet", num_classes=4, aux_logits=True),
-                        _save_dict({k: v for k, v in _params(trained).items() if not k.startswith("aux1")},
-                                   tmp_path / "no_aux1.ckpt"))
+        load_checkpoint(
+            create_model("googlenet", num_classes=4, aux_logits=True),
+            _save_dict(
+                {k: v for k, v in _params(trained).items() if not k.startswith("aux1")}, tmp_path / "no_aux1.ckpt"
+            ),
+        )
 
 
 # --- pretrained weights ------------------------------------------------------------------------
+
 
 class TinyNet(nn.Cell):
     def __init__(self, num_classes=1000, in_channels=3):
@@ -173,8 +200,9 @@ class TinyNet(nn.Cell):
 
 
 def _register_tiny(registry, sha256, filename="tiny-test.ckpt"):
-    weight = WeightSpec(tag="test", url="http://127.0.0.1:9/tiny-test.ckpt", sha256=sha256, filename=filename,
-                        num_classes=5)
+    weight = WeightSpec(
+        tag="test", url="http://127.0.0.1:9/tiny-test.ckpt", sha256=sha256, filename=filename, num_classes=5
+    )
     spec = ModelSpec(num_params=0, num_features=4, classifier="classifier", first_conv="conv", weights=(weight,))
 
     @register_model(name="tiny_test", spec=spec)
@@ -208,8 +236,9 @@ def test_pretrained_cache_hit(cache, isolated_registry):
 def test_pretrained_wrong_sha256(cache, isolated_registry):
     folder, _ = cache
     _register_tiny(isolated_registry, "0" * 64)
-    with pytest.raises(CheckpointError, match="tiny-test.ckpt: cached weights 'test' have sha256 .*expected 0000.*"
-                                              "the file was deleted"):
+    with pytest.raises(
+        CheckpointError, match="tiny-test.ckpt: cached weights 'test' have sha256 .*expected 0000.*the file was deleted"
+    ):
         create_model("tiny_test", pretrained=True)
     assert not (folder / "tiny-test.ckpt").exists()
 
@@ -226,13 +255,16 @@ def test_pretrained_missing_without_network_says_where_to_put_it(cache, isolated
 
 
 def test_model_without_published_weights():
-    with pytest.raises(CheckpointError, match="no pretrained weights are published for model 'googlenet_cifar'.*checkpoint_path"):
+    with pytest.raises(
+        CheckpointError, match="no pretrained weights are published for model 'googlenet_cifar'.*checkpoint_path"
+    ):
         create_model("googlenet_cifar", pretrained=True)
     with pytest.raises(CheckpointError, match="not both"):
         create_model("googlenet", pretrained=True, checkpoint_path="x.ckpt")
 
 
 # --- MindCV parity -----------------------------------------------------------------------------
+
 
 def test_every_mindcv_tag_is_a_mindcv_architecture_covered_below():
     tags = [n for n in visionzoo.list_models(pretrained=True) if visionzoo.get_model_info(n).source == "MindCV"]
@@ -247,10 +279,17 @@ def test_every_mindcv_tag_is_a_mindcv_architecture_covered_below():
             assert weight.url == module.default_cfgs[tag.split(".")[0]]["url"]
 
 
-@pytest.mark.parametrize("name, options", [
-    ("googlenet.mindcv_in1k", {}), ("googlenet", {"aux_logits": True}),
-    ("vgg11.mindcv_in1k", {}), ("vgg13.mindcv_in1k", {}), ("vgg16.mindcv_in1k", {}), ("vgg19.mindcv_in1k", {}),
-])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("googlenet.mindcv_in1k", {}),
+        ("googlenet", {"aux_logits": True}),
+        ("vgg11.mindcv_in1k", {}),
+        ("vgg13.mindcv_in1k", {}),
+        ("vgg16.mindcv_in1k", {}),
+        ("vgg19.mindcv_in1k", {}),
+    ],
+)
 def test_mindcv_checkpoint_gives_same_logits(name, options, tmp_path):
     """Every MindCV tag's architecture (the tag name builds it) gives MindCV's logits from MindCV's weights."""
     reference = mindcv.create_model(name.split(".")[0], num_classes=3, **options)

@@ -1,14 +1,12 @@
 """The recipe configuration: schema, precedence, parsing, errors and the command line."""
-import os
 
 import pytest
 import yaml
 
-from visionzoo.cli import parse_args
-from visionzoo.config import KEYS, SCHEMA, Config, load_config, load_yaml
-from visionzoo.errors import ConfigError
-
 from script_utils import error_lines, run_script
+from visionzoo.cli import parse_args
+from visionzoo.config import KEYS, SCHEMA, Config, load_config
+from visionzoo.errors import ConfigError
 
 
 def write(tmp_path, text, name="r.yaml"):
@@ -23,10 +21,34 @@ def test_schema_defaults_are_valid_and_documented():
         assert key.help, key.name
         assert getattr(cfg, key.name) == (key.default if not isinstance(key.default, list) else tuple(key.default))
     # MindCV's key names are used where MindCV has the concept
-    for name in ("model", "num_classes", "ckpt_path", "epoch_size", "amp_level", "loss_scale", "drop_overflow_update",
-                 "opt", "scheduler", "min_lr", "warmup_epochs", "decay_epochs", "label_smoothing", "ckpt_save_dir",
-                 "keep_checkpoint_max", "val_while_train", "distribute", "dataset_sink_mode", "num_parallel_workers",
-                 "image_resize", "crop_pct", "hflip", "scale", "ratio", "interpolation", "device_target"):
+    for name in (
+        "model",
+        "num_classes",
+        "ckpt_path",
+        "epoch_size",
+        "amp_level",
+        "loss_scale",
+        "drop_overflow_update",
+        "opt",
+        "scheduler",
+        "min_lr",
+        "warmup_epochs",
+        "decay_epochs",
+        "label_smoothing",
+        "ckpt_save_dir",
+        "keep_checkpoint_max",
+        "val_while_train",
+        "distribute",
+        "dataset_sink_mode",
+        "num_parallel_workers",
+        "image_resize",
+        "crop_pct",
+        "hflip",
+        "scale",
+        "ratio",
+        "interpolation",
+        "device_target",
+    ):
         assert name in KEYS
 
 
@@ -45,15 +67,26 @@ def test_grouped_yaml_is_flattened(tmp_path):
     assert (cfg.seed, cfg.opt, cfg.weight_decay) == (3, "adamw", 0.05)
 
 
-@pytest.mark.parametrize("raw,expected", [("False", False), ("false", False), ("0", False), ("no", False),
-                                          ("True", True), ("1", True), ("yes", True)])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [("False", False), ("false", False), ("0", False), ("no", False), ("True", True), ("1", True), ("yes", True)],
+)
 def test_boolean_strings(raw, expected):
     assert load_config(None, {"distribute": raw}).distribute is expected
 
 
 def test_lists_tuples_and_numbers_from_strings():
-    cfg = load_config(None, {"scale": "0.08,1.0", "ratio": "[0.5, 2]", "multi_step_decay_milestones": "10,20",
-                             "mean": "1,2,3", "lr": "1e-3", "batch_size": "32"})
+    cfg = load_config(
+        None,
+        {
+            "scale": "0.08,1.0",
+            "ratio": "[0.5, 2]",
+            "multi_step_decay_milestones": "10,20",
+            "mean": "1,2,3",
+            "lr": "1e-3",
+            "batch_size": "32",
+        },
+    )
     assert cfg.scale == (0.08, 1.0)
     assert cfg.ratio == (0.5, 2.0)
     assert cfg.multi_step_decay_milestones == (10, 20)
@@ -61,16 +94,19 @@ def test_lists_tuples_and_numbers_from_strings():
     assert cfg.lr == 1e-3 and cfg.batch_size == 32
 
 
-@pytest.mark.parametrize("key,value,fragment", [
-    ("batch_size", "abc", "key 'batch_size' must be an integer, got 'abc'"),
-    ("batch_size", "1.5", "must be an integer"),
-    ("distribute", "maybe", "key 'distribute' must be true or false, got 'maybe'"),
-    ("amp_level", "O4", "key 'amp_level' got 'O4'; allowed values: O0, O1, O2, O3"),
-    ("device_target", "TPU", "allowed values: Ascend, GPU, CPU"),
-    ("scale", "0.1", "key 'scale' needs 2 comma-separated numbers"),
-    ("lr", "-1", "key 'lr' must be >= 0"),
-    ("batch_size", "0", "key 'batch_size' must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "key,value,fragment",
+    [
+        ("batch_size", "abc", "key 'batch_size' must be an integer, got 'abc'"),
+        ("batch_size", "1.5", "must be an integer"),
+        ("distribute", "maybe", "key 'distribute' must be true or false, got 'maybe'"),
+        ("amp_level", "O4", "key 'amp_level' got 'O4'; allowed values: O0, O1, O2, O3"),
+        ("device_target", "TPU", "allowed values: Ascend, GPU, CPU"),
+        ("scale", "0.1", "key 'scale' needs 2 comma-separated numbers"),
+        ("lr", "-1", "key 'lr' must be >= 0"),
+        ("batch_size", "0", "key 'batch_size' must be >= 1"),
+    ],
+)
 def test_bad_values_are_refused(key, value, fragment):
     with pytest.raises(ConfigError) as err:
         load_config(None, {key: value})
@@ -107,11 +143,14 @@ def test_mindcv_legacy_keys_are_translated(tmp_path):
     assert cfg.weight_decay_filter == "norm_and_bias"
 
 
-@pytest.mark.parametrize("overrides,fragment", [
-    ({"loss_scale_type": "fixed", "loss_scale": "0"}, "key 'loss_scale': 0 is not a usable loss scale"),
-    ({"warmup_epochs": "10", "epoch_size": "5"}, "warmup_epochs (10) is longer than training (epoch_size 5)"),
-    ({"aux_factor": "0.3"}, "aux_factor > 0 needs aux_logits True"),
-])
+@pytest.mark.parametrize(
+    "overrides,fragment",
+    [
+        ({"loss_scale_type": "fixed", "loss_scale": "0"}, "key 'loss_scale': 0 is not a usable loss scale"),
+        ({"warmup_epochs": "10", "epoch_size": "5"}, "warmup_epochs (10) is longer than training (epoch_size 5)"),
+        ({"aux_factor": "0.3"}, "aux_factor > 0 needs aux_logits True"),
+    ],
+)
 def test_cross_field_checks(overrides, fragment):
     with pytest.raises(ConfigError) as err:
         load_config(None, overrides)
@@ -149,12 +188,15 @@ def test_parse_args_forms():
         parse_args(["stray"])
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["--epoch_sizee", "3"], "unknown option '--epoch_sizee'; did you mean --epoch_size?"),
-    (["-c", "does/not/exist.yaml"], "does/not/exist.yaml: config file not found"),
-    (["--amp_level", "O7"], "allowed values: O0, O1, O2, O3"),
-    (["--distribute", "perhaps"], "must be true or false"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--epoch_sizee", "3"], "unknown option '--epoch_sizee'; did you mean --epoch_size?"),
+        (["-c", "does/not/exist.yaml"], "does/not/exist.yaml: config file not found"),
+        (["--amp_level", "O7"], "allowed values: O0, O1, O2, O3"),
+        (["--distribute", "perhaps"], "must be true or false"),
+    ],
+)
 def test_script_errors_are_one_line_with_status_2(args, fragment):
     proc = run_script("train.py", args, timeout=120)
     assert proc.returncode == 2, proc.stderr

@@ -1,5 +1,6 @@
 """The console scripts a pip install provides (visionzoo-train/-validate/-export/-infer), used as a user
 would: from another folder, with a packaged recipe name, and under msrun."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,17 @@ def test_console_script_help(command, tmp_path):
 
 
 def test_train_dry_run_with_a_packaged_recipe_name(tmp_path):
-    proc = _run([os.path.join(BIN, "visionzoo-train"), "-c", "vgg11_bn_cifar_digits_cpu", "--dry_run",
-                 "--ckpt_save_dir", str(tmp_path / "ckpt")], tmp_path)
+    proc = _run(
+        [
+            os.path.join(BIN, "visionzoo-train"),
+            "-c",
+            "vgg11_bn_cifar_digits_cpu",
+            "--dry_run",
+            "--ckpt_save_dir",
+            str(tmp_path / "ckpt"),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout.strip().splitlines()[-1])
     assert plan["model"] == "vgg11_bn_cifar" and plan["train_samples_per_device"] == 1438
@@ -41,7 +51,9 @@ def test_unknown_recipe_name_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2
     lines = error_lines(proc)
     assert len(lines) == 1 and lines[0].startswith(
-        "error: no recipe file or packaged recipe named 'vgg11_bn_cifar_digit_cpu'; did you mean: vgg11_bn_cifar_digits_cpu")
+        "error: no recipe file or packaged recipe named 'vgg11_bn_cifar_digit_cpu'; "
+        "did you mean: vgg11_bn_cifar_digits_cpu"
+    )
 
 
 def test_msrun_runs_the_console_script(tmp_path):
@@ -50,13 +62,41 @@ def test_msrun_runs_the_console_script(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {"PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "MS_NODE_TIMEOUT": "10"}
-    cmd = [os.path.join(BIN, "msrun"), "--worker_num", "2", "--local_worker_num", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port), "--join", "True", "--log_dir", str(tmp_path / "logs"),
-           "--cluster_time_out", "90", os.path.join(BIN, "visionzoo-train"), "-c", "vgg11_bn_cifar_digits_cpu",
-           "--epoch_size", "1", "--num_samples", "32", "--batch_size", "8", "--val_while_train", "False",
-           "--num_parallel_workers", "1", "--ckpt_save_dir", str(tmp_path / "ckpt")]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=script_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=300)
+    cmd = [
+        os.path.join(BIN, "msrun"),
+        "--worker_num",
+        "2",
+        "--local_worker_num",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "--join",
+        "True",
+        "--log_dir",
+        str(tmp_path / "logs"),
+        "--cluster_time_out",
+        "90",
+        os.path.join(BIN, "visionzoo-train"),
+        "-c",
+        "vgg11_bn_cifar_digits_cpu",
+        "--epoch_size",
+        "1",
+        "--num_samples",
+        "32",
+        "--batch_size",
+        "8",
+        "--val_while_train",
+        "False",
+        "--num_parallel_workers",
+        "1",
+        "--ckpt_save_dir",
+        str(tmp_path / "ckpt"),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=tmp_path, env=script_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert sorted(os.listdir(tmp_path / "ckpt" / "logs")) == ["rank_0.log", "rank_1.log"]
     assert (tmp_path / "ckpt" / "vgg11_bn_cifar-e0001.ckpt").is_file()

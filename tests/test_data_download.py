@@ -1,4 +1,5 @@
 """CIFAR-10 download: served from a local HTTP server on 127.0.0.1; checksum and archive safety."""
+
 from __future__ import annotations
 
 import functools
@@ -10,13 +11,12 @@ import threading
 
 import pytest
 
+import data_utils as du
 import visionzoo  # noqa: F401  sets the CPU runtime defaults before MindSpore runs
 from visionzoo.config import Config
 from visionzoo.data import build_dataset
 from visionzoo.data import download as dl
 from visionzoo.errors import DataError
-
-import data_utils as du
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -63,8 +63,9 @@ def test_build_dataset_downloads_when_asked(server, tmp_path, monkeypatch):
     monkeypatch.setattr(dl, "CIFAR10_URL", f"{base}/c10.tar.gz")
     monkeypatch.setattr(dl, "CIFAR10_MD5", _md5(archive))
     data_dir = str(tmp_path / "data")
-    cfg = Config(dataset="cifar10", data_dir=data_dir, num_classes=10, batch_size=4, image_resize=32,
-                 dataset_download=True)
+    cfg = Config(
+        dataset="cifar10", data_dir=data_dir, num_classes=10, batch_size=4, image_resize=32, dataset_download=True
+    )
     assert build_dataset(cfg, "train").num_samples == 8
     assert build_dataset(cfg, "val").num_samples == 5
     cfg.dataset_download = False  # already there: no download needed
@@ -95,12 +96,18 @@ def _link(name: str, target: str, kind=tarfile.SYMTYPE) -> tarfile.TarInfo:
     return info
 
 
-@pytest.mark.parametrize("member,reason", [
-    (_escaping("cifar-10-batches-bin/../../evil.txt"), "its path leaves the extraction folder"),
-    (_escaping("/tmp/evil_absolute.txt"), "its path leaves the extraction folder"),
-    (_link("cifar-10-batches-bin/passwd", "/etc/passwd"), "links and special files are not extracted"),
-    (_link("cifar-10-batches-bin/hard", "/etc/passwd", tarfile.LNKTYPE), "links and special files are not extracted"),
-])
+@pytest.mark.parametrize(
+    "member,reason",
+    [
+        (_escaping("cifar-10-batches-bin/../../evil.txt"), "its path leaves the extraction folder"),
+        (_escaping("/tmp/evil_absolute.txt"), "its path leaves the extraction folder"),
+        (_link("cifar-10-batches-bin/passwd", "/etc/passwd"), "links and special files are not extracted"),
+        (
+            _link("cifar-10-batches-bin/hard", "/etc/passwd", tarfile.LNKTYPE),
+            "links and special files are not extracted",
+        ),
+    ],
+)
 def test_unsafe_archive_is_refused_and_leaves_nothing(server, tmp_path, member, reason):
     root, base = server
     archive = du.cifar10_archive(str(root / "bad.tar.gz"), extra=[member])

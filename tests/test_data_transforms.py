@@ -1,4 +1,5 @@
 """Transforms honour the recipe: exact normalisation of known inputs, sizes, flips, crops, erasing."""
+
 from __future__ import annotations
 
 import logging
@@ -8,13 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import data_utils as du
 import visionzoo  # noqa: F401  sets the CPU runtime defaults before MindSpore runs
 from visionzoo.config import Config
 from visionzoo.data import build_dataset
 from visionzoo.data import transforms as tf
 from visionzoo.errors import DataError
-
-import data_utils as du
 
 RGB = np.array([100, 150, 200], dtype=np.float32)
 
@@ -67,8 +67,15 @@ def test_cifar_default_mean_std_and_upscale(constant_cifar):
 
 
 def test_cifar_crop_padding_pads_with_zeros(constant_cifar):
-    cfg = _cfg(dataset="cifar10", data_dir=constant_cifar, num_classes=10, mean=(0, 0, 0), std=(1, 1, 1),
-               crop_padding=4, batch_size=8)
+    cfg = _cfg(
+        dataset="cifar10",
+        data_dir=constant_cifar,
+        num_classes=10,
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+        crop_padding=4,
+        batch_size=8,
+    )
     out = np.concatenate([_images(build_dataset(cfg, "train")) for _ in range(3)])
     assert set(np.unique(out[:, 0])) <= {0.0, 100.0} and (out == 0).any() and (out == 100).any()
 
@@ -85,8 +92,16 @@ def test_cifar_flips_follow_the_recipe(gradient_cifar, key, axis):
 
 @pytest.mark.parametrize("value,fill", [("0", 0.0), ("3", 3.0), ("random", None)])
 def test_random_erasing_follows_re_prob_and_re_value(constant_cifar, value, fill):
-    cfg = _cfg(dataset="cifar10", data_dir=constant_cifar, num_classes=10, mean=(0, 0, 0), std=(1, 1, 1),
-               crop_padding=0, re_prob=1.0, re_value=value)
+    cfg = _cfg(
+        dataset="cifar10",
+        data_dir=constant_cifar,
+        num_classes=10,
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+        crop_padding=0,
+        re_prob=1.0,
+        re_value=value,
+    )
     out = _images(build_dataset(cfg, "train"))
     for img in out:  # every image has an erased patch and keeps the rest
         erased = (img != RGB[:, None, None]).any(axis=0)
@@ -113,15 +128,24 @@ def constant_folder(tmp_path):
     for split in ("train", "val"):
         for cls in ("a", "b"):
             for i in range(2):
-                _write_png(str(tmp_path / split / cls / f"{i}.png"),
-                           np.broadcast_to(RGB.astype(np.uint8), (30, 20, 3)).copy())
+                _write_png(
+                    str(tmp_path / split / cls / f"{i}.png"), np.broadcast_to(RGB.astype(np.uint8), (30, 20, 3)).copy()
+                )
     return str(tmp_path)
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_folder_constant_image_normalises_exactly_at_image_resize(constant_folder, split):
-    cfg = _cfg(dataset="imagenet", data_dir=constant_folder, num_classes=2, image_resize=24, color_jitter=0.0,
-               hflip=0.5, vflip=0.5, batch_size=4)
+    cfg = _cfg(
+        dataset="imagenet",
+        data_dir=constant_folder,
+        num_classes=2,
+        image_resize=24,
+        color_jitter=0.0,
+        hflip=0.5,
+        vflip=0.5,
+        batch_size=4,
+    )
     out = _images(build_dataset(cfg, split))
     assert out.shape == (4, 3, 24, 24)
     want = _expect(tf.IMAGENET_MEAN, tf.IMAGENET_STD)
@@ -129,8 +153,9 @@ def test_folder_constant_image_normalises_exactly_at_image_resize(constant_folde
 
 
 def test_folder_color_jitter_changes_colours(constant_folder):
-    cfg = _cfg(dataset="imagenet", data_dir=constant_folder, num_classes=2, image_resize=16, color_jitter=0.4,
-               batch_size=4)
+    cfg = _cfg(
+        dataset="imagenet", data_dir=constant_folder, num_classes=2, image_resize=16, color_jitter=0.4, batch_size=4
+    )
     out = np.concatenate([_images(build_dataset(cfg, "train")) for _ in range(2)])
     plain = _expect(tf.IMAGENET_MEAN, tf.IMAGENET_STD)
     assert not np.allclose(out[:, :, 0, 0], plain[None, :], atol=1e-3)
@@ -142,8 +167,9 @@ def test_eval_resize_uses_crop_pct(tmp_path):
     img = np.full((40, 40, 3), 50, np.uint8)
     img[10:30, 10:30] = 200
     _write_png(str(tmp_path / "val" / "a" / "0.png"), img)
-    base = dict(dataset="imagenet", data_dir=str(tmp_path), num_classes=1, image_resize=16, mean=(0, 0, 0),
-                std=(1, 1, 1))
+    base = dict(
+        dataset="imagenet", data_dir=str(tmp_path), num_classes=1, image_resize=16, mean=(0, 0, 0), std=(1, 1, 1)
+    )
     tight = _images(build_dataset(_cfg(crop_pct=0.5, **base), "val"))
     loose = _images(build_dataset(_cfg(crop_pct=1.0, **base), "val"))
     assert tight.shape == loose.shape == (1, 3, 16, 16)
@@ -154,8 +180,9 @@ def test_eval_resize_uses_crop_pct(tmp_path):
 
 @pytest.mark.parametrize("policy", ["randaug-m9-mstd0.5", "autoaug", "trivialaugwide"])
 def test_mindcv_auto_augment_policies_run(constant_folder, policy):
-    cfg = _cfg(dataset="imagenet", data_dir=constant_folder, num_classes=2, image_resize=16, auto_augment=policy,
-               batch_size=4)
+    cfg = _cfg(
+        dataset="imagenet", data_dir=constant_folder, num_classes=2, image_resize=16, auto_augment=policy, batch_size=4
+    )
     out = _images(build_dataset(cfg, "train"))
     assert out.shape == (4, 3, 16, 16) and np.isfinite(out).all()
 

@@ -1,4 +1,5 @@
 """End to end as a user runs it: the README's demo recipe (shortened) trains, then validate.py scores it."""
+
 import json
 import os
 
@@ -13,7 +14,7 @@ def test_demo_trains_and_validates_well_above_chance(tmp_path):
     train = run_script("train.py", ["-c", DEMO, *short], timeout=900)
     assert train.returncode == 0, train.stderr[-3000:]
     assert "visionzoo training vgg11_bn_cifar" in train.stderr  # the start banner
-    metrics = [json.loads(l) for l in open(os.path.join(ckpt, "metrics.jsonl"))]
+    metrics = [json.loads(line) for line in open(os.path.join(ckpt, "metrics.jsonl"))]
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
 
     val = run_script("validate.py", ["-c", DEMO, "--ckpt_save_dir", ckpt, "--ckpt_path", "auto"], timeout=600)

@@ -10,6 +10,7 @@ ranks' batches together are exactly positions ``2*j*b .. 2*j*b + 2*b - 1``: the 
 single process reads at step ``j``. With gradient mean across ranks and a model without
 BatchNorm (whose running statistics are per rank), both runs make the same updates.
 """
+
 import json
 import os
 import socket
@@ -32,10 +33,24 @@ JOB_TIMEOUT = 240  # seconds; a job that needs longer has hung
 
 #: the data-parallel job the tests share: 2 workers x batch 8, no shuffle, model without BatchNorm
 PLAIN = {
-    "model": "vz_tiny_plain", "dataset": "digits", "num_classes": "10", "image_resize": "16", "batch_size": "8",
-    "num_parallel_workers": "1", "scheduler": "constant", "lr": "0.05", "warmup_epochs": "0", "epoch_size": "1",
-    "weight_decay": "1e-4", "num_samples": "64", "shuffle": "False", "device_target": "CPU", "seed": "7",
-    "log_interval": "1000", "eval_batch_size": "32", "crop_padding": "0",  # no random augmentation
+    "model": "vz_tiny_plain",
+    "dataset": "digits",
+    "num_classes": "10",
+    "image_resize": "16",
+    "batch_size": "8",
+    "num_parallel_workers": "1",
+    "scheduler": "constant",
+    "lr": "0.05",
+    "warmup_epochs": "0",
+    "epoch_size": "1",
+    "weight_decay": "1e-4",
+    "num_samples": "64",
+    "shuffle": "False",
+    "device_target": "CPU",
+    "seed": "7",
+    "log_interval": "1000",
+    "eval_batch_size": "32",
+    "crop_padding": "0",  # no random augmentation
 }
 
 
@@ -53,9 +68,23 @@ def cli_args(values):
 
 
 def msrun_cmd(log_dir, port, script, args, workers=2, local_workers=None, node_rank=None):
-    cmd = [MSRUN, "--worker_num", str(workers), "--local_worker_num", str(local_workers or workers),
-           "--master_addr", "127.0.0.1", "--master_port", str(port), "--join", "True", "--log_dir", str(log_dir),
-           "--cluster_time_out", "90"]
+    cmd = [
+        MSRUN,
+        "--worker_num",
+        str(workers),
+        "--local_worker_num",
+        str(local_workers or workers),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "--join",
+        "True",
+        "--log_dir",
+        str(log_dir),
+        "--cluster_time_out",
+        "90",
+    ]
     if node_rank is not None:
         cmd += ["--node_rank", str(node_rank)]
     return cmd + [os.path.join(REPO, "tests", "dist_run.py"), os.path.join(REPO, script), *args]
@@ -71,17 +100,26 @@ def msrun_env(extra=None):
 def msrun(tmp, script, args, env=None, **kw):
     """Run one msrun job; returns (completed process with stdout+stderr in .stdout, seconds)."""
     t0 = time.perf_counter()
-    proc = subprocess.run(msrun_cmd(tmp / f"msrun_logs_{time.monotonic_ns()}", free_port(), script, args, **kw),
-                          cwd=str(tmp), env=msrun_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=JOB_TIMEOUT)
+    proc = subprocess.run(
+        msrun_cmd(tmp / f"msrun_logs_{time.monotonic_ns()}", free_port(), script, args, **kw),
+        cwd=str(tmp),
+        env=msrun_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=JOB_TIMEOUT,
+    )
     return proc, time.perf_counter() - t0
 
 
 def weights(path, trainable_only=False):
     params = ms.load_checkpoint(str(path))
     """Weights and optimizer state in a checkpoint (not the LR table, which depends on epoch_size)."""
-    out = {k: v.asnumpy() for k, v in params.items()
-           if isinstance(v, ms.Parameter) and not k.startswith("_vz") and k != "learning_rate"}
+    out = {
+        k: v.asnumpy()
+        for k, v in params.items()
+        if isinstance(v, ms.Parameter) and not k.startswith("_vz") and k != "learning_rate"
+    }
     if trainable_only:
         out = {k: v for k, v in out.items() if not k.startswith(("moments.", "global_step")) and "moving_" not in k}
     return out
@@ -127,8 +165,14 @@ def test_two_workers_train_identically_and_only_rank0_writes(plain_job):
     for name, value in saved.items():
         np.testing.assert_array_equal(value, w1[name], err_msg=name)
     # only rank 0 wrote checkpoints, metrics and config: one record, one result line, no duplicates
-    assert sorted(set(os.listdir(d)) - {"metrics.png"}) == ["classes.json", "config.yaml", "logs", "metrics.jsonl",
-                                     "vz_tiny_plain-best.ckpt", "vz_tiny_plain-e0001.ckpt"]
+    assert sorted(set(os.listdir(d)) - {"metrics.png"}) == [
+        "classes.json",
+        "config.yaml",
+        "logs",
+        "metrics.jsonl",
+        "vz_tiny_plain-best.ckpt",
+        "vz_tiny_plain-e0001.ckpt",
+    ]
     assert [r["epoch"] for r in read_metrics(d)] == [1]
     assert len([r for r in json_lines(proc.stdout) if "checkpoint" in r]) == 1
     # each rank logs to its own file; only rank 0 reports epochs; the banner gives the global batch
@@ -202,10 +246,14 @@ def launch_two_nodes(tmp_path, values, env=None):
     procs = []
     t0 = time.perf_counter()
     for node in (0, 1):
-        cmd = msrun_cmd(tmp_path / f"node{node}_logs", port, "train.py", cli_args(values), local_workers=1,
-                        node_rank=node)
-        procs.append(subprocess.Popen(cmd, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
+        cmd = msrun_cmd(
+            tmp_path / f"node{node}_logs", port, "train.py", cli_args(values), local_workers=1, node_rank=node
+        )
+        procs.append(
+            subprocess.Popen(
+                cmd, cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
         deadline = time.monotonic() + 60
         while node == 0 and not is_listening("127.0.0.1", port, timeout=1) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -220,8 +268,14 @@ def launch_two_nodes(tmp_path, values, env=None):
 
 def test_two_nodes_on_loopback_form_one_job(tmp_path):
     """Two launchers, one worker each, form one 2-rank job (a model with BatchNorm, shuffled data)."""
-    values = dict(PLAIN, model="vz_tiny_test", shuffle="True", batch_size="16", num_samples="128",
-                  ckpt_save_dir=str(tmp_path / "ckpt"))
+    values = dict(
+        PLAIN,
+        model="vz_tiny_test",
+        shuffle="True",
+        batch_size="16",
+        num_samples="128",
+        ckpt_save_dir=str(tmp_path / "ckpt"),
+    )
     procs, outputs, _ = launch_two_nodes(tmp_path, values, {"VZ_TEST_DUMP_WEIGHTS": str(tmp_path / "dump")})
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
     assert "global batch 32 (16 per device x 2 devices" in outputs[0]
@@ -240,8 +294,10 @@ def test_failing_rank_stops_every_node_and_names_itself(tmp_path):
     procs, outputs, _ = launch_two_nodes(tmp_path, values, {"VZ_TEST_FAIL_RANK": "1"})
     assert [p.returncode != 0 for p in procs] == [True, True], "\n".join(o[-2000:] for o in outputs)
     log1 = rank_log_path(str(tmp_path / "ckpt"), 1)
-    assert f"error: rank 1 of 2: failed with RuntimeError: test hook: rank 1 fails on purpose (rank log: {log1})" \
-        in outputs[1], outputs[1][-3000:]
+    assert (
+        f"error: rank 1 of 2: failed with RuntimeError: test hook: rank 1 fails on purpose (rank log: {log1})"
+        in outputs[1]
+    ), outputs[1][-3000:]
     assert "RuntimeError: test hook" in open(log1).read()  # the traceback is in the rank's own log
     # node 0 does not hang: the scheduler times the dead node out (MS_NODE_TIMEOUT) and names it
     # (no wall-time bound: JOB_TIMEOUT already fails a job that hangs)
@@ -251,8 +307,17 @@ def test_failing_rank_stops_every_node_and_names_itself(tmp_path):
 
 @pytest.mark.parametrize("scale_lr", [False, True])
 def test_global_batch_and_scale_lr_follow_the_device_count(tmp_path, scale_lr):
-    cfg = load_config(None, dict(PLAIN, ckpt_save_dir=str(tmp_path / "ckpt"), scale_lr=str(scale_lr),
-                                 tuned_devices="4", num_samples="320", batch_size="4"))
+    cfg = load_config(
+        None,
+        dict(
+            PLAIN,
+            ckpt_save_dir=str(tmp_path / "ckpt"),
+            scale_lr=str(scale_lr),
+            tuned_devices="4",
+            num_samples="320",
+            batch_size="4",
+        ),
+    )
     plan = Trainer(cfg, ctx=RunContext("CPU", rank=3, group_size=8), dry_run=True).plan()
     assert plan["devices"] == 8 and plan["global_batch"] == 32
     assert plan["train_samples_per_device"] == 40 and plan["steps_per_epoch"] == 10
@@ -279,8 +344,16 @@ def test_check_same_weights_names_the_first_parameter_that_differs(monkeypatch):
     dist.check_same_weights(network, ctx)
     other = [p.asnumpy().copy() for p in network.get_parameters()]
     other[2][0] += 1e-3  # the other rank's third tensor differs in its first slice
-    stats = np.asarray([s for w in other for s in (w.ravel().sum(dtype=np.float64),
-                        w.ravel()[::2].sum(dtype=np.float64) - w.ravel()[1::2].sum(dtype=np.float64))])
+    stats = np.asarray(
+        [
+            s
+            for w in other
+            for s in (
+                w.ravel().sum(dtype=np.float64),
+                w.ravel()[::2].sum(dtype=np.float64) - w.ravel()[1::2].sum(dtype=np.float64),
+            )
+        ]
+    )
     monkeypatch.setattr(dist, "all_reduce_sum", lambda own, ctx: own + stats)
     name = list(network.get_parameters())[2].name
     with pytest.raises(DeviceError, match=f"initial weights differ across the 2 ranks \\(first: {name}\\)"):
@@ -294,7 +367,9 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
 
     d = tmp_path / "ckpt"
     values = dict(PLAIN, ckpt_save_dir=str(d), epoch_size="2")
-    proc, _ = msrun(tmp_path, "train.py", cli_args(values), env={"VZ_TEST_SIGNAL_RANK": "1", "VZ_TEST_SIGNAL_STEP": "2"})
+    proc, _ = msrun(
+        tmp_path, "train.py", cli_args(values), env={"VZ_TEST_SIGNAL_RANK": "1", "VZ_TEST_SIGNAL_STEP": "2"}
+    )
     out = proc.stdout
     assert "stopped by SIGTERM at epoch 1 step 2/4" in out, out[-3000:]
     assert sorted(f for f in os.listdir(d) if f.endswith(".ckpt")) == ["vz_tiny_plain-e0001-s0002.ckpt"]

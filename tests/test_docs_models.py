@@ -1,4 +1,5 @@
 """docs/models.md is generated from the registry and must be current."""
+
 import functools
 import importlib.util
 from pathlib import Path
@@ -37,6 +38,8 @@ def test_models_table_lists_every_weight_tag_with_source_accuracy_and_preprocess
     text = _rendered()
     for tagged in visionzoo.list_models(pretrained=True):
         assert f"| `{tagged}` | {visionzoo.get_model_info(tagged).source} |" in text
-    assert ("| `vgg16_bn.tv_in1k` | torchvision | 73.36 / 91.52 | 138,365,992 | 3x224x224, 0.875, bilinear | "
-            "(123.7, 116.3, 103.5) / (58.4, 57.1, 57.4) | `has_bias=True`, `adaptive_pool=True` |") in text
+    assert (
+        "| `vgg16_bn.tv_in1k` | torchvision | 73.36 / 91.52 | 138,365,992 | 3x224x224, 0.875, bilinear | "
+        "(123.7, 116.3, 103.5) / (58.4, 57.1, 57.4) | `has_bias=True`, `adaptive_pool=True` |"
+    ) in text
     assert "| `vgg16.mindcv_in1k` | MindCV | 74.61 / 91.87 |" in text

@@ -1,5 +1,6 @@
 """The models' dropout (``visionzoo.models.layers.Dropout``): nn.Dropout's semantics, masks that the
 seed alone decides (not the machine's load), and a fresh mask at every call."""
+
 import subprocess
 import sys
 import time
@@ -8,10 +9,9 @@ import mindspore as ms
 import numpy as np
 import pytest
 
+from script_utils import script_env
 from visionzoo.errors import ModelError
 from visionzoo.models.layers import Dropout, make_dropout
-
-from script_utils import script_env
 
 # 30 training-mode calls of one Dropout(0.2) in graph mode after mindspore.set_seed(7): the hash of
 # all the masks, then the hashes of the first two.
@@ -47,8 +47,7 @@ BUSY = "import time\nt = time.time()\nwhile time.time() - t < 120: pass\n"
 def _masks(tmp_path) -> list:
     script = tmp_path / "masks.py"  # graph mode compiles from source: a file, not -c
     script.write_text(MASKS)
-    proc = subprocess.run([sys.executable, str(script)], env=script_env(), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, str(script)], env=script_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout.split()
 

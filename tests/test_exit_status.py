@@ -10,6 +10,7 @@ validate in one in ``test_distributed.py`` (msrun exits 0 only when every worker
 did), export and infer once each here, plus the failure and SIGTERM paths; the 100+ launches that
 measure a crash rate are ``benchmarks/msrun_stress.py``'s (results in ``benchmarks/results/``).
 """
+
 import json
 import os
 import signal
@@ -95,7 +96,7 @@ def _script_pids(launcher_pid):
                 cmdline = f.read().split(b"\0")
         except OSError:
             continue
-        role = [v[len(b"MS_ROLE="):].decode() for v in environ if v.startswith(b"MS_ROLE=")]
+        role = [v[len(b"MS_ROLE=") :].decode() for v in environ if v.startswith(b"MS_ROLE=")]
         if role and any(arg.endswith(b"dist_run.py") for arg in cmdline):
             pids[pid] = role[0]
     return pids
@@ -115,15 +116,15 @@ def test_sigterm_stops_an_msrun_job_with_status_143_not_a_crash(assets, tmp_path
     assert outcome.worker_codes and set(outcome.worker_codes) == {143}, outcome.summary()
     assert not outcome.crashed, outcome.summary()
     # rank 0 says where the job stopped and how to go on (the trainer's graceful stop, docs/training.md)
-    assert any("stopped by SIGTERM at epoch " in log and "--resume auto" in log for log in outcome.logs), \
+    assert any("stopped by SIGTERM at epoch " in log and "--resume auto" in log for log in outcome.logs), (
         outcome.summary()
+    )
 
 
 def _python(code):
     env = script_env()
     env.pop("PYTHONUNBUFFERED", None)  # C stdio buffered, as in a user's shell (-u would unbuffer it)
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_finish_process_runs_exit_handlers_flushes_logs_and_output_and_exits_with_the_code(tmp_path):

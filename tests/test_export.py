@@ -1,4 +1,5 @@
 """export.py: ONNX (run in onnxruntime) and MINDIR (reloaded as a GraphCell) give the model's own logits."""
+
 import json
 import os
 
@@ -10,9 +11,9 @@ import pytest
 import tiny_model  # noqa: F401  registers vz_tiny_test
 from ckpt_utils import train_tiny, write_recipe
 from script_utils import error_lines, run_script
-from visionzoo.tasks.validate import load_for_eval
 from visionzoo.errors import ConfigError, DeviceError
 from visionzoo.tasks.export import export_checkpoint, export_network
+from visionzoo.tasks.validate import load_for_eval
 
 TOL = 1e-4  # max abs logit difference allowed between the exported graph and the network
 
@@ -21,8 +22,12 @@ TOL = 1e-4  # max abs logit difference allowed between the exported graph and th
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     cfg, ckpt = train_tiny(str(root / "ckpt"))
-    return {"root": root, "cfg": cfg.replace(ckpt_path=ckpt), "ckpt": ckpt,
-            "recipe": write_recipe(str(root / "recipe.yaml"), cfg)}
+    return {
+        "root": root,
+        "cfg": cfg.replace(ckpt_path=ckpt),
+        "ckpt": ckpt,
+        "recipe": write_recipe(str(root / "recipe.yaml"), cfg),
+    }
 
 
 def _inputs(shape, seed=0):
@@ -52,14 +57,31 @@ def test_cli_onnx_and_mindir_give_the_models_logits(trained, tmp_path):
     x = _inputs((4, 3, 16, 16))
     expected = _own_logits(trained["cfg"], x)
     for fmt, run in (("ONNX", _onnx_logits), ("MINDIR", _mindir_logits)):
-        proc = run_script("tests/tiny_run.py", ["export.py", "-c", trained["recipe"], "--ckpt_path", trained["ckpt"],
-                                                "--file_format", fmt.lower(), "--file_name", str(out / "tiny"),
-                                                "--batch_size", "4"])
+        proc = run_script(
+            "tests/tiny_run.py",
+            [
+                "export.py",
+                "-c",
+                trained["recipe"],
+                "--ckpt_path",
+                trained["ckpt"],
+                "--file_format",
+                fmt.lower(),
+                "--file_name",
+                str(out / "tiny"),
+                "--batch_size",
+                "4",
+            ],
+        )
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         ext = ".onnx" if fmt == "ONNX" else ".mindir"
-        assert result == {"file": str(out / f"tiny{ext}"), "file_format": fmt, "input_shape": [4, 3, 16, 16],
-                          "checkpoint": trained["ckpt"]}
+        assert result == {
+            "file": str(out / f"tiny{ext}"),
+            "file_format": fmt,
+            "input_shape": [4, 3, 16, 16],
+            "checkpoint": trained["ckpt"],
+        }
         got = run(result["file"], x)
         assert got.shape == (4, 10)
         assert np.abs(got - expected).max() < TOL, fmt
@@ -103,8 +125,20 @@ def test_val_amp_level_o2_exports_a_float16_graph(trained, tmp_path):
 
 
 def test_air_on_cpu_and_bad_formats_are_refused(trained, tmp_path):
-    proc = run_script("tests/tiny_run.py", ["export.py", "-c", trained["recipe"], "--ckpt_path", trained["ckpt"],
-                                            "--file_format", "AIR", "--file_name", str(tmp_path / "m")])
+    proc = run_script(
+        "tests/tiny_run.py",
+        [
+            "export.py",
+            "-c",
+            trained["recipe"],
+            "--ckpt_path",
+            trained["ckpt"],
+            "--file_format",
+            "AIR",
+            "--file_name",
+            str(tmp_path / "m"),
+        ],
+    )
     assert proc.returncode == 2
     errors = error_lines(proc)
     assert len(errors) == 1 and errors[0].startswith("error: ") and "Ascend" in errors[0], proc.stderr
@@ -113,8 +147,10 @@ def test_air_on_cpu_and_bad_formats_are_refused(trained, tmp_path):
         export_checkpoint(trained["cfg"], "AIR", str(tmp_path / "m"))
     with pytest.raises(ConfigError, match="allowed: MINDIR, ONNX, AIR"):
         export_checkpoint(trained["cfg"], "TFLITE", str(tmp_path / "m"))
-    proc = run_script("tests/tiny_run.py", ["export.py", "-c", trained["recipe"], "--ckpt_path",
-                                            str(tmp_path / "missing.ckpt"), "--file_format", "ONNX"])
+    proc = run_script(
+        "tests/tiny_run.py",
+        ["export.py", "-c", trained["recipe"], "--ckpt_path", str(tmp_path / "missing.ckpt"), "--file_format", "ONNX"],
+    )
     assert proc.returncode == 2 and len(error_lines(proc)) == 1 and "not found" in proc.stderr, proc.stderr
 
 
@@ -134,8 +170,10 @@ def test_real_model_vgg11_bn_cifar_onnx_and_mindir_parity(tmp_path):
             p.set_data(ms.Tensor(rng.uniform(0.5, 1.5, shape).astype(np.float32)))
     ckpt = str(tmp_path / "vgg11_bn_cifar.ckpt")
     ms.save_checkpoint(net, ckpt)
-    cfg = load_config(None, {"model": "vgg11_bn_cifar", "dataset": "cifar10", "num_classes": "10",
-                             "image_resize": "32", "ckpt_path": ckpt})
+    cfg = load_config(
+        None,
+        {"model": "vgg11_bn_cifar", "dataset": "cifar10", "num_classes": "10", "image_resize": "32", "ckpt_path": ckpt},
+    )
     x = _inputs((2, 3, 32, 32), seed=4)
     expected = _own_logits(cfg, x)
     assert np.abs(expected).max() > 1e-2

@@ -1,5 +1,6 @@
 """features_only / out_indices / feature_info / forward_intermediates: shapes, and equality with the
 corresponding slices of the full model's forward pass (same weights, up to float32 rounding)."""
+
 import mindspore as ms
 import numpy as np
 import pytest
@@ -23,11 +24,14 @@ def _weights(model):
     return {p.name: p for p in model.get_parameters()}
 
 
-@pytest.mark.parametrize("name, size, channels, reductions", [
-    ("googlenet", 64, [192, 480, 832, 1024], [4, 8, 16, 32]),
-    ("googlenet_cifar", 32, [192, 480, 832, 1024], [1, 1, 2, 4]),
-    ("vgg11_bn_cifar", 32, [64, 128, 256, 512, 512], [2, 4, 8, 16, 32]),
-])
+@pytest.mark.parametrize(
+    "name, size, channels, reductions",
+    [
+        ("googlenet", 64, [192, 480, 832, 1024], [4, 8, 16, 32]),
+        ("googlenet_cifar", 32, [192, 480, 832, 1024], [1, 1, 2, 4]),
+        ("vgg11_bn_cifar", 32, [64, 128, 256, 512, 512], [2, 4, 8, 16, 32]),
+    ],
+)
 def test_features_only_shapes_and_equality_with_the_full_forward(name, size, channels, reductions):
     full = create_model(name, num_classes=10)
     full.set_train(False)

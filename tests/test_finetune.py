@@ -6,20 +6,19 @@ is replaced for the folder's classes, a frozen backbone stays exactly as loaded 
 the other fine-tunes a real torchvision checkpoint (torchvision's GoogLeNet pretrained by torch on other
 images of the digits, ``tv_pretrain.py``) and beats training from scratch on the same budget.
 """
+
 import os
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 import torch
 
+from tv_models import torchvision_models
 from visionzoo.checkpoint import read_checkpoint, records
 from visionzoo.config import load_config
 from visionzoo.convert import convert_checkpoint
 from visionzoo.tasks.validate import with_tag_preprocessing
-
-from tv_models import torchvision_models
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(REPO, "src", "visionzoo", "configs", "googlenet", "googlenet_bn.tv_in1k_imagenet_cpu.yaml")
@@ -32,7 +31,7 @@ def _digit_folder(root, classes=(6, 7, 8, 9), train=6, val=3):
     digits = load_digits()
     for label in classes:
         images = digits.images[digits.target == label]
-        for split, chunk in (("train", images[:train]), ("val", images[train:train + val])):
+        for split, chunk in (("train", images[:train]), ("val", images[train : train + val])):
             folder = os.path.join(root, split, f"digit_{label}")
             os.makedirs(folder, exist_ok=True)
             for i, img in enumerate(chunk):
@@ -43,7 +42,9 @@ def _digit_folder(root, classes=(6, 7, 8, 9), train=6, val=3):
 
 def test_recipes_carry_their_tags_preprocessing():
     for family, model in (("googlenet", "googlenet_bn"), ("vgg", "vgg16_bn")):
-        cfg = load_config(os.path.join(REPO, "src", "visionzoo", "configs", family, f"{model}.tv_in1k_imagenet_cpu.yaml"))
+        cfg = load_config(
+            os.path.join(REPO, "src", "visionzoo", "configs", family, f"{model}.tv_in1k_imagenet_cpu.yaml")
+        )
         assert cfg.model == f"{model}.tv_in1k" and cfg.pretrained
         assert with_tag_preprocessing(cfg) == cfg  # the recipe already states the tag's values
 
@@ -58,11 +59,26 @@ def test_finetune_recipe_from_a_converted_checkpoint_on_a_small_folder(tmp_path)
     converted = tmp_path / "source.ckpt"
     convert_checkpoint(str(tmp_path / "source.pth"), "googlenet_bn.tv_in1k", str(converted), num_classes=6)
     data = _digit_folder(str(tmp_path / "digits"))
-    cfg = load_config(RECIPE, {"data_dir": data, "num_classes": 4, "image_resize": 32, "crop_pct": 1.0,
-                               "pretrained": False, "ckpt_path": str(converted), "epoch_size": 1,
-                               "warmup_epochs": 0, "decay_epochs": 1, "batch_size": 8, "mode": 1,
-                               "lr": 0.05, "num_parallel_workers": 1, "model_kwargs": {"freeze_backbone": True},
-                               "ckpt_save_dir": str(tmp_path / "run")})
+    cfg = load_config(
+        RECIPE,
+        {
+            "data_dir": data,
+            "num_classes": 4,
+            "image_resize": 32,
+            "crop_pct": 1.0,
+            "pretrained": False,
+            "ckpt_path": str(converted),
+            "epoch_size": 1,
+            "warmup_epochs": 0,
+            "decay_epochs": 1,
+            "batch_size": 8,
+            "mode": 1,
+            "lr": 0.05,
+            "num_parallel_workers": 1,
+            "model_kwargs": {"freeze_backbone": True},
+            "ckpt_save_dir": str(tmp_path / "run"),
+        },
+    )
     record = Trainer(cfg).fit()
     assert record["val_top1"] is not None and np.isfinite(record["train_loss"])
     # weights only: every checkpoint also carries visionzoo's records (its checksum among them)
@@ -87,8 +103,12 @@ def test_finetuning_a_converted_torchvision_checkpoint_beats_training_from_scrat
     from visionzoo.engine.trainer import Trainer
 
     source = tmp_path / "pretrained.pth"
-    proc = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "tv_pretrain.py"), str(source),
-                           "0", "60", "4"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "tv_pretrain.py"), str(source), "0", "60", "4"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert float(proc.stdout.split()[-1]) > 0.5  # the source model learned something about digits
     converted = tmp_path / "pretrained.ckpt"
@@ -113,11 +133,28 @@ def test_finetuning_a_converted_torchvision_checkpoint_beats_training_from_scrat
     try:
         top1 = {}
         for run, ckpt in (("finetuned", str(converted)), ("scratch", "")):
-            cfg = load_config(RECIPE, {"data_dir": str(data), "num_classes": 4, "image_resize": 32, "crop_pct": 1.0,
-                                       "pretrained": False, "ckpt_path": ckpt, "epoch_size": 2, "seed": 0,
-                                       "warmup_epochs": 0, "decay_epochs": 2, "batch_size": 8, "mode": 1,
-                                       "scale": [0.7, 1.0], "hflip": 0.0, "num_parallel_workers": 1, "val_interval": 2,
-                                       "ckpt_save_dir": str(tmp_path / run)})
+            cfg = load_config(
+                RECIPE,
+                {
+                    "data_dir": str(data),
+                    "num_classes": 4,
+                    "image_resize": 32,
+                    "crop_pct": 1.0,
+                    "pretrained": False,
+                    "ckpt_path": ckpt,
+                    "epoch_size": 2,
+                    "seed": 0,
+                    "warmup_epochs": 0,
+                    "decay_epochs": 2,
+                    "batch_size": 8,
+                    "mode": 1,
+                    "scale": [0.7, 1.0],
+                    "hflip": 0.0,
+                    "num_parallel_workers": 1,
+                    "val_interval": 2,
+                    "ckpt_save_dir": str(tmp_path / run),
+                },
+            )
             assert cfg.backbone_lr_scale == 0.1  # the recipe's lower backbone LR is what is tested
             top1[run] = Trainer(cfg).fit()["val_top1"]
     finally:

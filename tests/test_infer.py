@@ -1,4 +1,5 @@
 """infer.py and the Predictor API: the validation pipeline's tensors, the network's own argmax, clear errors."""
+
 import json
 import os
 
@@ -13,9 +14,9 @@ from script_utils import error_lines, run_script
 from visionzoo import Predictor, create_model, predict  # the public API
 from visionzoo.data import build_dataset
 from visionzoo.data.digits import load_digits_split
+from visionzoo.data.images import list_images
 from visionzoo.data.transforms import DIGITS_MEAN, DIGITS_STD
 from visionzoo.errors import DataError
-from visionzoo.data.images import list_images
 
 N_IMAGES = 12
 
@@ -31,14 +32,22 @@ def trained(tmp_path_factory):
     folder.mkdir()
     for i in range(N_IMAGES):
         Image.fromarray(images[i]).save(folder / f"digit_{i:02d}.png")
-    return {"root": root, "cfg": cfg, "ckpt": ckpt, "recipe": recipe, "folder": str(folder),
-            "images": images[:N_IMAGES], "labels": labels[:N_IMAGES]}
+    return {
+        "root": root,
+        "cfg": cfg,
+        "ckpt": ckpt,
+        "recipe": recipe,
+        "folder": str(folder),
+        "images": images[:N_IMAGES],
+        "labels": labels[:N_IMAGES],
+    }
 
 
 def _network(cfg, ckpt):
     net = create_model(cfg.model, num_classes=cfg.num_classes)
-    ms.load_param_into_net(net, {k: v for k, v in ms.load_checkpoint(ckpt).items() if k in
-                                 {p.name for p in net.get_parameters()}})
+    ms.load_param_into_net(
+        net, {k: v for k, v in ms.load_checkpoint(ckpt).items() if k in {p.name for p in net.get_parameters()}}
+    )
     net.set_train(False)
     return net
 
@@ -78,8 +87,12 @@ def test_arrays_pil_and_jpeg_match_a_hand_normalised_reference(trained, tmp_path
     expected = np.exp(logits - logits.max(1, keepdims=True))
     expected /= expected.sum(1, keepdims=True)
 
-    results = predict([pixels[0], Image.fromarray(pixels[1]), str(tmp_path / "x.jpg")],
-                      cfg=trained["recipe"], checkpoint_path=trained["ckpt"], topk=10)
+    results = predict(
+        [pixels[0], Image.fromarray(pixels[1]), str(tmp_path / "x.jpg")],
+        cfg=trained["recipe"],
+        checkpoint_path=trained["ckpt"],
+        topk=10,
+    )
     assert [r.source for r in results] == ["<array 0>", "<array 1>", str(tmp_path / "x.jpg")]
     for r, p in zip(results, expected):
         assert r.indices[0] == int(p.argmax())
@@ -133,13 +146,16 @@ def test_cli_text_and_json(trained):
         assert lines[expected.index(r)].split(": ", 1)[1].split(", ")[0].split(" ")[0] == r.labels[0]
 
 
-@pytest.mark.parametrize("case, fragment", [
-    ("missing", "image path not found"),
-    ("not_an_image", "not a readable image"),
-    ("empty_folder", "no images"),
-    ("missing_checkpoint", "checkpoint file not found"),
-    ("bare_checkpoint_without_recipe", "stores no recipe"),
-])
+@pytest.mark.parametrize(
+    "case, fragment",
+    [
+        ("missing", "image path not found"),
+        ("not_an_image", "not a readable image"),
+        ("empty_folder", "no images"),
+        ("missing_checkpoint", "checkpoint file not found"),
+        ("bare_checkpoint_without_recipe", "stores no recipe"),
+    ],
+)
 def test_bad_inputs_are_one_line_exit_2(trained, tmp_path, case, fragment):
     image, ckpt = trained["folder"], trained["ckpt"]
     if case == "missing":
@@ -185,9 +201,21 @@ def test_imagenet_style_recipe_gets_resize_crop_tensors_of_validation(tmp_path):
         os.makedirs(os.path.join(data, "val", cls))
         for i, (w, h) in enumerate([(40, 30), (24, 50)]):  # landscape and portrait
             Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
-                os.path.join(data, "val", cls, f"{i}.png"))
-    cfg = load_config(None, {"model": "vz_tiny_test", "dataset": "imagenet", "data_dir": data, "num_classes": "2",
-                             "image_resize": "16", "crop_pct": "0.8", "batch_size": "4", "num_parallel_workers": "1"})
+                os.path.join(data, "val", cls, f"{i}.png")
+            )
+    cfg = load_config(
+        None,
+        {
+            "model": "vz_tiny_test",
+            "dataset": "imagenet",
+            "data_dir": data,
+            "num_classes": "2",
+            "image_resize": "16",
+            "crop_pct": "0.8",
+            "batch_size": "4",
+            "num_parallel_workers": "1",
+        },
+    )
     net = create_model("vz_tiny_test", num_classes=2)
     ckpt = str(tmp_path / "tiny_imagenet.ckpt")
     ms.save_checkpoint(net, ckpt)

@@ -1,10 +1,11 @@
 """Checkpoint integrity: the embedded checksum, verified by every reader of a whole file."""
+
 import os
 
 import mindspore as ms
 import numpy as np
 import pytest
-from mindspore import Parameter, Tensor, nn
+from mindspore import Tensor
 
 import tiny_model  # noqa: F401  registers vz_tiny_test
 from visionzoo import create_model
@@ -46,8 +47,11 @@ def test_a_flipped_byte_is_refused_by_every_reader(tmp_path):
     _, path = _saved(tmp_path)
     _flip_inside_weights(path)
     ms.load_checkpoint(path)  # MindSpore itself reads it happily
-    for read in (lambda: read_checkpoint(path), lambda: read_training_state(path),
-                 lambda: create_model("vz_tiny_test", num_classes=10, checkpoint_path=path)):
+    for read in (
+        lambda: read_checkpoint(path),
+        lambda: read_training_state(path),
+        lambda: create_model("vz_tiny_test", num_classes=10, checkpoint_path=path),
+    ):
         with pytest.raises(CheckpointError) as err:
             read()
         assert err.value.path == path and "does not match its checksum" in err.value.what
@@ -116,6 +120,7 @@ def test_validate_refuses_a_damaged_checkpoint_in_one_line(tmp_path):
 
 # --- memory: MindSpore 2.10 compares a .ckpt's size with the free pages, not the available memory -----
 
+
 def _free_pages_only(monkeypatch, pages=1):
     """The state of a machine whose page cache holds almost all memory: sysconf reports `pages` free."""
     real = os.sysconf
@@ -146,6 +151,8 @@ def test_a_checkpoint_larger_than_the_available_memory_is_refused_in_one_line(tm
     assert io.available_memory() == 8 * 1024
     with pytest.raises(CheckpointError) as e:
         read_checkpoint(path)
-    assert str(e.value) == (f"{path}: cannot read checkpoint: the file ({os.path.getsize(path) / 2**20:,.0f} MiB) is "
-                            "larger than the memory available now (0 MiB); free memory (stop other jobs) or read it "
-                            "on a machine with more")
+    assert str(e.value) == (
+        f"{path}: cannot read checkpoint: the file ({os.path.getsize(path) / 2**20:,.0f} MiB) is "
+        "larger than the memory available now (0 MiB); free memory (stop other jobs) or read it "
+        "on a machine with more"
+    )

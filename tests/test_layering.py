@@ -1,5 +1,6 @@
 """The package's import layering (docs/architecture.md): no upward import, no import between units
 of one layer, no import cycle. Every import counts, at module level or inside a function."""
+
 import ast
 import os
 import re
@@ -52,7 +53,7 @@ def _imports(module: str, path: str) -> Set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -74,7 +75,9 @@ def _unit(module: str) -> str:
 
 def test_every_unit_has_a_layer():
     units = {_unit(m) for m in MODULES} - {""}
-    assert units <= set(RANK), f"modules outside the layering (add them to LAYERS and docs/architecture.md): {units - set(RANK)}"
+    assert units <= set(RANK), (
+        f"modules outside the layering (add them to LAYERS and docs/architecture.md): {units - set(RANK)}"
+    )
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _unit(m)))
@@ -108,7 +111,7 @@ def test_no_import_cycle():
             if m.startswith(t + "."):
                 continue
             if state.get(t) == 1:
-                cycles.append(stack[stack.index(t):] + [t])
+                cycles.append(stack[stack.index(t) :] + [t])
             elif t not in state:
                 visit(t)
         stack.pop()

@@ -4,12 +4,13 @@ A one-parameter-vector "network" makes the gradient exactly the input: ``loss = 
 ``dloss/dw = x``. Feeding ``x = 1e37`` keeps the loss finite (4e36) while the scaled gradient
 ``x * scale`` overflows float32 once the scale exceeds ~34; ``x = 1`` is a clean step.
 """
+
+import mindspore as ms
 import numpy as np
 import pytest
-from mindspore import Parameter, Tensor, nn, ops
-import mindspore as ms
+from mindspore import Parameter, Tensor, nn
 
-from visionzoo.engine.accounting import EpochAccount, MAX_NONFINITE_LOSSES
+from visionzoo.engine.accounting import MAX_NONFINITE_LOSSES, EpochAccount
 from visionzoo.engine.train_step import AccountedStep, ChunkTotals, LossScaleState, StepCounters, TrainStep
 
 CLEAN = np.ones((2, 4), np.float32)
@@ -120,8 +121,13 @@ def test_counters_sum_losses_and_flag_nonfinite_ones(mode):
 
 def chunk(losses, overflow=()):
     finite = [x for x in losses if np.isfinite(x)]
-    return ChunkTotals(steps=len(losses), loss_sum=float(sum(finite)), overflows=len(overflow),
-                       nonfinite_losses=len(losses) - len(finite), last_loss=float(losses[-1]))
+    return ChunkTotals(
+        steps=len(losses),
+        loss_sum=float(sum(finite)),
+        overflows=len(overflow),
+        nonfinite_losses=len(losses) - len(finite),
+        last_loss=float(losses[-1]),
+    )
 
 
 def test_epoch_account_is_the_mean_over_steps_whatever_the_chunking():

@@ -4,10 +4,12 @@ Each test is one row of docs/mindcv.md: the same recipe and seed give the same i
 same first training batch (order, crops, colour jitter), the same eval tensors, the same LR at every
 step, the same weight-decay groups, and the same loss and weights after optimizer steps.
 """
+
 from __future__ import annotations
 
 import os
 
+import mindcv  # noqa: F401,E402  a dependency of visionzoo: its absence is a failure, not a skip
 import mindspore as ms
 import numpy as np
 import pytest
@@ -18,8 +20,6 @@ from visionzoo.config import Config, load_config
 from visionzoo.engine.build import build_network
 from visionzoo.engine.optim import build_optimizer
 from visionzoo.engine.schedules import build_lr_schedule
-
-import mindcv  # noqa: F401,E402  a dependency of visionzoo: its absence is a failure, not a skip
 
 MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
 STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
@@ -40,10 +40,26 @@ def _folder(root, n_per_class=6, classes=4, size=32):
 
 
 def _recipe(data_dir, **kw):
-    values = dict(dataset="imagenet", data_dir=data_dir, num_parallel_workers=2, batch_size=8, image_resize=32,
-                  scale=(0.8, 1.0), ratio=(0.9, 1.1), hflip=0.0, crop_pct=1.0, model="googlenet", num_classes=4,
-                  epoch_size=2, lr=0.01, min_lr=0.0, warmup_epochs=0, decay_epochs=2, weight_decay=1e-4,
-                  device_target="CPU")
+    values = dict(
+        dataset="imagenet",
+        data_dir=data_dir,
+        num_parallel_workers=2,
+        batch_size=8,
+        image_resize=32,
+        scale=(0.8, 1.0),
+        ratio=(0.9, 1.1),
+        hflip=0.0,
+        crop_pct=1.0,
+        model="googlenet",
+        num_classes=4,
+        epoch_size=2,
+        lr=0.01,
+        min_lr=0.0,
+        warmup_epochs=0,
+        decay_epochs=2,
+        weight_decay=1e-4,
+        device_target="CPU",
+    )
     values.update(kw)
     return load_config(None, values)
 
@@ -54,18 +70,48 @@ def _mindcv_batches(cfg, split, epochs=1):
 
     set_seed(cfg.seed)
     train = split == "train"
-    d = create_dataset(name="imagenet", root=cfg.data_dir, split=split, shuffle=bool(cfg.shuffle) if train else False,
-                       num_parallel_workers=2)
+    d = create_dataset(
+        name="imagenet",
+        root=cfg.data_dir,
+        split=split,
+        shuffle=bool(cfg.shuffle) if train else False,
+        num_parallel_workers=2,
+    )
     if train:
-        t = create_transforms(dataset_name="imagenet", is_training=True, image_resize=cfg.image_resize,
-                              scale=cfg.scale, ratio=cfg.ratio, hflip=cfg.hflip, vflip=cfg.vflip,
-                              color_jitter=cfg.color_jitter, interpolation=cfg.interpolation, mean=MEAN, std=STD,
-                              re_prob=cfg.re_prob, re_value=int(cfg.re_value) if cfg.re_value != "random" else "random")
+        t = create_transforms(
+            dataset_name="imagenet",
+            is_training=True,
+            image_resize=cfg.image_resize,
+            scale=cfg.scale,
+            ratio=cfg.ratio,
+            hflip=cfg.hflip,
+            vflip=cfg.vflip,
+            color_jitter=cfg.color_jitter,
+            interpolation=cfg.interpolation,
+            mean=MEAN,
+            std=STD,
+            re_prob=cfg.re_prob,
+            re_value=int(cfg.re_value) if cfg.re_value != "random" else "random",
+        )
     else:
-        t = create_transforms(dataset_name="imagenet", is_training=False, image_resize=cfg.image_resize,
-                              crop_pct=cfg.crop_pct, interpolation=cfg.interpolation, mean=MEAN, std=STD)
-    loader = create_loader(dataset=d, batch_size=cfg.batch_size, drop_remainder=train, is_training=train,
-                           num_classes=cfg.num_classes, transform=t, num_parallel_workers=2)
+        t = create_transforms(
+            dataset_name="imagenet",
+            is_training=False,
+            image_resize=cfg.image_resize,
+            crop_pct=cfg.crop_pct,
+            interpolation=cfg.interpolation,
+            mean=MEAN,
+            std=STD,
+        )
+    loader = create_loader(
+        dataset=d,
+        batch_size=cfg.batch_size,
+        drop_remainder=train,
+        is_training=train,
+        num_classes=cfg.num_classes,
+        transform=t,
+        num_parallel_workers=2,
+    )
     it = loader.create_tuple_iterator(num_epochs=epochs, output_numpy=True)
     return [[b for b in it] for _ in range(epochs)]
 
@@ -123,17 +169,48 @@ def test_eval_tensors_equal_mindcv(tmp_path):
         np.testing.assert_allclose(x, rx, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("scheduler", ["constant", "cosine_decay", "warmup_cosine_decay", "step_decay",
-                                       "multi_step_decay", "exponential_decay", "polynomial_decay"])
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        "constant",
+        "cosine_decay",
+        "warmup_cosine_decay",
+        "step_decay",
+        "multi_step_decay",
+        "exponential_decay",
+        "polynomial_decay",
+    ],
+)
 @pytest.mark.parametrize("warmup,stair,factor", [(0, False, 0.0), (2, False, 0.0), (2, True, 0.1)])
 def test_lr_table_equals_mindcv(scheduler, warmup, stair, factor):
     from mindcv.scheduler import create_scheduler
 
     spe = 7
-    cfg = Config(scheduler=scheduler, lr=0.1, min_lr=1e-4, warmup_epochs=warmup, warmup_factor=factor,
-                 decay_epochs=3, decay_rate=0.5, multi_step_decay_milestones=(2, 4), epoch_size=8, lr_epoch_stair=stair)
-    ref = create_scheduler(spe, scheduler=scheduler, lr=0.1, min_lr=1e-4, warmup_epochs=warmup, warmup_factor=factor,
-                           decay_epochs=3, decay_rate=0.5, milestones=[2, 4], num_epochs=8, lr_epoch_stair=stair)
+    cfg = Config(
+        scheduler=scheduler,
+        lr=0.1,
+        min_lr=1e-4,
+        warmup_epochs=warmup,
+        warmup_factor=factor,
+        decay_epochs=3,
+        decay_rate=0.5,
+        multi_step_decay_milestones=(2, 4),
+        epoch_size=8,
+        lr_epoch_stair=stair,
+    )
+    ref = create_scheduler(
+        spe,
+        scheduler=scheduler,
+        lr=0.1,
+        min_lr=1e-4,
+        warmup_epochs=warmup,
+        warmup_factor=factor,
+        decay_epochs=3,
+        decay_rate=0.5,
+        milestones=[2, 4],
+        num_epochs=8,
+        lr_epoch_stair=stair,
+    )
     np.testing.assert_allclose(build_lr_schedule(cfg, spe), np.asarray(ref, np.float32), rtol=1e-6, atol=1e-9)
 
 
@@ -145,8 +222,7 @@ def test_weight_decay_groups_equal_mindcv(flt):
     net = build_network(Config(model="vz_tiny_test", num_classes=10))  # conv, BatchNorm, dense with bias
     cfg = Config(opt="momentum", weight_decay=1e-4, weight_decay_filter=flt)
     ours = build_optimizer(cfg, net, np.full(3, 0.1, np.float32))
-    ref = create_optimizer(net, opt="momentum", lr=[0.1] * 3, weight_decay=1e-4, momentum=0.9,
-                           weight_decay_filter=flt)
+    ref = create_optimizer(net, opt="momentum", lr=[0.1] * 3, weight_decay=1e-4, momentum=0.9, weight_decay_filter=flt)
 
     def decays(opt):
         if opt.is_group:
@@ -170,15 +246,17 @@ def test_loss_and_optimizer_steps_equal_mindcv():
     from visionzoo.engine.train_step import LossScaleState, TrainStep
 
     ms.set_context(mode=ms.PYNATIVE_MODE)
-    cfg = Config(model="vz_tiny_test", num_classes=10, weight_decay=1e-4, label_smoothing=0.1,
-                 weight_decay_filter="auto")
+    cfg = Config(
+        model="vz_tiny_test", num_classes=10, weight_decay=1e-4, label_smoothing=0.1, weight_decay_filter="auto"
+    )
     lr = np.asarray([0.01, 0.005, 0.002], np.float32)
     ours = build_network(cfg)
     ref = build_network(cfg)  # the same network class: what differs is loss, optimizer and step
     ms.load_param_into_net(ref, {p.name: ms.Parameter(p.asnumpy().copy(), name=p.name) for p in ours.get_parameters()})
-    ref_step = nn.TrainOneStepCell(nn.WithLossCell(ref, create_loss(name="CE", label_smoothing=0.1)),
-                                   create_optimizer(ref, opt="momentum", lr=list(lr), weight_decay=1e-4, momentum=0.9,
-                                                    weight_decay_filter="auto"))
+    ref_step = nn.TrainOneStepCell(
+        nn.WithLossCell(ref, create_loss(name="CE", label_smoothing=0.1)),
+        create_optimizer(ref, opt="momentum", lr=list(lr), weight_decay=1e-4, momentum=0.9, weight_decay_filter="auto"),
+    )
     step = TrainStep(NetWithLoss(ours, build_loss(cfg)), build_optimizer(cfg, ours, lr), LossScaleState(1.0, False))
     ref_step.set_train(True)
     step.set_train(True)

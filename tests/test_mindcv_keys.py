@@ -1,5 +1,6 @@
 """MindCV training keys visionzoo now honours (issue #15): ema, top_k, mixup/cutmix, random erasing,
 eval_shuffle, val_amp_level, resume_opt, and the refusals and guard rails (tiny model, digits, seconds)."""
+
 import json
 import math
 import os
@@ -48,7 +49,7 @@ def test_ema_equals_a_hand_computation_and_is_validated_and_saved(tmp_path):
         d = 0.99 * (1 - math.exp(-k / EMA_WARMUP_UPDATES))
         for n in names:
             expected[n] = d * expected[n] + (1 - d) * weights[n]
-    averages = {p.name[len("ema."):]: p.asnumpy() for p in trainer.ema.averages}
+    averages = {p.name[len("ema.") :]: p.asnumpy() for p in trainer.ema.averages}
     for n in names:
         np.testing.assert_allclose(averages[n], expected[n], rtol=1e-4, atol=1e-6, err_msg=n)
     assert float(trainer.ema.updates.asnumpy()) == len(steps) == 2 * 3
@@ -97,8 +98,9 @@ def test_top_k_keeps_the_best_by_validation_top1(tmp_path):
 
 
 def test_top_k_in_training_and_its_refusal(tmp_path):
-    cfg = tiny_cfg(tmp_path, ckpt_save_policy="top_k", keep_checkpoint_max=1, val_while_train=True,
-                   **dict(FAST, epoch_size=3))
+    cfg = tiny_cfg(
+        tmp_path, ckpt_save_policy="top_k", keep_checkpoint_max=1, val_while_train=True, **dict(FAST, epoch_size=3)
+    )
     Trainer(cfg).fit()
     records = read_metrics(cfg.ckpt_save_dir)
     best = max(records, key=lambda r: (r["val_top1"], -r["epoch"]))["epoch"]
@@ -237,11 +239,14 @@ def test_resume_opt_restores_optimizer_state_from_ckpt_path(tmp_path):
         tiny_cfg(tmp_path, resume_opt=True)
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("aug_repeats", 3, "aug_repeats 3: repeated augmentation"),
-    ("aug_splits", 3, "aug_splits 3: augmentation splits"),
-    ("mixup_off_epoch", 2, "mixup_off_epoch is set but mixup and cutmix are 0"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("aug_repeats", 3, "aug_repeats 3: repeated augmentation"),
+        ("aug_splits", 3, "aug_splits 3: augmentation splits"),
+        ("mixup_off_epoch", 2, "mixup_off_epoch is set but mixup and cutmix are 0"),
+    ],
+)
 def test_unsupported_values_are_refused_with_their_reason(tmp_path, key, value, message):
     with pytest.raises(ConfigError, match=message):
         tiny_cfg(tmp_path, **{key: value})
@@ -287,12 +292,23 @@ def test_validate_cli_writes_results_file(tmp_path):
     cfg = tiny_cfg(tmp_path, **dict(FAST, epoch_size=1))
     ckpt = Trainer(cfg).fit()["checkpoint"]
     args = [sys.executable, os.path.join(REPO, "validate.py"), "--model", "vz_tiny_test"]
-    values = dict(dataset="digits", num_classes=10, image_resize=16, device_target="CPU", ckpt_path=ckpt,
-                  results_file=str(tmp_path / "out.json"))
+    values = dict(
+        dataset="digits",
+        num_classes=10,
+        image_resize=16,
+        device_target="CPU",
+        ckpt_path=ckpt,
+        results_file=str(tmp_path / "out.json"),
+    )
     for k, v in values.items():
         args += [f"--{k}", str(v)]
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "tiny_run.py")] + args[1:], env=script_env(),
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tests", "tiny_run.py")] + args[1:],
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = json.load(open(tmp_path / "out.json"))
     assert saved["top1"] == pytest.approx(json.loads(proc.stdout.strip().splitlines()[-1])["top1"])

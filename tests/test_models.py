@@ -4,16 +4,16 @@ model, a fresh head for another class count, and one SGD step that lowers the lo
 One model instance per name is shared by the tests of this module (VGG takes seconds to build);
 pytest runs all tests of one parameter before building the next.
 """
+
 import gc
 from pathlib import Path
 
 import mindspore as ms
 import numpy as np
 import pytest
-
-import visionzoo
 from mindspore import nn
 
+import visionzoo
 from visionzoo import create_model, get_model_info, list_models
 from visionzoo.config import load_yaml
 
@@ -24,7 +24,8 @@ PUBLISHED = {
     "googlenet_bn": 6_624_904,  # torchvision googlenet without aux heads
 }
 BUILTIN = {"googlenet", "googlenet_bn", "googlenet_cifar"} | {
-    f"vgg{d}{s}" for d in (11, 13, 16, 19) for s in ("", "_bn", "_bn_cifar")}
+    f"vgg{d}{s}" for d in (11, 13, 16, 19) for s in ("", "_bn", "_bn_cifar")
+}
 # Feature map of forward_features at the default input size.
 FEATURE_SHAPES = {"googlenet": (1024, 7, 7), "googlenet_bn": (1024, 7, 7), "googlenet_cifar": (1024, 8, 8)}
 
@@ -91,7 +92,10 @@ def test_metadata_schema(built):
     assert isinstance(info.pretrained, tuple)
     for recipe in info.recipes:
         assert recipe in visionzoo.list_recipes()
-        assert load_yaml(str(Path(recipe) if Path(recipe).exists() else Path(__file__).parents[1] / recipe))["model"] == name
+        assert (
+            load_yaml(str(Path(recipe) if Path(recipe).exists() else Path(__file__).parents[1] / recipe))["model"]
+            == name
+        )
 
 
 def test_reset_classifier_then_train_step_lowers_loss(built):
@@ -163,8 +167,10 @@ def test_vgg_pad_modes_and_init_modes_give_same_shapes():
     """model_zoo's CIFAR options (pad 'same', XavierUniform, no dropout) build a working network."""
     info = get_model_info("vgg11_bn_cifar")
     x = _batch(info, 1)
-    for options in (dict(pad_mode="same", initialize_mode="XavierUniform", has_dropout=False, has_bias=True),
-                    dict(pad_mode="pad", initialize_mode="KaimingNormal")):
+    for options in (
+        dict(pad_mode="same", initialize_mode="XavierUniform", has_dropout=False, has_bias=True),
+        dict(pad_mode="pad", initialize_mode="KaimingNormal"),
+    ):
         model = create_model("vgg11_bn_cifar", num_classes=10, **options)
         model.set_train(False)
         assert model(x).shape == (1, 10)
@@ -185,7 +191,9 @@ def test_vgg_without_dropout_refuses_a_drop_rate():
     assert not dropouts(has_dropout=False) and not dropouts(has_dropout=False, drop_rate=0.0)
 
 
-@pytest.mark.parametrize("name, options, train", [("googlenet", {"aux_logits": True}, True), ("vgg11_bn_cifar", {}, False)])
+@pytest.mark.parametrize(
+    "name, options, train", [("googlenet", {"aux_logits": True}, True), ("vgg11_bn_cifar", {}, False)]
+)
 def test_graph_mode_compiles(name, options, train):
     """Recipes default to graph mode (mode 0): the construct code must compile, aux branch included."""
     model = create_model(name, num_classes=4, **options)

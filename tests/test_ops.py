@@ -1,29 +1,29 @@
 """visionzoo.ops.MaxPool2d's CPU fast path against mindspore.nn.MaxPool2d, forward and backward; switching
 networks to the standard ops for export."""
+
 import ctypes
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 import pytest
 from mindspore import Tensor, nn
 
+from op_utils import WeightedSum
 from visionzoo import runtime
 from visionzoo.ops import Conv2d, MaxPool2d, set_fast_ops, standard_ops
 from visionzoo.ops.pooling import build_cpu_kernels
-
-from op_utils import WeightedSum
 
 pytestmark = pytest.mark.cpu_only("visionzoo's fast pooling is a CPU aot Custom op, used with device_target CPU")
 
 # (kwargs, input shape): every pooling configuration visionzoo's models use, plus the explicit
 # padding / ceil modes nn.MaxPool2d offers. Odd and even sizes exercise the asymmetric 'same' pad.
 CONFIGS = [
-    (dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 12, 12)),    # googlenet stem pools, even
-    (dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 13, 11)),    # odd: pad on both sides
-    (dict(kernel_size=3, stride=1, pad_mode="same"), (2, 4, 7, 7)),      # inception pool branch
-    (dict(kernel_size=2, stride=2, pad_mode="same"), (2, 4, 14, 14)),    # googlenet maxpool4
-    (dict(kernel_size=2, stride=2, pad_mode="same"), (1, 2, 7, 7)),      # ... on an odd size
-    (dict(kernel_size=2, stride=2), (3, 4, 8, 8)),                       # VGG
+    (dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 12, 12)),  # googlenet stem pools, even
+    (dict(kernel_size=3, stride=2, pad_mode="same"), (2, 3, 13, 11)),  # odd: pad on both sides
+    (dict(kernel_size=3, stride=1, pad_mode="same"), (2, 4, 7, 7)),  # inception pool branch
+    (dict(kernel_size=2, stride=2, pad_mode="same"), (2, 4, 14, 14)),  # googlenet maxpool4
+    (dict(kernel_size=2, stride=2, pad_mode="same"), (1, 2, 7, 7)),  # ... on an odd size
+    (dict(kernel_size=2, stride=2), (3, 4, 8, 8)),  # VGG
     (dict(kernel_size=3, stride=2, pad_mode="pad", padding=1), (2, 3, 10, 10)),
     (dict(kernel_size=3, stride=2, pad_mode="pad", padding=1, ceil_mode=True), (2, 3, 10, 10)),
     (dict(kernel_size=3, stride=2, pad_mode="pad", padding=0, ceil_mode=True), (1, 2, 8, 9)),
@@ -130,8 +130,7 @@ def test_switches(monkeypatch, kind):
     assert not enabled()  # None restored the automatic choice (here: the environment's "0")
     monkeypatch.delenv(env)
     real_get_context = ms.get_context
-    monkeypatch.setattr(ms, "get_context",
-                        lambda key: "Ascend" if key == "device_target" else real_get_context(key))
+    monkeypatch.setattr(ms, "get_context", lambda key: "Ascend" if key == "device_target" else real_get_context(key))
     assert not enabled()  # Ascend / GPU keep the standard op
 
 
@@ -150,8 +149,7 @@ def test_standard_ops_for_export(tmp_path):
     assert net[1].fast
     with standard_ops(net):  # ONNX cannot express the fast path's aot Custom op
         assert not net[1].fast
-        ms.export(net, Tensor(np.zeros((1, 1, 8, 8), np.float32)), file_name=str(tmp_path / "net"),
-                  file_format="ONNX")
+        ms.export(net, Tensor(np.zeros((1, 1, 8, 8), np.float32)), file_name=str(tmp_path / "net"), file_format="ONNX")
     assert (tmp_path / "net.onnx").stat().st_size > 0
     assert net[1].fast  # restored
     assert set_fast_ops(net, False) == 0 and not net[1].fast

@@ -2,6 +2,7 @@
 timeout, ``VISIONZOO_FAST_OPS=require``, the prebuild command and persisted tuning. A fake compiler (a
 shell script that records each compilation) keeps most of these cheap; the prebuild and tuning tests
 build the real kernels into a fresh cache."""
+
 import glob
 import json
 import logging
@@ -12,11 +13,10 @@ import textwrap
 
 import pytest
 
+from script_utils import script_env
 from visionzoo import runtime
 from visionzoo.ops import MaxPool2d, pooling
 from visionzoo.ops._build import KernelBuildError, build_library, load_once
-
-from script_utils import script_env
 
 pytestmark = pytest.mark.cpu_only("builds and loads visionzoo's CPU kernels against the CPU build's libdnnl")
 
@@ -25,14 +25,16 @@ def _fake_compiler(tmp_path, body):
     """A CXX that answers --version / -dumpmachine, appends its pid to tmp_path/calls, then runs `body`
     (with $OUT the -o argument)."""
     script = tmp_path / "fake-cxx"
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         #!/bin/sh
         case "$1" in --version) echo fake-cxx 1.0; exit 0;; -dumpmachine) echo x86_64-fake; exit 0;; esac
         echo $$ >> "{tmp_path}/calls"
         OUT=""; prev=""
         for a in "$@"; do [ "$prev" = "-o" ] && OUT="$a"; prev="$a"; done
         {body}
-        """))
+        """)
+    )
     script.chmod(0o755)
     return str(script)
 
@@ -63,8 +65,12 @@ def test_racing_processes_build_once(tmp_path, cache):
     cxx = _fake_compiler(tmp_path, 'sleep 2; echo built > "$OUT"')
     code = "from visionzoo.ops._build import build_library; print('LIB', build_library('maxpool2d_cpu'))"
     env = script_env({"CXX": cxx, **{k: os.environ[k] for k in _cache_env("")}})
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
     libs = {line for out, _ in outs for line in out.splitlines() if line.startswith("LIB ")}
@@ -129,8 +135,13 @@ def test_require_turns_a_fallback_into_an_error(tmp_path, cache, monkeypatch, ca
 
 
 def _ops_cli(args, cache, **env):
-    return subprocess.run([sys.executable, "-m", "visionzoo.ops", *args], capture_output=True, text=True,
-                          timeout=600, env=script_env({**{k: os.environ[k] for k in _cache_env("")}, **env}))
+    return subprocess.run(
+        [sys.executable, "-m", "visionzoo.ops", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=script_env({**{k: os.environ[k] for k in _cache_env("")}, **env}),
+    )
 
 
 def test_prebuild_command_fails_with_one_line(tmp_path, cache):
@@ -176,8 +187,13 @@ def test_prebuild_then_tuning_choices_persist(cache):
     assert "convolution kernels:" in built.stdout and "max pooling kernels:" in built.stdout
     runs = []
     for _ in range(2):
-        proc = subprocess.run([sys.executable, "-c", _TUNE], capture_output=True, text=True, timeout=300,
-                              env=script_env({k: os.environ[k] for k in _cache_env("")}))
+        proc = subprocess.run(
+            [sys.executable, "-c", _TUNE],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=script_env({k: os.environ[k] for k in _cache_env("")}),
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(json.loads(proc.stdout.split("CHOICE ")[1]))
     assert runs[0][0] == -1 and runs[0][1] >= 0  # tuned from scratch

@@ -1,17 +1,17 @@
 """visionzoo.ops.Conv2d's CPU fast path against mindspore.nn.Conv2d: outputs, input and weight gradients."""
+
 import ctypes
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 import pytest
 from mindspore import Tensor, nn
 
 import visionzoo
+from op_utils import WeightedSum, candidate_runs, forced_candidate
 from visionzoo import runtime
 from visionzoo.ops import Conv2d, MaxPool2d, set_fast_ops, standard_ops
 from visionzoo.ops.conv import build_conv_kernels
-
-from op_utils import WeightedSum, candidate_runs, forced_candidate
 
 pytestmark = pytest.mark.cpu_only("visionzoo's fast convolution is a CPU aot Custom op, used with device_target CPU")
 
@@ -27,8 +27,10 @@ CONFIGS = [
     (dict(in_channels=3, out_channels=16, kernel_size=3, pad_mode="pad", padding=1, has_bias=True), (3, 3, 8, 8)),
     (dict(in_channels=6, out_channels=5, kernel_size=3, pad_mode="valid", has_bias=True), (2, 6, 9, 10)),
     (dict(in_channels=6, out_channels=8, kernel_size=3, stride=2, pad_mode="valid"), (2, 6, 11, 9)),
-    (dict(in_channels=4, out_channels=8, kernel_size=(3, 2), stride=(2, 1), pad_mode="pad", padding=(1, 0, 2, 1)),
-     (2, 4, 9, 7)),
+    (
+        dict(in_channels=4, out_channels=8, kernel_size=(3, 2), stride=(2, 1), pad_mode="pad", padding=(1, 0, 2, 1)),
+        (2, 4, 9, 7),
+    ),
 ]
 
 
@@ -108,8 +110,9 @@ def test_fast_conv_matches_nn(mode, kwargs, shape, training):
         assert len(calls) >= 2
 
 
-@pytest.mark.parametrize("candidate", [0, 1, 2, 3, 4],
-                         ids=["blocked", "plain", "blocked-split", "plain-split", "batch-gemm"])
+@pytest.mark.parametrize(
+    "candidate", [0, 1, 2, 3, 4], ids=["blocked", "plain", "blocked-split", "plain-split", "batch-gemm"]
+)
 @pytest.mark.parametrize("kwargs,shape", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
 def test_each_candidate_matches_nn(kwargs, shape, candidate):
     """The kernel keeps, per geometry and direction, the fastest of four oneDNN formulations (blocked
@@ -156,9 +159,11 @@ def test_winograd_blocked_schedule_matches_nn():
     lib.VzConvWinogradWholeBytes.argtypes = [ctypes.c_int64]
     previous = lib.VzConvWinogradWholeBytes(1)
     try:  # geometries no other test plans (a plan is kept per geometry for the process)
-        for kwargs, shape in ((dict(in_channels=3, out_channels=9, kernel_size=3, pad_mode="same"), (3, 3, 13, 37)),
-                              (dict(in_channels=7, out_channels=5, kernel_size=3, pad_mode="same"), (5, 7, 11, 6)),
-                              (dict(in_channels=9, out_channels=4, kernel_size=3, pad_mode="same"), (7, 9, 3, 2))):
+        for kwargs, shape in (
+            (dict(in_channels=3, out_channels=9, kernel_size=3, pad_mode="same"), (3, 3, 13, 37)),
+            (dict(in_channels=7, out_channels=5, kernel_size=3, pad_mode="same"), (5, 7, 11, 6)),
+            (dict(in_channels=9, out_channels=4, kernel_size=3, pad_mode="same"), (7, 9, 3, 2)),
+        ):
             test_winograd_matches_nn(kwargs, shape, training=True)
     finally:
         assert lib.VzConvWinogradWholeBytes(previous) == 1
@@ -216,10 +221,15 @@ def test_winograd_avx2_kernels_match_nn():
 
     from script_utils import script_env
 
-    out = subprocess.run([sys.executable, "-c", _AVX2_WINOGRAD], env=script_env({"ONEDNN_MAX_CPU_ISA": "AVX2"}),
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _AVX2_WINOGRAD],
+        env=script_env({"ONEDNN_MAX_CPU_ISA": "AVX2"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    result = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT ") :])
     assert result["isa"] == "AVX2"
     assert result["runs"] == 3 * 2 * 4  # three geometries, training and eval: forward twice, both gradients
     assert len(result["errors"]) == 3 * 2 * 3 and max(result["errors"]) < 2e-5
@@ -260,8 +270,15 @@ def test_tuning_chooses_in_the_first_call_whose_result_is_the_chosen_formulation
     ref = nn.Conv2d(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
     ref.weight.set_data(conv.weight.data.copy())
     x = Tensor(np.random.default_rng(3).standard_normal((4, 5, 11, 11)).astype(np.float32))
-    geometry = [np.array(v, dtype=d) for v, d in (((4, 5, 11, 11), np.int64), ((7, 5, 3, 3), np.int64),
-                                                  ((4, 7, 6, 6), np.int64), ((2, 2, 1, 1, 1, 1), np.int32))]
+    geometry = [
+        np.array(v, dtype=d)
+        for v, d in (
+            ((4, 5, 11, 11), np.int64),
+            ((7, 5, 3, 3), np.int64),
+            ((4, 7, 6, 6), np.int64),
+            ((2, 2, 1, 1, 1, 1), np.int32),
+        )
+    ]
     pointers = [g.ctypes.data_as(ctypes.c_void_p) for g in geometry]
     inference = 1  # the kernel's direction numbers: 0 forward (training), 1 inference, 2/3 backward
     assert lib.VzConvChosenCandidate(inference, *pointers) == -1  # not run yet
@@ -340,8 +357,9 @@ def test_model_with_fast_ops_equals_standard_ops():
     def one_step():
         for p in net.get_parameters():
             p.set_data(Tensor(start[p.name]))
-        step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()),
-                                   nn.SGD(net.trainable_params(), learning_rate=0.1))
+        step = nn.TrainOneStepCell(
+            nn.WithLossCell(net, nn.CrossEntropyLoss()), nn.SGD(net.trainable_params(), learning_rate=0.1)
+        )
         step.set_train(True)
         loss = float(step(x, y).asnumpy())
         return loss, {p.name: p.asnumpy().copy() for p in net.get_parameters()}
@@ -379,8 +397,10 @@ def test_conv_tuning_switch_fixes_the_formulation(setting, forced):
     env.pop(runtime.CONV_TUNING_ENV, None)
     if setting is not None:
         env[runtime.CONV_TUNING_ENV] = setting
-    code = ("import ctypes, visionzoo; from visionzoo.ops.conv import build_conv_kernels; "
-            "print('FORCED', ctypes.CDLL(build_conv_kernels()).VzConvForceCandidate(-1))")
+    code = (
+        "import ctypes, visionzoo; from visionzoo.ops.conv import build_conv_kernels; "
+        "print('FORCED', ctypes.CDLL(build_conv_kernels()).VzConvForceCandidate(-1))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert f"FORCED {forced}" in out.stdout.splitlines()
@@ -394,8 +414,15 @@ def test_graph_mode_runs_the_fast_kernel():
     conv = _fast_conv(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
     ref = nn.Conv2d(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
     ref.weight.set_data(conv.weight.data.copy())
-    geometry = [np.array(v, dtype=d) for v, d in (((3, 5, 11, 11), np.int64), ((7, 5, 3, 3), np.int64),
-                                                  ((3, 7, 6, 6), np.int64), ((2, 2, 1, 1, 1, 1), np.int32))]
+    geometry = [
+        np.array(v, dtype=d)
+        for v, d in (
+            ((3, 5, 11, 11), np.int64),
+            ((7, 5, 3, 3), np.int64),
+            ((3, 7, 6, 6), np.int64),
+            ((2, 2, 1, 1, 1, 1), np.int32),
+        )
+    ]
     pointers = [g.ctypes.data_as(ctypes.c_void_p) for g in geometry]
     inference = 1
     assert lib.VzConvChosenCandidate(inference, *pointers) == -1
@@ -428,7 +455,8 @@ def test_scratch_buffers_are_per_running_call_not_per_calling_thread():
         params = (ctypes.c_void_p * 4)(*[a.ctypes.data for a in (x, w, p, y)])
         ndims = (ctypes.c_int * 4)(4, 4, 1, 4)
         shape_ptrs = (ctypes.POINTER(ctypes.c_int64) * 4)(
-            *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shapes])
+            *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shapes]
+        )
         dtypes = (ctypes.c_char_p * 4)(b"float32", b"float32", b"int32", b"float32")
         out.append((lib.Conv2dInference(4, params, ndims, shape_ptrs, dtypes, None, None), y))
 

@@ -1,15 +1,16 @@
 """Eval-mode fusion of Conv2d -> BatchNorm2d -> ReLU (issue #14): the fused kernel call equals the
 layers run one by one, in graph and PyNative mode, for the models that use it; parameters, checkpoints,
 gradients and exports are unchanged."""
-import numpy as np
+
 import mindspore as ms
+import numpy as np
 import pytest
 from mindspore import Tensor, nn
 
 import visionzoo
+from op_utils import candidate_runs, forced_candidate
 from visionzoo import runtime
 from visionzoo.ops import Conv2d, set_eval_fusion, standard_ops
-from op_utils import candidate_runs, forced_candidate
 
 pytestmark = pytest.mark.cpu_only("the fused call is visionzoo's CPU aot Custom op")
 
@@ -49,12 +50,15 @@ def _fused_calls(net):
     return sum(cell.can_fuse(x) for _, cell in net.cells_and_names() if isinstance(cell, Conv2d))
 
 
-@pytest.mark.parametrize("name, kwargs, size", [
-    ("vgg11_bn_cifar", {}, 32),
-    ("vgg11", {"head": "cifar", "has_bias": True}, 32),  # conv bias, no BatchNorm: bias + ReLU post-op
-    ("googlenet_bn", {"aux_logits": False}, 64),
-    ("googlenet", {}, 64),  # MindCV's GoogLeNet: no BatchNorm
-])
+@pytest.mark.parametrize(
+    "name, kwargs, size",
+    [
+        ("vgg11_bn_cifar", {}, 32),
+        ("vgg11", {"head": "cifar", "has_bias": True}, 32),  # conv bias, no BatchNorm: bias + ReLU post-op
+        ("googlenet_bn", {"aux_logits": False}, 64),
+        ("googlenet", {}, 64),  # MindCV's GoogLeNet: no BatchNorm
+    ],
+)
 def test_fused_eval_equals_the_layers_one_by_one(mode, name, kwargs, size):
     net = _fast_model(name, num_classes=10, **kwargs)
     _randomise_batch_norms(net)

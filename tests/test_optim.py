@@ -1,4 +1,5 @@
 """Optimizer construction: weight decay by parameter role."""
+
 import numpy as np
 from mindspore import nn
 
@@ -27,24 +28,37 @@ def test_split_by_role():
 
 def test_filter_switch():
     lr = np.full(10, 0.1, np.float32)
-    on = build_optimizer(load_config(None, {"weight_decay": "0.01", "weight_decay_filter": "norm_and_bias"}), Tiny(), lr)
+    on = build_optimizer(
+        load_config(None, {"weight_decay": "0.01", "weight_decay_filter": "norm_and_bias"}), Tiny(), lr
+    )
     off = build_optimizer(load_config(None, {"weight_decay": "0.01", "weight_decay_filter": "disable"}), Tiny(), lr)
     decays = {p.name: d for p, d in zip(on.parameters, on.decay_flags)}
-    assert decays == {"conv.weight": True, "conv.bias": False, "bn.gamma": False, "bn.beta": False,
-                      "bias_bn_proj.weight": True}
+    assert decays == {
+        "conv.weight": True,
+        "conv.bias": False,
+        "bn.gamma": False,
+        "bn.beta": False,
+        "bias_bn_proj.weight": True,
+    }
     assert all(off.decay_flags)  # 'disable' decays every parameter, BatchNorm included
 
 
 def test_optimizer_kinds():
     lr = np.full(10, 0.1, np.float32)
-    for name, cls in (("momentum", nn.Momentum), ("nesterov", nn.Momentum), ("sgd", nn.SGD),
-                      ("adamw", nn.AdamWeightDecay), ("adam", nn.Adam)):
+    for name, cls in (
+        ("momentum", nn.Momentum),
+        ("nesterov", nn.Momentum),
+        ("sgd", nn.SGD),
+        ("adamw", nn.AdamWeightDecay),
+        ("adam", nn.Adam),
+    ):
         opt = build_optimizer(load_config(None, {"opt": name}), Tiny(), lr)
         assert isinstance(opt, cls)
     assert build_optimizer(load_config(None, {"opt": "nesterov"}), Tiny(), lr).use_nesterov
 
 
 # --- backbone_lr_scale: the backbone at a fraction of the schedule's lr --------------------------
+
 
 class TinyWithHead(Tiny):
     """Tiny with a named head, as the models name theirs (``classifier_names``)."""
@@ -56,8 +70,9 @@ LR_TABLE = np.linspace(0.1, 0.01, 6).astype(np.float32)
 
 
 def _scaled_cfg(scale, **extra):
-    return load_config(None, {"backbone_lr_scale": scale, "weight_decay": 0.01,
-                              "weight_decay_filter": "norm_and_bias", **extra})
+    return load_config(
+        None, {"backbone_lr_scale": scale, "weight_decay": 0.01, "weight_decay_filter": "norm_and_bias", **extra}
+    )
 
 
 def _lr_of(opt, param):
@@ -74,10 +89,11 @@ def test_backbone_lr_scale_groups_carry_the_scaled_table_and_keep_the_decay_spli
         assert np.array_equal(_lr_of(opt, p), want), p.name
         assert np.array_equal(_lr_of(plain, p), LR_TABLE), p.name
     # the weight-decay split is the same with and without the scale
-    assert ({p.name: d for p, d in zip(opt.parameters, opt.decay_flags)}
-            == {p.name: d for p, d in zip(plain.parameters, plain.decay_flags)}
-            == {"conv.weight": True, "conv.bias": False, "bn.gamma": False, "bn.beta": False,
-                "bias_bn_proj.weight": True})
+    assert (
+        {p.name: d for p, d in zip(opt.parameters, opt.decay_flags)}
+        == {p.name: d for p, d in zip(plain.parameters, plain.decay_flags)}
+        == {"conv.weight": True, "conv.bias": False, "bn.gamma": False, "bn.beta": False, "bias_bn_proj.weight": True}
+    )
     assert [p.name for p in opt.parameters] == [p.name for p in net.trainable_params()]  # order kept
 
 
@@ -93,8 +109,9 @@ def test_backbone_lr_scale_moves_the_backbone_by_exactly_scale_times_one_step():
         net = TinyWithHead()
         ms.load_param_into_net(net, {k: ms.Parameter(ms.Tensor(v), name=k) for k, v in start.items()})
         opt = build_optimizer(_scaled_cfg(scale, opt="momentum", momentum=0.9), net, LR_TABLE)
-        step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True,
-                                                                                       reduction="mean")), opt)
+        step = nn.TrainOneStepCell(
+            nn.WithLossCell(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")), opt
+        )
         step.set_train(True)
         step(x, y)
         moved[scale] = {p.name: p.asnumpy() - start[p.name] for p in net.trainable_params()}

@@ -1,5 +1,6 @@
 """Package-wide helpers and contracts: structured errors, the lazy facade, packaged recipes, the
 cache root, atomic writes and download-and-verify (against a loopback HTTP server)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,12 +13,11 @@ import threading
 import pytest
 
 import visionzoo
+from script_utils import script_env
 from visionzoo import files, recipes
 from visionzoo.cli import format_error
 from visionzoo.config import load_config
 from visionzoo.errors import CheckpointError, ConfigError, VisionZooError
-
-from script_utils import script_env
 
 
 def test_errors_carry_fields_and_format_them_once():
@@ -32,8 +32,10 @@ def test_errors_carry_fields_and_format_them_once():
 
 
 def test_importing_a_submodule_does_not_load_the_rest():
-    code = ("import sys, visionzoo.config; "
-            "print(sorted(m for m in sys.modules if m.startswith('visionzoo.tasks') or m == 'visionzoo.factory'))")
+    code = (
+        "import sys, visionzoo.config; "
+        "print(sorted(m for m in sys.modules if m.startswith('visionzoo.tasks') or m == 'visionzoo.factory'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=script_env(), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -9,6 +9,7 @@ published one; the cache lookup, hash check, torch reader, conversion and strict
 ones. GoogLeNet stand-ins are whole models; VGG stand-ins hold the first stage, loaded with
 ``features_only=True, out_indices=(0,)`` (a 500 MB head per tag would be the only difference).
 """
+
 import dataclasses
 import http.server
 import os
@@ -61,7 +62,7 @@ class _Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body[:outer.truncate.get(self.path, len(body))])
+                self.wfile.write(body[: outer.truncate.get(self.path, len(body))])
                 self.wfile.flush()
                 self.close_connection = True
 
@@ -148,8 +149,11 @@ def test_truncated_transfer_never_becomes_a_cache_entry(tmp_path, home, server, 
     server.files["/tiny-weights.ckpt"] = body
     server.truncate["/tiny-weights.ckpt"] = len(body) // 2
     _register(server.url + "/tiny-weights.ckpt", file_digest(path))
-    with pytest.raises(CheckpointError, match=r"cannot download .*\(transfer ended after \d+ of \d+ bytes\); "
-                                              r"nothing was cached"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"cannot download .*\(transfer ended after \d+ of \d+ bytes\); "
+        r"nothing was cached",
+    ):
         create_model("tiny_dl", pretrained=True, num_classes=5)
     assert not home.exists() or os.listdir(home) == []
 
@@ -183,6 +187,7 @@ def test_no_network_names_url_cache_path_and_how_to_place_the_file(tmp_path, hom
 
 # --- every registered tag, offline from the cache ------------------------------------------------
 
+
 def _torch_names(name, renames):
     """visionzoo name -> torch name (the inverse of the documented conversion, written out here)."""
     name = re.sub(r"\.gamma$", ".weight", name)
@@ -196,7 +201,8 @@ def _torch_names(name, renames):
 
 @pytest.mark.parametrize("tag", list_models(pretrained=True))
 def test_pretrained_true_works_offline_for_every_tag_from_a_file_placed_in_the_cache(
-        tag, tmp_path, home, isolated_registry, monkeypatch):
+    tag, tmp_path, home, isolated_registry, monkeypatch
+):
     base, _ = tag.split(".")
     spec = visionzoo.registry.get_model_spec(base)
     weight = spec.get_weight(tag.split(".")[1])
@@ -206,15 +212,21 @@ def test_pretrained_true_works_offline_for_every_tag_from_a_file_placed_in_the_c
     home.mkdir(parents=True, exist_ok=True)
     target = home / weight.file_name
     if weight.file_name.endswith(".pth"):
-        torch.save({_torch_names(k, spec.torch_renames): torch.from_numpy(v) for k, v in state.items()}, target,
-                   _use_new_zipfile_serialization=False)  # torchvision's published files use this layout
+        torch.save(
+            {_torch_names(k, spec.torch_renames): torch.from_numpy(v) for k, v in state.items()},
+            target,
+            _use_new_zipfile_serialization=False,
+        )  # torchvision's published files use this layout
     else:
         ms.save_checkpoint(reference, str(target))
     entry = isolated_registry._MODELS[base]
     stand_in = dataclasses.replace(weight, sha256=file_digest(target))
     weights = tuple(stand_in if w.tag == weight.tag else w for w in spec.weights)
-    monkeypatch.setitem(isolated_registry._MODELS, base,
-                        dataclasses.replace(entry, spec=dataclasses.replace(entry.spec, weights=weights)))
+    monkeypatch.setitem(
+        isolated_registry._MODELS,
+        base,
+        dataclasses.replace(entry, spec=dataclasses.replace(entry.spec, weights=weights)),
+    )
     monkeypatch.setenv("VISIONZOO_OFFLINE", "1")
     model = create_model(tag, pretrained=True, **options)
     loaded = _params(model)

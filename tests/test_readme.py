@@ -1,4 +1,5 @@
 """The README's two commands are what CI and the demo actually run."""
+
 import os
 import re
 

@@ -1,4 +1,5 @@
 """Every recipe in configs/: schema, naming, registered model, and a CPU dry run on generated data."""
+
 import glob
 import json
 import os
@@ -37,12 +38,21 @@ def datasets(tmp_path_factory):
 
 def test_there_are_recipes_for_every_family_and_device():
     names = {os.path.relpath(p, os.path.join(REPO, "configs")) for p in RECIPES}
-    for required in ("googlenet/googlenet_imagenet_ascend.yaml", "googlenet/googlenet_imagenet_gpu.yaml",
-                     "googlenet/googlenet_bn_cifar10_ascend.yaml", "googlenet/googlenet_bn_cifar10_gpu.yaml",
-                     "googlenet/googlenet_cifar_cifar10_cpu.yaml", "vgg/vgg16_bn_cifar10_ascend.yaml",
-                     "vgg/vgg16_bn_cifar10_gpu.yaml", "vgg/vgg16_bn_cifar_cifar10_cpu.yaml",
-                     "vgg/vgg16_imagenet_ascend.yaml", "vgg/vgg16_imagenet_gpu.yaml", "vgg/vgg11_imagenet_ascend.yaml",
-                     "vgg/vgg13_imagenet_ascend.yaml", "vgg/vgg19_imagenet_ascend.yaml"):
+    for required in (
+        "googlenet/googlenet_imagenet_ascend.yaml",
+        "googlenet/googlenet_imagenet_gpu.yaml",
+        "googlenet/googlenet_bn_cifar10_ascend.yaml",
+        "googlenet/googlenet_bn_cifar10_gpu.yaml",
+        "googlenet/googlenet_cifar_cifar10_cpu.yaml",
+        "vgg/vgg16_bn_cifar10_ascend.yaml",
+        "vgg/vgg16_bn_cifar10_gpu.yaml",
+        "vgg/vgg16_bn_cifar_cifar10_cpu.yaml",
+        "vgg/vgg16_imagenet_ascend.yaml",
+        "vgg/vgg16_imagenet_gpu.yaml",
+        "vgg/vgg11_imagenet_ascend.yaml",
+        "vgg/vgg13_imagenet_ascend.yaml",
+        "vgg/vgg19_imagenet_ascend.yaml",
+    ):
         assert required in names, required
 
 
@@ -87,8 +97,9 @@ def test_recipe_dry_run_on_cpu(path, datasets, train_script, capsys, tmp_path):
 
 def test_dry_run_without_data_plans_with_published_size(train_script, capsys, tmp_path):
     path = os.path.join(REPO, "configs", "googlenet", "googlenet_imagenet_ascend.yaml")
-    plan = _dry_run(train_script, capsys, ["-c", path, "--device_target", "CPU", "--data_dir", str(tmp_path / "none"),
-                                           "--dry_run"])
+    plan = _dry_run(
+        train_script, capsys, ["-c", path, "--device_target", "CPU", "--data_dir", str(tmp_path / "none"), "--dry_run"]
+    )
     assert plan["train_samples_per_device"] == 1_281_167
     assert plan["steps_per_epoch"] == 1_281_167 // 32
     assert "data not loaded" in plan["data"]
@@ -155,10 +166,28 @@ def test_mindcv_recipe_loads_and_dry_runs(tmp_path, datasets, train_script, caps
     path = tmp_path / "googlenet_ascend.yaml"
     path.write_text(MINDCV_GOOGLENET)
     cfg = load_config(str(path))
-    assert (cfg.model, cfg.lr, cfg.weight_decay_filter, cfg.label_smoothing) == ("googlenet", 0.01, "norm_and_bias", 0.1)
+    assert (cfg.model, cfg.lr, cfg.weight_decay_filter, cfg.label_smoothing) == (
+        "googlenet",
+        0.01,
+        "norm_and_bias",
+        0.1,
+    )
     assert yaml.safe_load(MINDCV_GOOGLENET)["distribute"] is True and cfg.distribute is True
-    plan = _dry_run(train_script, capsys, ["-c", str(path), "--device_target", "CPU", "--data_dir",
-                                           datasets["imagenet"], "--ckpt_save_dir", str(tmp_path / "c"), "--dry_run"])
+    plan = _dry_run(
+        train_script,
+        capsys,
+        [
+            "-c",
+            str(path),
+            "--device_target",
+            "CPU",
+            "--data_dir",
+            datasets["imagenet"],
+            "--ckpt_save_dir",
+            str(tmp_path / "c"),
+            "--dry_run",
+        ],
+    )
     assert plan["model"] == "googlenet" and plan["epochs"] == 300
 
 

@@ -1,4 +1,5 @@
 """Registry: listing, lookup errors, duplicate names, recipes scan, entry-point plugins."""
+
 import dataclasses
 import sys
 import textwrap
@@ -23,7 +24,10 @@ def test_list_models_is_sorted_and_filters_with_wildcards():
     assert "vgg16_bn.tv_in1k" in tagged and "googlenet.mindcv_in1k" in tagged
     assert list_models("vgg16", pretrained=True) == ["vgg16.mindcv_in1k", "vgg16.tv_in1k", "vgg16.tv_ssd_features"]
     assert list_models("*.mindcv_in1k_910v2", pretrained=True) == [
-        "googlenet.mindcv_in1k_910v2", "vgg13.mindcv_in1k_910v2", "vgg19.mindcv_in1k_910v2"]
+        "googlenet.mindcv_in1k_910v2",
+        "vgg13.mindcv_in1k_910v2",
+        "vgg19.mindcv_in1k_910v2",
+    ]
 
 
 def test_is_model():
@@ -51,6 +55,7 @@ def test_unknown_builder_option_names_the_option():
 
 def test_duplicate_registration_is_refused(isolated_registry):
     with pytest.raises(ModelError, match="'googlenet' is already registered"):
+
         @register_model
         def googlenet(pretrained=False, **kwargs):
             return None
@@ -80,11 +85,19 @@ def test_model_info_of_a_tag_reports_its_weights():
     assert (info.name, info.tag, info.source, info.license) == ("vgg16", "mindcv_in1k", "MindCV", "Apache-2.0")
     assert info.url == "https://download.mindspore.cn/toolkits/mindcv/vgg/vgg16-95697531.ckpt"
     assert info.sha256 == "95697531" and (info.top1, info.top5) == (74.61, 91.87)
-    assert info.preprocessing == {"image_resize": 224, "crop_pct": 0.875, "interpolation": "bilinear",
-                                  "mean": info.mean, "std": info.std}
+    assert info.preprocessing == {
+        "image_resize": 224,
+        "crop_pct": 0.875,
+        "interpolation": "bilinear",
+        "mean": info.mean,
+        "std": info.std,
+    }
     tv = get_model_info("vgg16_bn.tv_in1k")
-    assert tv.source == "torchvision" and tv.num_params == 138_365_992 and tv.weight.model_options == {
-        "has_bias": True, "adaptive_pool": True}
+    assert (
+        tv.source == "torchvision"
+        and tv.num_params == 138_365_992
+        and tv.weight.model_options == {"has_bias": True, "adaptive_pool": True}
+    )
     assert get_model_info("vgg16.tv_ssd_features").std == (1.0, 1.0, 1.0)  # its inputs are 0-255 minus the mean
     assert is_model("vgg16.tv_in1k") and not is_model("vgg16.tv_in22k")
     with pytest.raises(visionzoo.CheckpointError, match="no weights tagged 'nope'.*mindcv_in1k"):
@@ -121,7 +134,11 @@ def _write_plugin(root, package, dist, body, entry):
 
 
 def test_plugin_models_load_lazily_from_entry_points(tmp_path, monkeypatch, isolated_registry):
-    _write_plugin(tmp_path, "myplugin", "myplugin", """
+    _write_plugin(
+        tmp_path,
+        "myplugin",
+        "myplugin",
+        """
         from visionzoo import register_model
         from visionzoo.registry import ModelSpec
 
@@ -133,7 +150,9 @@ def test_plugin_models_load_lazily_from_entry_points(tmp_path, monkeypatch, isol
 
         def second_net(pretrained=False, num_classes=1000, **kwargs):
             return ("second_net", num_classes)
-        """, "plugin_net = myplugin\nsecond = myplugin:second_net")
+        """,
+        "plugin_net = myplugin\nsecond = myplugin:second_net",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "myplugin", raising=False)
     assert "plugin_net" not in isolated_registry._MODELS  # nothing loaded before a miss or a listing
@@ -145,8 +164,13 @@ def test_plugin_models_load_lazily_from_entry_points(tmp_path, monkeypatch, isol
 
 
 def test_broken_plugin_warns_and_does_not_break_the_zoo(tmp_path, monkeypatch, isolated_registry):
-    _write_plugin(tmp_path, "brokenplugin", "brokenplugin", "raise ImportError('missing dependency xyz')\n",
-                  "broken_net = brokenplugin")
+    _write_plugin(
+        tmp_path,
+        "brokenplugin",
+        "brokenplugin",
+        "raise ImportError('missing dependency xyz')\n",
+        "broken_net = brokenplugin",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.warns(RuntimeWarning, match="broken_net = brokenplugin.*brokenplugin.*missing dependency xyz"):
         names = list_models()
@@ -156,13 +180,19 @@ def test_broken_plugin_warns_and_does_not_break_the_zoo(tmp_path, monkeypatch, i
 
 
 def test_plugin_registering_a_taken_name_is_skipped_with_a_warning(tmp_path, monkeypatch, isolated_registry):
-    _write_plugin(tmp_path, "clashplugin", "clashplugin", """
+    _write_plugin(
+        tmp_path,
+        "clashplugin",
+        "clashplugin",
+        """
         from visionzoo import register_model
 
         @register_model
         def vgg16(pretrained=False, **kwargs):
             return None
-        """, "clash = clashplugin")
+        """,
+        "clash = clashplugin",
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.warns(RuntimeWarning, match="clashplugin.*already registered"):
         assert not is_model("clash")

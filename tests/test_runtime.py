@@ -1,4 +1,5 @@
 """visionzoo.runtime: CPU environment defaults applied on import, in real subprocesses."""
+
 import json
 import os
 import subprocess
@@ -19,8 +20,7 @@ print(json.dumps({"isa": os.environ.get("ONEDNN_MAX_CPU_ISA"), "applied": runtim
 
 
 def _probe(**env_changes):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "VISIONZOO_NO_CPU_DEFAULTS")}
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_changes)
     proc = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120)
@@ -86,8 +86,11 @@ def test_isa_choice_respects_a_user_setting_and_the_opt_out():
 
     # a user-set ONEDNN_MAX_CPU_ISA reaches both oneDNN instances untouched
     assert runtime.choose_isa(AVX512_HOST, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, machine="x86_64") == (None, None, "user")
-    assert runtime.choose_isa(AVX512_HOST, {"VISIONZOO_NO_CPU_DEFAULTS": "1"}, machine="x86_64") == \
-        (None, "AVX512_CORE", "off")
+    assert runtime.choose_isa(AVX512_HOST, {"VISIONZOO_NO_CPU_DEFAULTS": "1"}, machine="x86_64") == (
+        None,
+        "AVX512_CORE",
+        "off",
+    )
     assert runtime.choose_isa(AVX512_HOST, {}, machine="aarch64") == (None, None, "other-arch")
 
 
@@ -175,5 +178,6 @@ def test_the_trainer_builds_its_network_for_the_runs_device():
     net = build_network(cfg)
     convs = [c for _, c in net.cells_and_names() if isinstance(c, Conv2d)]
     assert len(convs) == 8 and not any(c.fast for c in convs)
-    assert all(c.fast for _, c in build_network(cfg.replace(device_target="CPU")).cells_and_names()
-               if isinstance(c, Conv2d))
+    assert all(
+        c.fast for _, c in build_network(cfg.replace(device_target="CPU")).cells_and_names() if isinstance(c, Conv2d)
+    )

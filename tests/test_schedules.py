@@ -1,4 +1,5 @@
 """Learning-rate schedules against their formulas, computed independently per update."""
+
 import math
 
 import numpy as np
@@ -21,8 +22,15 @@ def test_constant_with_warmup():
 
 
 def test_cosine_matches_mindcv_formula():
-    c = cfg(scheduler="cosine_decay", lr=0.1, min_lr=0.001, warmup_epochs=2, decay_epochs=8, epoch_size=10,
-            warmup_factor=0.01)
+    c = cfg(
+        scheduler="cosine_decay",
+        lr=0.1,
+        min_lr=0.001,
+        warmup_epochs=2,
+        decay_epochs=8,
+        epoch_size=10,
+        warmup_factor=0.01,
+    )
     upe = 5
     lr = build_lr_schedule(c, updates_per_epoch=upe)
     for u in range(50):
@@ -35,22 +43,29 @@ def test_cosine_matches_mindcv_formula():
 
 
 def test_cosine_epoch_stair_holds_lr_within_an_epoch():
-    c = cfg(scheduler="cosine_decay", lr=1.0, min_lr=0.0, warmup_epochs=0, decay_epochs=4, epoch_size=4,
-            lr_epoch_stair=True)
+    c = cfg(
+        scheduler="cosine_decay", lr=1.0, min_lr=0.0, warmup_epochs=0, decay_epochs=4, epoch_size=4, lr_epoch_stair=True
+    )
     lr = build_lr_schedule(c, updates_per_epoch=3)
     for e in range(4):
-        assert len(set(lr[3 * e:3 * e + 3].tolist())) == 1
+        assert len(set(lr[3 * e : 3 * e + 3].tolist())) == 1
         assert lr[3 * e] == pytest.approx(0.5 * (1 + math.cos(math.pi * e / 4)), rel=1e-6)
 
 
 def test_step_and_multistep():
     c = cfg(scheduler="step_decay", lr=1.0, decay_rate=0.5, decay_epochs=2, warmup_epochs=0, epoch_size=6)
     lr = build_lr_schedule(c, updates_per_epoch=2)
-    np.testing.assert_allclose(lr, [1, 1, 1, 1, .5, .5, .5, .5, .25, .25, .25, .25])
-    c = cfg(scheduler="multi_step_decay", lr=1.0, decay_rate=0.1, multi_step_decay_milestones="1,3", warmup_epochs=0,
-            epoch_size=4)
+    np.testing.assert_allclose(lr, [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25])
+    c = cfg(
+        scheduler="multi_step_decay",
+        lr=1.0,
+        decay_rate=0.1,
+        multi_step_decay_milestones="1,3",
+        warmup_epochs=0,
+        epoch_size=4,
+    )
     lr = build_lr_schedule(c, updates_per_epoch=1)
-    np.testing.assert_allclose(lr, [1, .1, .1, .01], rtol=1e-6)
+    np.testing.assert_allclose(lr, [1, 0.1, 0.1, 0.01], rtol=1e-6)
 
 
 def test_staged_decay_is_the_model_zoo_googlenet_schedule():
@@ -65,8 +80,9 @@ def test_staged_decay_is_the_model_zoo_googlenet_schedule():
 
 def test_polynomial_is_the_model_zoo_vgg16_schedule():
     # linear 0.01 -> 0.1 over 5 epochs, then 0.1 * (1 - progress)^2
-    c = cfg(scheduler="polynomial_decay", lr=0.1, min_lr=0.0, lr_power=2, warmup_epochs=5, warmup_factor=0.1,
-            epoch_size=70)
+    c = cfg(
+        scheduler="polynomial_decay", lr=0.1, min_lr=0.0, lr_power=2, warmup_epochs=5, warmup_factor=0.1, epoch_size=70
+    )
     upe = 3
     lr = build_lr_schedule(c, updates_per_epoch=upe)
     W, T = 5 * upe, 70 * upe

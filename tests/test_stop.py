@@ -1,5 +1,6 @@
 """Graceful stop: SIGTERM/SIGINT finish the step, write a mid-epoch checkpoint, exit 143/130, and
 ``--resume auto`` continues so that the run reads like an uninterrupted one, step by step."""
+
 import json
 import os
 import signal
@@ -28,8 +29,9 @@ def read_steps(directory):
 def start_and_signal(tmp_path, signals, after_steps):
     """Start a training process, send ``signals`` once ``after_steps`` steps are logged; (proc, stderr)."""
     d = tmp_path / "ckpt"
-    proc = subprocess.Popen(tiny_cli(tmp_path, **RUN), env=script_env(ENV), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        tiny_cli(tmp_path, **RUN), env=script_env(ENV), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(read_steps(d)) < after_steps and proc.poll() is None:
         time.sleep(0.02)
@@ -40,8 +42,9 @@ def start_and_signal(tmp_path, signals, after_steps):
 
 
 def test_sigterm_mid_epoch_then_resume_auto_equals_an_uninterrupted_run(tmp_path):
-    ref = subprocess.run(tiny_cli(tmp_path / "ref", **RUN), env=script_env(ENV), capture_output=True, text=True,
-                         timeout=600)
+    ref = subprocess.run(
+        tiny_cli(tmp_path / "ref", **RUN), env=script_env(ENV), capture_output=True, text=True, timeout=600
+    )
     assert ref.returncode == 0, ref.stderr[-2000:]
     reference = read_steps(tmp_path / "ref" / "ckpt")
     assert len(reference) == 30  # 3 epochs x 10 steps
@@ -53,14 +56,23 @@ def test_sigterm_mid_epoch_then_resume_auto_equals_an_uninterrupted_run(tmp_path
     epoch, step = done[-1]["epoch"], done[-1]["step"]
     assert epoch == 2 and 0 < step < 10  # stopped inside the epoch, after a whole step
     ckpt = d / f"vz_tiny_ops-e0002-s{step:04d}.ckpt"
-    lines = [l for l in error_lines(subprocess.CompletedProcess([], 143, "", err)) if "SIGTERM received" not in l]
-    assert lines == [f"stopped by SIGTERM at epoch 2 step {step}/10; checkpoint {ckpt}; to continue, run the same "
-                     "command with --resume auto"], err[-2000:]
+    lines = [
+        line for line in error_lines(subprocess.CompletedProcess([], 143, "", err)) if "SIGTERM received" not in line
+    ]
+    assert lines == [
+        f"stopped by SIGTERM at epoch 2 step {step}/10; checkpoint {ckpt}; to continue, run the same "
+        "command with --resume auto"
+    ], err[-2000:]
     state = read_training_state(str(ckpt))  # intact, checksum verified
     assert json.loads(state[records.PROGRESS])["step"] == step
 
-    resumed = subprocess.run(tiny_cli(tmp_path / "run", resume="auto", **RUN), env=script_env(ENV),
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        tiny_cli(tmp_path / "run", resume="auto", **RUN),
+        env=script_env(ENV),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed from {ckpt} at epoch 2 step {step}" in resumed.stderr
     assert read_steps(d) == reference  # every step's loss and LR, bit for bit

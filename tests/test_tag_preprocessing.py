@@ -1,5 +1,6 @@
 """A weight tag's preprocessing (input size, crop_pct, interpolation, mean/std) reaches validation,
 inference and the Predictor unless the user sets their own."""
+
 import mindspore as ms
 import numpy as np
 from mindspore import nn
@@ -10,8 +11,7 @@ from visionzoo.registry import ModelSpec, WeightSpec, build_model, register_mode
 from visionzoo.tasks.predict import Predictor
 from visionzoo.tasks.validate import with_tag_preprocessing
 
-ODD = dict(input_size=(3, 16, 16), mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 8.0), crop_pct=1.0,
-           interpolation="bicubic")
+ODD = dict(input_size=(3, 16, 16), mean=(10.0, 20.0, 30.0), std=(2.0, 4.0, 8.0), crop_pct=1.0, interpolation="bicubic")
 
 
 class Tiny(nn.Cell):
@@ -39,7 +39,9 @@ def test_recipe_defaults_take_the_tags_preprocessing_and_user_values_win(isolate
     mine = with_tag_preprocessing(load_config(None, {"model": "tiny_pp.odd", "mean": [1, 2, 3], "image_resize": 24}))
     assert tuple(mine.mean) == (1, 2, 3) and mine.image_resize == 24 and tuple(mine.std) == ODD["std"]
     # pretrained=True means the model's default tag; no tag and no pretrained: unchanged
-    assert with_tag_preprocessing(load_config(None, {"model": "tiny_pp", "pretrained": True})).interpolation == "bicubic"
+    assert (
+        with_tag_preprocessing(load_config(None, {"model": "tiny_pp", "pretrained": True})).interpolation == "bicubic"
+    )
     plain = load_config(None, {"model": "googlenet_cifar"})
     assert with_tag_preprocessing(plain) == plain
     tv = with_tag_preprocessing(load_config(None, {"model": "vgg16.tv_ssd_features"}))

@@ -7,21 +7,21 @@ checked on its full logits, the VGGs also stage by stage through ``features_only
 on the meta device and filled cheaply, sharing one filled head (the same at every depth), so the nine
 VGG cases take ~50 s together on two CPU cores.
 """
+
 import gc
 import os
 import pickle
 import zipfile
 
+import mindspore as ms
 import numpy as np
 import pytest
 import torch
 
-import mindspore as ms
 import visionzoo
+from tv_models import torchvision_models
 from visionzoo import CheckpointError, create_model, get_model_info, list_models
 from visionzoo.checkpoint.torch_pth import UnsafeCheckpoint, read_torch_state_dict
-
-from tv_models import torchvision_models
 
 TV_VGG, TV_GOOGLENET = torchvision_models()
 TV_TAGS = [n for n in list_models(pretrained=True) if get_model_info(n).source == "torchvision"]
@@ -53,10 +53,15 @@ def _input(shape, seed=0):
 
 
 def test_every_torchvision_tag_is_covered_and_its_facts_match_torchvision():
-    assert sorted(TV_TAGS) == sorted(["googlenet_bn.tv_in1k"] + [f"{v}{bn}.tv_in1k" for v in VGG_CFG
-                                                                  for bn in ("", "_bn")] + ["vgg16.tv_ssd_features"])
-    enums = {"googlenet_bn.tv_in1k": TV_GOOGLENET.GoogLeNet_Weights.IMAGENET1K_V1,
-             "vgg16.tv_ssd_features": TV_VGG.VGG16_Weights.IMAGENET1K_FEATURES}
+    assert sorted(TV_TAGS) == sorted(
+        ["googlenet_bn.tv_in1k"]
+        + [f"{v}{bn}.tv_in1k" for v in VGG_CFG for bn in ("", "_bn")]
+        + ["vgg16.tv_ssd_features"]
+    )
+    enums = {
+        "googlenet_bn.tv_in1k": TV_GOOGLENET.GoogLeNet_Weights.IMAGENET1K_V1,
+        "vgg16.tv_ssd_features": TV_VGG.VGG16_Weights.IMAGENET1K_FEATURES,
+    }
     for v in VGG_CFG:
         for bn in ("", "_bn"):
             enums[f"{v}{bn}.tv_in1k"] = getattr(TV_VGG, f"{v.upper()}{bn.upper()}_Weights").IMAGENET1K_V1
@@ -89,8 +94,9 @@ def test_reader_matches_torch_load_in_both_file_layouts(tmp_path, legacy):
 
 def test_googlenet_tv_logits_match_torchvision(tmp_path):
     torch.manual_seed(0)
-    ref = _randomise_bn(TV_GOOGLENET.GoogLeNet(num_classes=1000, aux_logits=False, transform_input=True,
-                                               init_weights=False))
+    ref = _randomise_bn(
+        TV_GOOGLENET.GoogLeNet(num_classes=1000, aux_logits=False, transform_input=True, init_weights=False)
+    )
     path = tmp_path / "googlenet.pth"
     torch.save(ref.state_dict(), path)
     x = _input((1, 3, 224, 224))
@@ -102,8 +108,9 @@ def test_googlenet_tv_logits_match_torchvision(tmp_path):
     model.set_train(False)
     _close(model(ms.Tensor(x)).asnumpy(), expected)
     # the same weights through the features path: stage 3 is the trunk's output
-    trunk = create_model("googlenet_bn.tv_in1k", features_only=True, checkpoint_path=str(path),
-                         init_mode="XavierUniform")
+    trunk = create_model(
+        "googlenet_bn.tv_in1k", features_only=True, checkpoint_path=str(path), init_mode="XavierUniform"
+    )
     trunk.set_train(False)
     maps = trunk(ms.Tensor(x))
     assert [m.shape[1] for m in maps] == [f["num_chs"] for f in trunk.feature_info] == [192, 480, 832, 1024]
@@ -182,6 +189,7 @@ def test_vgg_tv_logits_and_stages_match_torchvision(tmp_path, tv_vgg_head, tag):
 
 # --- the restricted unpickler ---------------------------------------------------------------------
 
+
 class _Payload:
     """Unpickling this runs ``exec`` (in an unrestricted unpickler), which would create a marker file."""
 
@@ -239,6 +247,7 @@ def test_conversion_misfit_is_reported_strictly(tmp_path):
 
 # --- python -m visionzoo.convert ------------------------------------------------------------------
 
+
 def test_convert_cli_writes_a_ckpt_that_loads_and_gives_torchvision_logits(tmp_path):
     import json
     import subprocess
@@ -247,13 +256,24 @@ def test_convert_cli_writes_a_ckpt_that_loads_and_gives_torchvision_logits(tmp_p
     from script_utils import script_env
 
     torch.manual_seed(0)
-    ref = _randomise_bn(TV_GOOGLENET.GoogLeNet(num_classes=10, aux_logits=False, transform_input=True,
-                                               init_weights=False))
+    ref = _randomise_bn(
+        TV_GOOGLENET.GoogLeNet(num_classes=10, aux_logits=False, transform_input=True, init_weights=False)
+    )
     src = tmp_path / "googlenet.pth"
     torch.save(ref.state_dict(), src)
     out = tmp_path / "out" / "googlenet_tv.ckpt"
-    cmd = [sys.executable, "-m", "visionzoo.convert", str(src), "--model", "googlenet_bn.tv_in1k", "-o", str(out),
-           "--num_classes", "10"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "visionzoo.convert",
+        str(src),
+        "--model",
+        "googlenet_bn.tv_in1k",
+        "-o",
+        str(out),
+        "--num_classes",
+        "10",
+    ]
     proc = subprocess.run(cmd, env=script_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -270,5 +290,5 @@ def test_convert_cli_writes_a_ckpt_that_loads_and_gives_torchvision_logits(tmp_p
     # ends its process itself, visionzoo.shutdown, so it runs in a subprocess here)
     proc = subprocess.run(cmd[:-1] + ["7"], env=script_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("error")]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "does not fit" in errors[0] and "--num_classes 7" in errors[0]

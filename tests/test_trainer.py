@@ -1,4 +1,5 @@
 """The generic trainer on the embedded digits data with a tiny registered model (seconds per run)."""
+
 import json
 import os
 import signal
@@ -17,10 +18,24 @@ from visionzoo.engine.trainer import Trainer
 from visionzoo.errors import ConfigError, TrainingDiverged
 
 TINY = {
-    "model": "vz_tiny_test", "dataset": "digits", "num_classes": "10", "image_resize": "16", "batch_size": "32",
-    "num_parallel_workers": "1", "scheduler": "cosine_decay", "lr": "0.2", "min_lr": "0.0", "warmup_epochs": "1",
-    "decay_epochs": "3", "epoch_size": "4", "weight_decay": "1e-4", "weight_decay_filter": "norm_and_bias",
-    "num_samples": "320", "device_target": "CPU", "seed": "7", "log_interval": "1000",
+    "model": "vz_tiny_test",
+    "dataset": "digits",
+    "num_classes": "10",
+    "image_resize": "16",
+    "batch_size": "32",
+    "num_parallel_workers": "1",
+    "scheduler": "cosine_decay",
+    "lr": "0.2",
+    "min_lr": "0.0",
+    "warmup_epochs": "1",
+    "decay_epochs": "3",
+    "epoch_size": "4",
+    "weight_decay": "1e-4",
+    "weight_decay_filter": "norm_and_bias",
+    "num_samples": "320",
+    "device_target": "CPU",
+    "seed": "7",
+    "log_interval": "1000",
 }
 
 
@@ -51,8 +66,17 @@ def test_training_lowers_loss_and_writes_everything(tmp_path):
     records = read_metrics(d)
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
     for r in records:
-        for key in ("train_loss", "lr", "epoch_seconds", "images_per_second", "val_top1", "val_top5", "val_loss",
-                    "rss_mb", "peak_rss_mb"):
+        for key in (
+            "train_loss",
+            "lr",
+            "epoch_seconds",
+            "images_per_second",
+            "val_top1",
+            "val_top5",
+            "val_loss",
+            "rss_mb",
+            "peak_rss_mb",
+        ):
             assert key in r, key
         assert 50 < r["rss_mb"] <= r["peak_rss_mb"]  # MindSpore alone holds hundreds of MiB
     peaks = [r["peak_rss_mb"] for r in records]
@@ -97,8 +121,18 @@ def _weights(net):
 
 
 def test_accumulation_equals_a_bigger_batch(tmp_path):
-    common = dict(model="vz_tiny_plain", shuffle=False, scheduler="constant", warmup_epochs=0, epoch_size=1,
-                  weight_decay=0, lr=0.05, opt="sgd", momentum=0.9, hflip=0)
+    common = dict(
+        model="vz_tiny_plain",
+        shuffle=False,
+        scheduler="constant",
+        warmup_epochs=0,
+        epoch_size=1,
+        weight_decay=0,
+        lr=0.05,
+        opt="sgd",
+        momentum=0.9,
+        hflip=0,
+    )
     big = Trainer(tiny_cfg(tmp_path / "big", batch_size=32, **common))
     big.fit()
     acc = Trainer(tiny_cfg(tmp_path / "acc", batch_size=16, gradient_accumulation_steps=2, **common))
@@ -109,8 +143,18 @@ def test_accumulation_equals_a_bigger_batch(tmp_path):
 
 
 def _first_update_norm(directory, **kw):
-    cfg = tiny_cfg(directory, opt="sgd", momentum=0.0, weight_decay=0, scheduler="constant", warmup_epochs=0,
-                   lr=1.0, epoch_size=1, num_samples=32, **kw)
+    cfg = tiny_cfg(
+        directory,
+        opt="sgd",
+        momentum=0.0,
+        weight_decay=0,
+        scheduler="constant",
+        warmup_epochs=0,
+        lr=1.0,
+        epoch_size=1,
+        num_samples=32,
+        **kw,
+    )
     trainer = Trainer(cfg).setup()
     before = _weights(trainer.network)
     trainer.fit()
@@ -139,8 +183,9 @@ def test_amp_o2_on_cpu_trains_and_saves_float32(tmp_path):
 
 def test_warm_start_from_ckpt_path(tmp_path):
     first = Trainer(tiny_cfg(tmp_path / "a", epoch_size=1, warmup_epochs=0, decay_epochs=1)).fit()
-    trainer = Trainer(tiny_cfg(tmp_path / "b", ckpt_path=first["checkpoint"], epoch_size=1, warmup_epochs=0,
-                               decay_epochs=1))
+    trainer = Trainer(
+        tiny_cfg(tmp_path / "b", ckpt_path=first["checkpoint"], epoch_size=1, warmup_epochs=0, decay_epochs=1)
+    )
     trainer.setup()
     saved = ms.load_checkpoint(first["checkpoint"])
     for p in trainer.network.trainable_params():
@@ -163,8 +208,9 @@ def test_kill_and_resume_continues_exactly(tmp_path):
     reference = read_metrics(tmp_path / "ref" / "ckpt")
 
     d = tmp_path / "killed" / "ckpt"
-    proc = subprocess.Popen(tiny_cli(tmp_path / "killed", **run), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        tiny_cli(tmp_path / "killed", **run), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not (d / "vz_tiny_test-e0002.ckpt").exists():
         time.sleep(0.05)
@@ -173,8 +219,9 @@ def test_kill_and_resume_continues_exactly(tmp_path):
     assert (d / "vz_tiny_test-e0002.ckpt").exists()
     done_before = len(read_metrics(d))
     assert done_before < 6
-    resumed = subprocess.run(tiny_cli(tmp_path / "killed", resume="auto", **run), env=env, capture_output=True,
-                             text=True, timeout=600)
+    resumed = subprocess.run(
+        tiny_cli(tmp_path / "killed", resume="auto", **run), env=env, capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stderr
     records = read_metrics(d)
@@ -203,19 +250,30 @@ def test_resume_with_a_lower_backbone_lr_continues_exactly(tmp_path):
 
 
 def test_diverging_loss_stops_with_one_line(tmp_path):
-    proc = subprocess.run(tiny_cli(tmp_path, lr=1e30, warmup_epochs=0, scheduler="constant", epoch_size=2),
-                          env=script_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        tiny_cli(tmp_path, lr=1e30, warmup_epochs=0, scheduler="constant", epoch_size=2),
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2
     lines = error_lines(proc)
     assert lines[-1].startswith("error: loss became") and "training stopped" in lines[-1]
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["--device_target", "Ascend"], "device_target Ascend is not available here"),
-    (["--resume", "/nonexistent/x.ckpt"], "resume checkpoint not found: '/nonexistent/x.ckpt'; pass an existing .ckpt file or --resume auto"),
-    (["--ckpt_path", "/nonexistent/w.ckpt"], "/nonexistent/w.ckpt"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--device_target", "Ascend"], "device_target Ascend is not available here"),
+        (
+            ["--resume", "/nonexistent/x.ckpt"],
+            "resume checkpoint not found: '/nonexistent/x.ckpt'; pass an existing .ckpt file or --resume auto",
+        ),
+        (["--ckpt_path", "/nonexistent/w.ckpt"], "/nonexistent/w.ckpt"),
+    ],
+)
 def test_bad_run_inputs_are_one_line(tmp_path, args, fragment):
     cmd = tiny_cli(tmp_path, epoch_size=1, warmup_epochs=0) + args
     proc = subprocess.run(cmd, env=script_env(), capture_output=True, text=True, timeout=600)
@@ -225,7 +283,7 @@ def test_bad_run_inputs_are_one_line(tmp_path, args, fragment):
 
 
 # Under O2 the first steps' scaled float16 gradients overflow at 2^24; the dynamic scale walks down.
-HUGE_SCALE = 2.0 ** 24
+HUGE_SCALE = 2.0**24
 OVERFLOWING = dict(amp_level="O2", loss_scale_type="dynamic", loss_scale=HUGE_SCALE, epoch_size=2, decay_epochs=1)
 
 

@@ -1,4 +1,5 @@
 """validate.py: scores equal a hand computation over every sample; AMP O2 on CPU; mismatched and MindCV checkpoints."""
+
 import json
 
 import mindspore as ms
@@ -57,8 +58,10 @@ def _last_json(proc):
 
 def test_scores_equal_a_hand_computation_over_every_sample(trained):
     # 359 samples in batches of 50: the last batch holds 9, and it is scored
-    proc = run_script("tests/tiny_run.py", ["validate.py", "-c", trained["recipe"], "--ckpt_path", trained["ckpt"],
-                                            "--eval_batch_size", "50"])
+    proc = run_script(
+        "tests/tiny_run.py",
+        ["validate.py", "-c", trained["recipe"], "--ckpt_path", trained["ckpt"], "--eval_batch_size", "50"],
+    )
     got = _last_json(proc)
     assert set(got) == {"top1", "top5", "loss", "num_samples"}
     assert "top-1:" in proc.stdout and "samples: 359" in proc.stdout
@@ -78,8 +81,10 @@ def test_amp_o2_on_cpu(trained):
     from visionzoo.tasks.validate import run_validation
 
     o0 = run_validation(trained["cfg"].replace(ckpt_path=trained["ckpt"]))
-    proc = run_script("tests/tiny_run.py", ["validate.py", "-c", trained["recipe"], "--ckpt_path", trained["ckpt"],
-                                            "--amp_level", "O2"])
+    proc = run_script(
+        "tests/tiny_run.py",
+        ["validate.py", "-c", trained["recipe"], "--ckpt_path", trained["ckpt"], "--amp_level", "O2"],
+    )
     o2 = _last_json(proc)
     assert o2["num_samples"] == o0["num_samples"] == DIGITS_VAL
     assert abs(o2["top1"] - o0["top1"]) <= 3 / DIGITS_VAL
@@ -90,13 +95,19 @@ def test_amp_o2_on_cpu(trained):
     assert run_validation(cfg_o2_training)["loss"] == o0["loss"]
 
 
-@pytest.mark.parametrize("other, args, fragment", [
-    # another number of classes; for a real model too (its head is not silently re-initialised)
-    ({"model": "vz_tiny_test", "num_classes": 7}, [], "classifier.weight (model [10, 32], checkpoint [7, 32])"),
-    ({"model": "googlenet_cifar", "num_classes": 7}, ["--model", "googlenet_cifar", "--image_resize", "32"],
-     "classifier.weight (model [10, 1024], checkpoint [7, 1024])"),
-    ({"model": "vz_tiny_plain", "num_classes": 10}, [], "features.1.moving_mean"),  # another model (no BatchNorm)
-])
+@pytest.mark.parametrize(
+    "other, args, fragment",
+    [
+        # another number of classes; for a real model too (its head is not silently re-initialised)
+        ({"model": "vz_tiny_test", "num_classes": 7}, [], "classifier.weight (model [10, 32], checkpoint [7, 32])"),
+        (
+            {"model": "googlenet_cifar", "num_classes": 7},
+            ["--model", "googlenet_cifar", "--image_resize", "32"],
+            "classifier.weight (model [10, 1024], checkpoint [7, 1024])",
+        ),
+        ({"model": "vz_tiny_plain", "num_classes": 10}, [], "features.1.moving_mean"),  # another model (no BatchNorm)
+    ],
+)
 def test_a_checkpoint_that_does_not_fit_is_one_line_exit_2(trained, tmp_path, other, args, fragment):
     ckpt = str(tmp_path / "other.ckpt")
     ms.save_checkpoint(create_model(other["model"], num_classes=other["num_classes"]), ckpt)
@@ -114,8 +125,9 @@ def test_ckpt_path_auto_and_missing(trained, tmp_path):
 
     result = run_validation(trained["cfg"].replace(ckpt_path="auto"))
     assert result["checkpoint"] == trained["ckpt"]  # the latest epoch (no best without val_while_train)
-    proc = run_script("tests/tiny_run.py", ["validate.py", "-c", trained["recipe"], "--ckpt_path",
-                                            str(tmp_path / "missing.ckpt")])
+    proc = run_script(
+        "tests/tiny_run.py", ["validate.py", "-c", trained["recipe"], "--ckpt_path", str(tmp_path / "missing.ckpt")]
+    )
     assert proc.returncode == 2 and len(error_lines(proc)) == 1 and "not found" in proc.stderr, proc.stderr
 
 
@@ -129,8 +141,16 @@ def test_scores_a_mindcv_googlenet_checkpoint(tmp_path):
     ms.save_checkpoint(theirs, ckpt)
     data = str(tmp_path / "data")
     write_image_folder(data, "val", ["a", "b", "c", "d"], per_class=2, size=(40, 30))
-    args = {"model": "googlenet", "dataset": "imagenet", "data_dir": data, "num_classes": "4", "image_resize": "224",
-            "batch_size": "3", "num_parallel_workers": "1", "device_target": "CPU"}
+    args = {
+        "model": "googlenet",
+        "dataset": "imagenet",
+        "data_dir": data,
+        "num_classes": "4",
+        "image_resize": "224",
+        "batch_size": "3",
+        "num_parallel_workers": "1",
+        "device_target": "CPU",
+    }
     argv = ["validate.py", "--ckpt_path", ckpt]
     for k, v in args.items():
         argv += [f"--{k}", v]

@@ -4,6 +4,7 @@ Importing this module registers ``vz_tiny_test`` (a conv-BN-ReLU net, ~7k parame
 ``vz_tiny_plain`` (the same without BatchNorm, for data-parallel equivalence tests) and
 ``vz_tiny_ops`` (TinyNet from visionzoo's own Conv2d and MaxPool2d, for reproducibility tests).
 """
+
 from mindspore import nn
 
 from visionzoo import is_model, register_model
@@ -16,11 +17,13 @@ class TinyNet(nn.Cell):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, batch_norm: bool = True, drop_rate: float = 0.0):
         super().__init__()
+
         def block(cin, cout):
             layers = [nn.Conv2d(cin, cout, 3, pad_mode="same", has_bias=not batch_norm)]
             if batch_norm:
                 layers.append(nn.BatchNorm2d(cout))
             return layers + [nn.ReLU(), nn.MaxPool2d(2, 2)]
+
         self.features = nn.SequentialCell(*block(in_channels, 16), *block(16, 32))
         self.dropout = make_dropout(drop_rate)
         self.classifier = nn.Dense(32, num_classes)
@@ -42,6 +45,7 @@ class TinyNet(nn.Cell):
 def _build(batch_norm):
     def build(pretrained=False, num_classes=10, in_channels=3, **kwargs):
         return TinyNet(num_classes, in_channels, batch_norm=batch_norm, **kwargs)
+
     return build
 
 
@@ -58,13 +62,20 @@ class TinyOpsNet(TinyNet):
         from visionzoo.ops import Conv2d, MaxPool2d
 
         def block(cin, cout):
-            return [Conv2d(cin, cout, 3, pad_mode="same", has_bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                    MaxPool2d(2, 2)]
+            return [
+                Conv2d(cin, cout, 3, pad_mode="same", has_bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+                MaxPool2d(2, 2),
+            ]
+
         self.features = nn.SequentialCell(*block(in_channels, 16), *block(16, 32))
         self.dropout = make_dropout(drop_rate)
         self.classifier = nn.Dense(32, num_classes)
 
 
 if not is_model("vz_tiny_ops"):
-    register_model(lambda pretrained=False, num_classes=10, in_channels=3, **kw: TinyOpsNet(num_classes, in_channels,
-                                                                                           **kw), name="vz_tiny_ops")
+    register_model(
+        lambda pretrained=False, num_classes=10, in_channels=3, **kw: TinyOpsNet(num_classes, in_channels, **kw),
+        name="vz_tiny_ops",
+    )

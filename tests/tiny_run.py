@@ -1,4 +1,5 @@
 """Run a top-level script with the tiny test models registered: ``python tiny_run.py train.py ARGS``."""
+
 import os
 import runpy
 import sys

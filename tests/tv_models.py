@@ -9,6 +9,7 @@ the real folders, but their ``__init__.py``, which loads the C++ ops, is not run
 weights metadata), imports the two model modules from their files, then removes every ``torchvision*`` entry it added to
 ``sys.modules`` so nothing else in the test session sees the stand-ins.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,8 +28,11 @@ def torchvision_models() -> Tuple[types.ModuleType, types.ModuleType]:
     root = list(spec.submodule_search_locations)[0]
     before = {k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")}
     try:
-        for name, folder in (("torchvision", root), ("torchvision.models", os.path.join(root, "models")),
-                             ("torchvision.transforms", os.path.join(root, "transforms"))):
+        for name, folder in (
+            ("torchvision", root),
+            ("torchvision.models", os.path.join(root, "models")),
+            ("torchvision.transforms", os.path.join(root, "transforms")),
+        ):
             if name not in sys.modules:
                 package = types.ModuleType(name)
                 package.__path__ = [folder]
@@ -41,6 +45,8 @@ def torchvision_models() -> Tuple[types.ModuleType, types.ModuleType]:
         vgg = importlib.import_module("torchvision.models.vgg")
         googlenet = importlib.import_module("torchvision.models.googlenet")
     finally:
-        for name in [k for k in sys.modules if (k == "torchvision" or k.startswith("torchvision.")) and k not in before]:
+        for name in [
+            k for k in sys.modules if (k == "torchvision" or k.startswith("torchvision.")) and k not in before
+        ]:
             del sys.modules[name]
     return vgg, googlenet

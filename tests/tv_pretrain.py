@@ -8,6 +8,7 @@ The first PER_CLASS images of each of the 10 digits, upsampled 8x8 -> 32x32 as t
 writes them, normalised with ImageNet's mean/std (the tag's preprocessing); prints the training
 accuracy.
 """
+
 import os
 import sys
 
@@ -43,7 +44,7 @@ def main() -> None:
     for _ in range(epochs):
         perm = torch.randperm(len(X), generator=gen)
         for i in range(0, len(X) - 31, 32):
-            batch = perm[i:i + 32]
+            batch = perm[i : i + 32]
             loss = torch.nn.functional.cross_entropy(net(X[batch]), Y[batch])
             opt.zero_grad()
             loss.backward()

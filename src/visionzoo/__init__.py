@@ -3,6 +3,7 @@
 The public names below are loaded on first use, so ``import visionzoo.config`` (or any other
 submodule) does not pull in the model, checkpoint or prediction stacks.
 """
+
 # runtime must come first: it sets oneDNN's environment before MindSpore's first operation.
 from . import runtime as _runtime  # noqa: F401  isort: skip
 
@@ -26,8 +27,7 @@ _LAZY = {
     "predict": "tasks.predict",
 }
 
-__all__ = list(_LAZY) + ["VisionZooError", "ConfigError", "DataError", "CheckpointError", "DeviceError",
-                         "ModelError"]
+__all__ = list(_LAZY) + ["VisionZooError", "ConfigError", "DataError", "CheckpointError", "DeviceError", "ModelError"]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,7 @@ unchanged. Precedence: schema defaults < YAML file < command line.
 YAML files may be flat (MindCV's layout) or grouped one level deep (``system:``, ``optimizer:``,
 ...). Files are read with ``yaml.safe_load`` only: a ``!!python/...`` tag is refused.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -19,8 +20,22 @@ from .constants import DEVICES
 from .errors import ConfigError, ModelError
 from .recipes import resolve_recipe
 
-__all__ = ["Key", "SCHEMA", "KEYS", "ALIASES", "Config", "load_config", "load_config_text", "load_yaml", "parse_yaml",
-           "parse_value", "parse_scalar", "unknown_key_message", "help_text", "DEVICES"]
+__all__ = [
+    "Key",
+    "SCHEMA",
+    "KEYS",
+    "ALIASES",
+    "Config",
+    "load_config",
+    "load_config_text",
+    "load_yaml",
+    "parse_yaml",
+    "parse_value",
+    "parse_scalar",
+    "unknown_key_message",
+    "help_text",
+    "DEVICES",
+]
 
 _NONE_STRINGS = ("none", "null", "~", "")
 _TRUE = ("true", "1", "yes", "y", "on")
@@ -56,12 +71,30 @@ SCHEMA: Tuple[Key, ...] = (
     _k("system", "log_interval", "int", 100, "steps between progress log lines", min=1),
     _k("system", "step_log", "bool", False, "write every step's loss and lr to steps.jsonl in ckpt_save_dir (rank 0)"),
     _k("system", "seed", "int", 42, "random seed for weights, data order and augmentation", min=0),
-    _k("system", "resume", "str", "", "'' (fresh run), 'auto' (latest checkpoint in ckpt_save_dir) or a checkpoint path"),
-    _k("system", "scale_lr", "bool", False, "scale lr linearly with the number of devices (lr * devices / tuned_devices)"),
+    _k(
+        "system",
+        "resume",
+        "str",
+        "",
+        "'' (fresh run), 'auto' (latest checkpoint in ckpt_save_dir) or a checkpoint path",
+    ),
+    _k(
+        "system",
+        "scale_lr",
+        "bool",
+        False,
+        "scale lr linearly with the number of devices (lr * devices / tuned_devices)",
+    ),
     _k("system", "tuned_devices", "int", 1, "number of devices the recipe's lr and batch were tuned for", min=1),
     # dataset
-    _k("dataset", "dataset", "str", "imagenet", "dataset type",
-       choices=("imagenet", "cifar10", "cifar100", "digits", "synthetic", "mnist")),
+    _k(
+        "dataset",
+        "dataset",
+        "str",
+        "imagenet",
+        "dataset type",
+        choices=("imagenet", "cifar10", "cifar100", "digits", "synthetic", "mnist"),
+    ),
     _k("dataset", "data_dir", "str", "./", "dataset root folder"),
     _k("dataset", "train_split", "str", "train", "training split (folder name for imagenet)"),
     _k("dataset", "val_split", "str", "val", "validation split (folder name for imagenet)"),
@@ -70,7 +103,15 @@ SCHEMA: Tuple[Key, ...] = (
     _k("dataset", "shuffle", "bool", True, "shuffle the training set"),
     _k("dataset", "num_samples", "int", None, "use only this many training samples", optional=True, min=1),
     _k("dataset", "batch_size", "int", 128, "per-device batch size", min=1),
-    _k("dataset", "eval_batch_size", "int", None, "per-device evaluation batch size (default: batch_size)", optional=True, min=1),
+    _k(
+        "dataset",
+        "eval_batch_size",
+        "int",
+        None,
+        "per-device evaluation batch size (default: batch_size)",
+        optional=True,
+        min=1,
+    ),
     _k("dataset", "drop_remainder", "bool", True, "drop the last incomplete training batch (evaluation never drops)"),
     # augmentation
     _k("augmentation", "image_resize", "int", 224, "network input size", min=8),
@@ -79,24 +120,73 @@ SCHEMA: Tuple[Key, ...] = (
     _k("augmentation", "hflip", "float", 0.5, "horizontal flip probability", min=0),
     _k("augmentation", "vflip", "float", 0.0, "vertical flip probability", min=0),
     _k("augmentation", "color_jitter", "float", 0.4, "colour jitter strength (0 disables)", optional=True, min=0),
-    _k("augmentation", "interpolation", "str", "bilinear", "resize interpolation",
-       choices=("bilinear", "bicubic", "nearest", "area", "lanczos")),
-    _k("augmentation", "auto_augment", "str", None, "mindcv policy, e.g. 'randaug-m9-mstd0.5' or 'autoaug'", optional=True),
-    _k("augmentation", "aug_splits", "int", 0, "augmentation splits (AugMix + JSD loss): not implemented, refused unless 0", min=0),
+    _k(
+        "augmentation",
+        "interpolation",
+        "str",
+        "bilinear",
+        "resize interpolation",
+        choices=("bilinear", "bicubic", "nearest", "area", "lanczos"),
+    ),
+    _k(
+        "augmentation",
+        "auto_augment",
+        "str",
+        None,
+        "mindcv policy, e.g. 'randaug-m9-mstd0.5' or 'autoaug'",
+        optional=True,
+    ),
+    _k(
+        "augmentation",
+        "aug_splits",
+        "int",
+        0,
+        "augmentation splits (AugMix + JSD loss): not implemented, refused unless 0",
+        min=0,
+    ),
     _k("augmentation", "re_prob", "float", 0.0, "random erasing probability", min=0),
     _k("augmentation", "re_scale", "floats", (0.02, 0.33), "random erasing area range", length=2),
     _k("augmentation", "re_ratio", "floats", (0.3, 3.3), "random erasing aspect range", length=2),
     _k("augmentation", "re_value", "str", "0", "random erasing fill: a number, 'random'"),
     _k("augmentation", "re_max_attempts", "int", 10, "random erasing attempts", min=1),
-    _k("augmentation", "mean", "floats", None, "normalisation mean in 0-255 units (default: the dataset's)", optional=True, length=3),
-    _k("augmentation", "std", "floats", None, "normalisation std in 0-255 units (default: the dataset's)", optional=True, length=3),
-    _k("augmentation", "crop_pct", "float", 0.875, "eval centre-crop fraction (resize to image_resize / crop_pct)", min=0.01),
+    _k(
+        "augmentation",
+        "mean",
+        "floats",
+        None,
+        "normalisation mean in 0-255 units (default: the dataset's)",
+        optional=True,
+        length=3,
+    ),
+    _k(
+        "augmentation",
+        "std",
+        "floats",
+        None,
+        "normalisation std in 0-255 units (default: the dataset's)",
+        optional=True,
+        length=3,
+    ),
+    _k(
+        "augmentation",
+        "crop_pct",
+        "float",
+        0.875,
+        "eval centre-crop fraction (resize to image_resize / crop_pct)",
+        min=0.01,
+    ),
     _k("augmentation", "crop_padding", "int", 4, "CIFAR random-crop padding", min=0),
     _k("augmentation", "mixup", "float", 0.0, "mixup alpha (0 disables)", min=0),
     _k("augmentation", "cutmix", "float", 0.0, "cutmix alpha (0 disables)", min=0),
-    _k("augmentation", "cutmix_prob", "float", 1.0,
-       "probability that a batch is mixed at all (MindCV passes it as Mixup's prob; with both mixup and cutmix on, "
-       "each mixed batch is cutmix or mixup with probability 0.5)", min=0),
+    _k(
+        "augmentation",
+        "cutmix_prob",
+        "float",
+        1.0,
+        "probability that a batch is mixed at all (MindCV passes it as Mixup's prob; with both mixup and cutmix on, "
+        "each mixed batch is cutmix or mixup with probability 0.5)",
+        min=0,
+    ),
     _k("augmentation", "mixup_off_epoch", "int", 0, "stop mixup/cutmix from this epoch on (0: never)", min=0),
     _k("augmentation", "aug_repeats", "int", 0, "repeated augmentation: not implemented, refused unless 0", min=0),
     # model
@@ -104,22 +194,55 @@ SCHEMA: Tuple[Key, ...] = (
     _k("model", "num_classes", "int", 1000, "number of classes", min=1),
     _k("model", "in_channels", "int", 3, "input channels", min=1),
     _k("model", "drop_rate", "float", None, "classifier dropout (default: the model's)", optional=True, min=0),
-    _k("model", "drop_path_rate", "float", None, "unused by these models; accepted for MindCV recipes", optional=True, min=0),
+    _k(
+        "model",
+        "drop_path_rate",
+        "float",
+        None,
+        "unused by these models; accepted for MindCV recipes",
+        optional=True,
+        min=0,
+    ),
     _k("model", "aux_logits", "bool", False, "GoogLeNet auxiliary heads"),
-    _k("model", "model_kwargs", "dict", {}, "extra builder arguments, e.g. {has_bias: false, initialize_mode: XavierUniform}"),
+    _k(
+        "model",
+        "model_kwargs",
+        "dict",
+        {},
+        "extra builder arguments, e.g. {has_bias: false, initialize_mode: XavierUniform}",
+    ),
     _k("model", "pretrained", "bool", False, "start from the registry's pretrained weights"),
     _k("model", "ckpt_path", "str", "", "weights to start from (fine-tuning); validate.py: the checkpoint to score"),
-    _k("model", "resume_opt", "bool", False, "with ckpt_path: also restore the optimizer state and epoch from that "
-       "visionzoo training checkpoint (the same as resume <ckpt_path>)"),
+    _k(
+        "model",
+        "resume_opt",
+        "bool",
+        False,
+        "with ckpt_path: also restore the optimizer state and epoch from that "
+        "visionzoo training checkpoint (the same as resume <ckpt_path>)",
+    ),
     _k("model", "keep_checkpoint_max", "int", 10, "checkpoints kept", min=1),
     _k("model", "ckpt_save_dir", "str", "./ckpt", "checkpoint and log folder"),
     _k("model", "ckpt_save_interval", "int", 1, "epochs between checkpoints", min=1),
-    _k("model", "ckpt_save_policy", "str", "latest_k", "latest_k: the keep_checkpoint_max newest; top_k: the "
-       "keep_checkpoint_max best by validation top-1 (and the newest, for resume)", choices=("latest_k", "top_k")),
+    _k(
+        "model",
+        "ckpt_save_policy",
+        "str",
+        "latest_k",
+        "latest_k: the keep_checkpoint_max newest; top_k: the "
+        "keep_checkpoint_max best by validation top-1 (and the newest, for resume)",
+        choices=("latest_k", "top_k"),
+    ),
     _k("model", "epoch_size", "int", 90, "training epochs", min=1),
     _k("model", "dataset_sink_mode", "bool", True, "dataset sink mode (Ascend/GPU; ignored on CPU and with ema)"),
-    _k("model", "ema", "bool", False, "exponential moving average of the weights (MindCV's): validation scores it, "
-       "checkpoints hold it next to the online weights, validate.py with ema True scores it"),
+    _k(
+        "model",
+        "ema",
+        "bool",
+        False,
+        "exponential moving average of the weights (MindCV's): validation scores it, "
+        "checkpoints hold it next to the online weights, validate.py with ema True scores it",
+    ),
     _k("model", "ema_decay", "float", 0.9999, "EMA decay (warmed up as ema_decay * (1 - exp(-updates / 2000)))", min=0),
     _k("model", "clip_grad", "bool", False, "clip gradients by global norm"),
     _k("model", "clip_value", "float", 15.0, "global-norm clip value", min=0),
@@ -130,17 +253,42 @@ SCHEMA: Tuple[Key, ...] = (
     _k("optimizer", "momentum", "float", 0.9, "momentum", min=0),
     _k("optimizer", "weight_decay", "float", 1e-6, "weight decay", min=0),
     _k("optimizer", "use_nesterov", "bool", False, "Nesterov momentum"),
-    _k("optimizer", "weight_decay_filter", "str", "disable",
-       "'disable': decay every parameter; 'norm_and_bias': no decay on normalisation parameters and biases; "
-       "'auto' (MindSpore's default filter, as MindCV): no decay on normalisation parameters, biases decay",
-       choices=("disable", "auto", "norm_and_bias")),
+    _k(
+        "optimizer",
+        "weight_decay_filter",
+        "str",
+        "disable",
+        "'disable': decay every parameter; 'norm_and_bias': no decay on normalisation parameters and biases; "
+        "'auto' (MindSpore's default filter, as MindCV): no decay on normalisation parameters, biases decay",
+        choices=("disable", "auto", "norm_and_bias"),
+    ),
     _k("optimizer", "eps", "float", 1e-10, "Adam epsilon", min=0),
-    _k("optimizer", "backbone_lr_scale", "float", 1.0, "fine-tuning: every parameter outside the model's head (the "
-       "layers a new num_classes replaces) learns at lr * backbone_lr_scale, in (0, 1]; 1: one lr for all"),
+    _k(
+        "optimizer",
+        "backbone_lr_scale",
+        "float",
+        1.0,
+        "fine-tuning: every parameter outside the model's head (the "
+        "layers a new num_classes replaces) learns at lr * backbone_lr_scale, in (0, 1]; 1: one lr for all",
+    ),
     # scheduler
-    _k("scheduler", "scheduler", "str", "cosine_decay", "learning-rate schedule",
-       choices=("constant", "cosine_decay", "warmup_cosine_decay", "step_decay", "multi_step_decay",
-                "staged_decay", "polynomial_decay", "exponential_decay")),
+    _k(
+        "scheduler",
+        "scheduler",
+        "str",
+        "cosine_decay",
+        "learning-rate schedule",
+        choices=(
+            "constant",
+            "cosine_decay",
+            "warmup_cosine_decay",
+            "step_decay",
+            "multi_step_decay",
+            "staged_decay",
+            "polynomial_decay",
+            "exponential_decay",
+        ),
+    ),
     _k("scheduler", "lr", "float", 0.001, "base learning rate", min=0),
     _k("scheduler", "min_lr", "float", 1e-6, "final learning rate of cosine/polynomial decay", min=0),
     _k("scheduler", "warmup_epochs", "int", 3, "linear warmup epochs", min=0),
@@ -148,9 +296,23 @@ SCHEMA: Tuple[Key, ...] = (
     _k("scheduler", "decay_epochs", "int", 100, "step_decay period / cosine length after warmup", min=0),
     _k("scheduler", "decay_rate", "float", 0.9, "multiplier of step and multi-step decay", min=0),
     _k("scheduler", "multi_step_decay_milestones", "ints", (30, 60, 90), "multi-step milestones (epochs)"),
-    _k("scheduler", "staged_decay_points", "floats", (0.3, 0.6, 0.8), "staged_decay: fractions of training where lr drops x0.1"),
-    _k("scheduler", "lr_power", "float", None, "polynomial_decay exponent per update down to min_lr (model_zoo); "
-       "unset: MindCV's form, exponent decay_rate per epoch after warmup, down to 0", optional=True, min=0),
+    _k(
+        "scheduler",
+        "staged_decay_points",
+        "floats",
+        (0.3, 0.6, 0.8),
+        "staged_decay: fractions of training where lr drops x0.1",
+    ),
+    _k(
+        "scheduler",
+        "lr_power",
+        "float",
+        None,
+        "polynomial_decay exponent per update down to min_lr (model_zoo); "
+        "unset: MindCV's form, exponent decay_rate per epoch after warmup, down to 0",
+        optional=True,
+        min=0,
+    ),
     _k("scheduler", "lr_epoch_stair", "bool", False, "hold the lr constant within an epoch"),
     _k("scheduler", "num_cycles", "int", 1, "cosine cycles (1 supported)", choices=(1,)),
     _k("scheduler", "cycle_decay", "float", 1.0, "cosine cycle decay (unused with one cycle)", min=0),
@@ -161,15 +323,34 @@ SCHEMA: Tuple[Key, ...] = (
     _k("loss", "reduction", "str", "mean", "loss reduction", choices=("mean",)),
     # amp
     _k("amp", "amp_level", "str", "O0", "mixed precision level", choices=("O0", "O1", "O2", "O3")),
-    _k("amp", "val_amp_level", "str", "O0", "mixed precision level for validation (during training too: a second "
-       "network at this level when it differs from amp_level)", choices=("O0", "O1", "O2", "O3")),
+    _k(
+        "amp",
+        "val_amp_level",
+        "str",
+        "O0",
+        "mixed precision level for validation (during training too: a second "
+        "network at this level when it differs from amp_level)",
+        choices=("O0", "O1", "O2", "O3"),
+    ),
     _k("amp", "amp_cast_list", "str", None, "unused; accepted for MindCV recipes", optional=True),
     _k("amp", "loss_scale_type", "str", "fixed", "loss scale manager", choices=("fixed", "dynamic", "auto", "none")),
     _k("amp", "loss_scale", "float", 1.0, "(initial) loss scale", min=0),
-    _k("amp", "drop_overflow_update", "bool", False, "skip steps whose gradients overflow (a dynamic scale always does)"),
+    _k(
+        "amp",
+        "drop_overflow_update",
+        "bool",
+        False,
+        "skip steps whose gradients overflow (a dynamic scale always does)",
+    ),
     _k("amp", "loss_scale_window", "int", 2000, "dynamic loss scale: clean steps before the scale doubles", min=1),
     _k("amp", "keep_batchnorm_fp32", "bool", True, "keep BatchNorm in float32 under O2"),
-    _k("amp", "eval_shuffle", "bool", False, "shuffle the evaluation order (seeded; metrics count every sample either way)"),
+    _k(
+        "amp",
+        "eval_shuffle",
+        "bool",
+        False,
+        "shuffle the evaluation order (seeded; metrics count every sample either way)",
+    ),
 )
 
 KEYS: Dict[str, Key] = {k.name: k for k in SCHEMA}
@@ -189,6 +370,8 @@ def _resolve_alias(name: str, value: Any) -> Tuple[str, Any]:
     if table is not None:
         value = table[parse_scalar(KEYS[target], "bool", value)]
     return target, value
+
+
 GROUPS = tuple(dict.fromkeys(k.group for k in SCHEMA))
 
 
@@ -292,10 +475,17 @@ def parse_value(key: Key, value: Any) -> Any:
         if isinstance(value, str):  # command line: a YAML/JSON mapping or name=value pairs
             text = value.strip()
             try:
-                value = yaml.safe_load(text) if text.startswith("{") else {
-                    k.strip(): yaml.safe_load(v) for k, v in (p.split("=", 1) for p in text.split(",") if p.strip())}
+                value = (
+                    yaml.safe_load(text)
+                    if text.startswith("{")
+                    else {
+                        k.strip(): yaml.safe_load(v) for k, v in (p.split("=", 1) for p in text.split(",") if p.strip())
+                    }
+                )
             except (ValueError, yaml.YAMLError):
-                raise ConfigError(f"key {key.name!r} needs name=value pairs or a {{...}} mapping, got {value!r}") from None
+                raise ConfigError(
+                    f"key {key.name!r} needs name=value pairs or a {{...}} mapping, got {value!r}"
+                ) from None
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ConfigError(f"key {key.name!r} needs a mapping of argument names to values, got {value!r}")
         return dict(value)
@@ -336,7 +526,10 @@ def parse_yaml(text: str, where: str) -> Dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as e:
-        raise ConfigError(f"{where}: refused a YAML tag that could run code or build objects ({e.problem}); recipes hold plain values only") from None
+        raise ConfigError(
+            f"{where}: refused a YAML tag that could run code or build objects ({e.problem}); "
+            "recipes hold plain values only"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -372,30 +565,44 @@ def _check_model(cfg: Config) -> None:
 
 def _check_cross_fields(cfg: Config) -> None:
     if cfg.loss_scale_type != "none" and cfg.loss_scale <= 0:
-        raise ConfigError(f"key 'loss_scale': {cfg.loss_scale:g} is not a usable loss scale",
-                          hint="use a positive value (1 for no scaling), or loss_scale_type none")
+        raise ConfigError(
+            f"key 'loss_scale': {cfg.loss_scale:g} is not a usable loss scale",
+            hint="use a positive value (1 for no scaling), or loss_scale_type none",
+        )
     if cfg.warmup_epochs > cfg.epoch_size and cfg.scheduler not in ("constant",):
         raise ConfigError(
-            f"warmup_epochs ({cfg.warmup_epochs}) is longer than training (epoch_size {cfg.epoch_size}); lower warmup_epochs")
+            f"warmup_epochs ({cfg.warmup_epochs}) is longer than training "
+            f"(epoch_size {cfg.epoch_size}); lower warmup_epochs"
+        )
     if not 0.0 < cfg.backbone_lr_scale <= 1.0:
-        raise ConfigError(f"key 'backbone_lr_scale' must be in (0, 1], got {cfg.backbone_lr_scale:g}",
-                          hint="use e.g. 0.1 to fine-tune the backbone 10x slower, 1 for one lr, or freeze it "
-                               "with model_kwargs {freeze_backbone: true}")
+        raise ConfigError(
+            f"key 'backbone_lr_scale' must be in (0, 1], got {cfg.backbone_lr_scale:g}",
+            hint="use e.g. 0.1 to fine-tune the backbone 10x slower, 1 for one lr, or freeze it "
+            "with model_kwargs {freeze_backbone: true}",
+        )
     if cfg.aux_factor > 0 and not cfg.aux_logits:
         raise ConfigError("aux_factor > 0 needs aux_logits True (the auxiliary heads are off)")
     if cfg.aug_repeats not in (0, 1):
-        raise ConfigError(f"aug_repeats {cfg.aug_repeats}: repeated augmentation (MindCV's RepeatAugSampler) is not "
-                          "implemented in visionzoo; set aug_repeats 0")
+        raise ConfigError(
+            f"aug_repeats {cfg.aug_repeats}: repeated augmentation (MindCV's RepeatAugSampler) is not "
+            "implemented in visionzoo; set aug_repeats 0"
+        )
     if cfg.aug_splits != 0:
-        raise ConfigError(f"aug_splits {cfg.aug_splits}: augmentation splits (AugMix with a JSD loss) are not "
-                          "implemented in visionzoo; set aug_splits 0")
+        raise ConfigError(
+            f"aug_splits {cfg.aug_splits}: augmentation splits (AugMix with a JSD loss) are not "
+            "implemented in visionzoo; set aug_splits 0"
+        )
     if cfg.ckpt_save_policy == "top_k" and not cfg.val_while_train:
         raise ConfigError("ckpt_save_policy top_k ranks checkpoints by validation top-1: set val_while_train True")
     if cfg.resume_opt and not cfg.ckpt_path:
-        raise ConfigError("resume_opt True restores optimizer state from ckpt_path, but ckpt_path is empty; "
-                          "set ckpt_path to a visionzoo training checkpoint (or use resume auto)")
+        raise ConfigError(
+            "resume_opt True restores optimizer state from ckpt_path, but ckpt_path is empty; "
+            "set ckpt_path to a visionzoo training checkpoint (or use resume auto)"
+        )
     if cfg.mixup_off_epoch and not (cfg.mixup > 0 or cfg.cutmix > 0):
-        raise ConfigError("mixup_off_epoch is set but mixup and cutmix are 0; set mixup or cutmix, or mixup_off_epoch 0")
+        raise ConfigError(
+            "mixup_off_epoch is set but mixup and cutmix are 0; set mixup or cutmix, or mixup_off_epoch 0"
+        )
 
 
 def load_config(path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> Config:
@@ -423,7 +630,9 @@ def _build_config(recipe: Dict[str, Any], where: Optional[str], overrides: Optio
         try:
             setattr(cfg, name, value)
         except ConfigError as e:
-            raise (ConfigError(e.what, path=where, hint=e.hint) if where and name not in (overrides or {}) else e) from None
+            raise (
+                ConfigError(e.what, path=where, hint=e.hint) if where and name not in (overrides or {}) else e
+            ) from None
     _check_cross_fields(cfg)
     _check_model(cfg)
     return cfg

@@ -1,8 +1,8 @@
 """Constants shared by the data pipelines, the model specs and prediction (each defined here once)."""
+
 from __future__ import annotations
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CIFAR_MEAN", "CIFAR_STD", "DIGITS_MEAN", "DIGITS_STD",
-           "IMAGE_EXTENSIONS"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CIFAR_MEAN", "CIFAR_STD", "DIGITS_MEAN", "DIGITS_STD", "IMAGE_EXTENSIONS"]
 
 # Normalisation constants in 0-255 units (the data pipeline's convention, as MindCV's).
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)

@@ -6,6 +6,7 @@ msrun (``MS_ROLE`` is set by the launcher) always initialises communication and 
 data-parallel when there is more than one worker, whatever ``distribute`` says: otherwise N
 processes would each train the full dataset and overwrite each other's checkpoints.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,16 @@ import numpy as np
 
 from .errors import DeviceError
 
-__all__ = ["RunContext", "setup_context", "current_context", "all_reduce_sum", "launched_by_msrun",
-           "rank_log_path", "check_same_weights", "is_listening"]
+__all__ = [
+    "RunContext",
+    "setup_context",
+    "current_context",
+    "all_reduce_sum",
+    "launched_by_msrun",
+    "rank_log_path",
+    "check_same_weights",
+    "is_listening",
+]
 
 _logger = logging.getLogger(__name__)
 _CONTEXT = None
@@ -64,7 +73,8 @@ def _check_device(target: str) -> None:
     if not available:
         raise DeviceError(
             f"device_target {target} is not available here (MindSpore {ms.__version__} found no {target} device or "
-            f"its runtime); run with --device_target CPU or install MindSpore for {target}")
+            f"its runtime); run with --device_target CPU or install MindSpore for {target}"
+        )
 
 
 def setup_context(cfg: Any, init_comm: bool = True) -> RunContext:
@@ -85,8 +95,9 @@ def setup_context(cfg: Any, init_comm: bool = True) -> RunContext:
         if ms.get_context("device_target") != cfg.device_target:  # once a kernel ran, it may not be set again
             ms.set_device(cfg.device_target)
     except Exception as e:  # noqa: BLE001  MindSpore raises RuntimeError/ValueError with long text
-        raise DeviceError(f"cannot use device_target {cfg.device_target}: {str(e).splitlines()[0]}; "
-                          "run with --device_target CPU") from None
+        raise DeviceError(
+            f"cannot use device_target {cfg.device_target}: {str(e).splitlines()[0]}; run with --device_target CPU"
+        ) from None
     rank, size = 0, 1
     if init_comm and (cfg.distribute or launched_by_msrun()):
         from mindspore.communication import get_group_size, get_rank, init
@@ -98,20 +109,27 @@ def setup_context(cfg: Any, init_comm: bool = True) -> RunContext:
             init()  # msrun's scheduler serves the cluster inside init() and its process ends there
         except Exception as e:  # noqa: BLE001
             if scheduler:
-                raise DeviceError(f"msrun scheduler: the distributed job failed ({str(e).splitlines()[0]}); the "
-                                  "failing rank's log says why: see msrun's --log_dir (worker_<rank>.log) and "
-                                  "<ckpt_save_dir>/logs/rank_<rank>.log") from None
-            raise DeviceError(f"distributed init failed ({str(e).splitlines()[0]}); launch the script with msrun, e.g. "
-                              "msrun --worker_num 2 --local_worker_num 2 train.py -c ..., or pass --distribute False "
-                              "to run on one device") from None
+                raise DeviceError(
+                    f"msrun scheduler: the distributed job failed ({str(e).splitlines()[0]}); the "
+                    "failing rank's log says why: see msrun's --log_dir (worker_<rank>.log) and "
+                    "<ckpt_save_dir>/logs/rank_<rank>.log"
+                ) from None
+            raise DeviceError(
+                f"distributed init failed ({str(e).splitlines()[0]}); launch the script with msrun, e.g. "
+                "msrun --worker_num 2 --local_worker_num 2 train.py -c ..., or pass --distribute False "
+                "to run on one device"
+            ) from None
         if scheduler:  # not reached with MindSpore 2.x; never let a scheduler train
             raise SystemExit(0)
         rank, size = get_rank(), get_group_size()
         if size > 1:
-            ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
-                                         device_num=size)
+            ms.set_auto_parallel_context(
+                parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=size
+            )
         if not cfg.distribute and size > 1:
-            _logger.warning("launched by msrun with %d workers: training data-parallel although distribute is False", size)
+            _logger.warning(
+                "launched by msrun with %d workers: training data-parallel although distribute is False", size
+            )
     _CONTEXT = RunContext(device_target=cfg.device_target, rank=rank, group_size=size)
     return _CONTEXT
 
@@ -141,8 +159,12 @@ def _exit_if_scheduler_running() -> None:
     host, port = os.environ.get("MS_SCHED_HOST", ""), int(os.environ.get("MS_SCHED_PORT", "0") or 0)
     if not host or not port or not is_listening(host, port):
         return  # nobody serves the port yet: this launcher's scheduler is the job's
-    _logger.info("msrun scheduler: %s:%d is already served by a scheduler another launcher started on this "
-                 "machine (several --node_rank here); this one is not needed", host, port)
+    _logger.info(
+        "msrun scheduler: %s:%d is already served by a scheduler another launcher started on this "
+        "machine (several --node_rank here); this one is not needed",
+        host,
+        port,
+    )
     raise SystemExit(0)
 
 
@@ -173,7 +195,7 @@ def all_reduce_sum(values: np.ndarray, ctx: RunContext) -> np.ndarray:
     hi = values.astype(np.float32)
     lo = (values - hi.astype(np.float64)).astype(np.float32)
     both = ops.AllReduce()(ms.Tensor(np.concatenate([hi, lo]))).asnumpy().astype(np.float64)
-    return both[:values.size] + both[values.size:]
+    return both[: values.size] + both[values.size :]
 
 
 def check_same_weights(network: Any, ctx: RunContext) -> None:
@@ -195,6 +217,8 @@ def check_same_weights(network: Any, ctx: RunContext) -> None:
     if bad.any():
         names = [p.name for p in network.get_parameters()]
         first = names[int(np.flatnonzero(bad)[0]) // 2]
-        raise DeviceError(f"rank {ctx.rank}: initial weights differ across the {ctx.group_size} ranks (first: {first}); "
-                          "the model's initialisation is not seeded deterministically, or ranks run different "
-                          "recipes or code versions; launch every rank with the same recipe and seed")
+        raise DeviceError(
+            f"rank {ctx.rank}: initial weights differ across the {ctx.group_size} ranks (first: {first}); "
+            "the model's initialisation is not seeded deterministically, or ranks run different "
+            "recipes or code versions; launch every rank with the same recipe and seed"
+        )

@@ -6,12 +6,21 @@ option) derives from :class:`VisionZooError`. An error holds three fields: ``wha
 an error with more context changes a field (:meth:`VisionZooError.with_hint`); it never parses the
 text. ``str(error)`` is the one-line form the command-line scripts print (then exit status 2).
 """
+
 from __future__ import annotations
 
 from typing import Optional, TypeVar
 
-__all__ = ["VisionZooError", "ConfigError", "DataError", "CheckpointError", "DeviceError", "ModelError",
-           "TrainingDiverged", "CheckpointNotFoundError"]
+__all__ = [
+    "VisionZooError",
+    "ConfigError",
+    "DataError",
+    "CheckpointError",
+    "DeviceError",
+    "ModelError",
+    "TrainingDiverged",
+    "CheckpointNotFoundError",
+]
 
 _E = TypeVar("_E", bound="VisionZooError")
 

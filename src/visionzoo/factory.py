@@ -3,6 +3,7 @@
 It composes the registry (names -> builders), the built-in models (imported here, which registers
 them), the checkpoint package (weights) and the packaged recipes (for :func:`get_model_info`).
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Union
@@ -11,15 +12,25 @@ from . import models as _models  # noqa: F401  registers the built-in models
 from .checkpoint import load_checkpoint, resolve_pretrained
 from .errors import CheckpointError
 from .recipes import find_recipes
+from .registry import (
+    ModelInfo,
+    builder_takes_pretrained,
+    check_model_options,
+    get_builder,
+    get_model_spec,
+    is_model,
+    register_model,
+    registered_models,
+    split_name,
+)
 from .runtime import building_for
-from .registry import (ModelInfo, builder_takes_pretrained, check_model_options, get_builder, get_model_spec,
-                       is_model, register_model, registered_models, split_name)
 
 __all__ = ["create_model", "list_models", "get_model_info", "is_model", "register_model"]
 
 
-def list_models(filter: Union[str, Sequence[str]] = "", exclude_filters: Union[str, Sequence[str]] = "",
-                pretrained: bool = False) -> List[str]:
+def list_models(
+    filter: Union[str, Sequence[str]] = "", exclude_filters: Union[str, Sequence[str]] = "", pretrained: bool = False
+) -> List[str]:
     """Sorted names of registered models (built-in and plugins).
 
     ``filter`` / ``exclude_filters``: shell-style wildcards (a string or a list), e.g. ``"vgg*_bn"``.
@@ -58,9 +69,16 @@ def get_model_info(name: str) -> ModelInfo:
     )
 
 
-def create_model(name: str, pretrained: Union[bool, str] = False, num_classes: int = 1000, in_channels: int = 3,
-                 checkpoint_path: Optional[str] = None, pretrained_file: Optional[str] = None,
-                 device: Optional[str] = None, **kwargs: Any) -> Any:
+def create_model(
+    name: str,
+    pretrained: Union[bool, str] = False,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    checkpoint_path: Optional[str] = None,
+    pretrained_file: Optional[str] = None,
+    device: Optional[str] = None,
+    **kwargs: Any,
+) -> Any:
     """Build registered model ``name``.
 
     Args:
@@ -86,11 +104,14 @@ def create_model(name: str, pretrained: Union[bool, str] = False, num_classes: i
     if pretrained_file is not None and not pretrained:
         pretrained = True
     if pretrained and checkpoint_path:
-        raise CheckpointError("pass either pretrained=True or checkpoint_path, not both",
-                              hint="the checkpoint would overwrite the pretrained weights")
+        raise CheckpointError(
+            "pass either pretrained=True or checkpoint_path, not both",
+            hint="the checkpoint would overwrite the pretrained weights",
+        )
     if tag and isinstance(pretrained, str) and pretrained != tag:
-        raise CheckpointError(f"model name {name!r} carries tag {tag!r} but pretrained={pretrained!r}",
-                              hint="give the tag once")
+        raise CheckpointError(
+            f"model name {name!r} carries tag {tag!r} but pretrained={pretrained!r}", hint="give the tag once"
+        )
     builder = get_builder(base)
     spec = get_model_spec(base)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}

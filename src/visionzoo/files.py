@@ -8,6 +8,7 @@
 * :func:`download_verified` streams a URL into a temporary file, checks its digest and only then
   moves it into place: a partial or wrong file never takes the target's name.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,16 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
-__all__ = ["HOME_ENV", "cache_root", "atomic_path", "write_text_atomic", "file_digest", "download_verified",
-           "DownloadFailed", "DigestMismatch"]
+__all__ = [
+    "HOME_ENV",
+    "cache_root",
+    "atomic_path",
+    "write_text_atomic",
+    "file_digest",
+    "download_verified",
+    "DownloadFailed",
+    "DigestMismatch",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -97,8 +106,14 @@ class DigestMismatch(ValueError):
         self.url, self.algorithm, self.actual, self.expected = url, algorithm, actual, expected
 
 
-def download_verified(url: str, target: PathLike, expected: str, algorithm: str = "sha256",
-                      timeout: float = 60.0, on_progress: Optional[Callable[[int], None]] = None) -> Path:
+def download_verified(
+    url: str,
+    target: PathLike,
+    expected: str,
+    algorithm: str = "sha256",
+    timeout: float = 60.0,
+    on_progress: Optional[Callable[[int], None]] = None,
+) -> Path:
     """Fetch ``url`` into ``target`` if its ``algorithm`` digest starts with ``expected`` (a full
     digest or a published prefix of at least 8 hex digits).
 

@@ -5,6 +5,7 @@ GitHub and the ones an installed wheel carries are one copy. A recipe is named b
 without ``.yaml`` (``vgg11_bn_cifar_digits_cpu``); :func:`resolve_recipe` turns a name or a path into
 a file path, so ``-c NAME`` works wherever visionzoo is installed.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -56,12 +57,15 @@ def resolve_recipe(name_or_path: Union[str, "os.PathLike[str]"]) -> str:
     if os.path.isfile(text):
         return text
     stem = Path(text).name
-    stem = stem[:-len(".yaml")] if stem.endswith(".yaml") else stem
+    stem = stem[: -len(".yaml")] if stem.endswith(".yaml") else stem
     if os.sep in text or "/" in text or text.endswith(".yaml"):
         if stem not in _index():
-            raise ConfigError("config file not found", path=text,
-                              hint="pass an existing recipe file or a packaged recipe name, "
-                                   "e.g. -c vgg11_bn_cifar_digits_cpu (visionzoo.list_recipes() lists them)")
+            raise ConfigError(
+                "config file not found",
+                path=text,
+                hint="pass an existing recipe file or a packaged recipe name, "
+                "e.g. -c vgg11_bn_cifar_digits_cpu (visionzoo.list_recipes() lists them)",
+            )
     return str(recipe_path(stem))
 
 

@@ -12,6 +12,7 @@ models through the ``visionzoo.models`` entry-point group::
 Entry points are loaded on the first unknown name and on every listing (each one once). A plugin
 that fails to import is skipped with a warning naming it.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -91,9 +92,13 @@ class WeightSpec:
     @property
     def preprocessing(self) -> Dict[str, Any]:
         """Eval preprocessing as recipe keys (``image_resize``, ``crop_pct``, ``interpolation``, ``mean``, ``std``)."""
-        return {"image_resize": int(self.input_size[-1]), "crop_pct": float(self.crop_pct),
-                "interpolation": self.interpolation, "mean": tuple(float(v) for v in self.mean),
-                "std": tuple(float(v) for v in self.std)}
+        return {
+            "image_resize": int(self.input_size[-1]),
+            "crop_pct": float(self.crop_pct),
+            "interpolation": self.interpolation,
+            "mean": tuple(float(v) for v in self.mean),
+            "std": tuple(float(v) for v in self.std),
+        }
 
 
 @dataclass(frozen=True)
@@ -177,8 +182,13 @@ class ModelInfo:
         """Eval preprocessing (recipe keys): the tag's, else the model's input size and mean/std."""
         if self.weight:
             return self.weight.preprocessing
-        return {"image_resize": int(self.input_size[-1]), "crop_pct": 0.875, "interpolation": "bilinear",
-                "mean": tuple(self.mean), "std": tuple(self.std)}
+        return {
+            "image_resize": int(self.input_size[-1]),
+            "crop_pct": 0.875,
+            "interpolation": "bilinear",
+            "mean": tuple(self.mean),
+            "std": tuple(self.std),
+        }
 
     def num_params_at(self, num_classes: int) -> int:
         """Trainable parameters with a ``num_classes`` head (the head is ``num_features -> classes``)."""
@@ -238,8 +248,13 @@ def _accepted_options(fn: Callable[..., Any], model_cls: Optional[type]) -> Opti
     return tuple(sorted((named | cls_named) - {"self"}))
 
 
-def register_model(fn: Optional[Callable[..., Any]] = None, *, name: Optional[str] = None,
-                   spec: Optional[ModelSpec] = None, model_cls: Optional[type] = None) -> Any:
+def register_model(
+    fn: Optional[Callable[..., Any]] = None,
+    *,
+    name: Optional[str] = None,
+    spec: Optional[ModelSpec] = None,
+    model_cls: Optional[type] = None,
+) -> Any:
     """Register a model builder; use as ``@register_model`` or ``@register_model(name=..., spec=...)``.
 
     The builder is called as ``fn(num_classes=..., in_channels=..., **options)`` (plus
@@ -254,9 +269,11 @@ def register_model(fn: Optional[Callable[..., Any]] = None, *, name: Optional[st
         model_name = name or f.__name__
         if model_name in _MODELS:
             other = _MODELS[model_name].spec.module or "?"
-            raise ModelError(f"model '{model_name}' is already registered (by {other})",
-                             hint="pick another name (registering a name twice is refused so one model "
-                                  "cannot silently replace another)")
+            raise ModelError(
+                f"model '{model_name}' is already registered (by {other})",
+                hint="pick another name (registering a name twice is refused so one model "
+                "cannot silently replace another)",
+            )
         s = spec
         if s is None:
             table = getattr(sys.modules.get(f.__module__), "model_specs", {}) or {}
@@ -264,10 +281,12 @@ def register_model(fn: Optional[Callable[..., Any]] = None, *, name: Optional[st
         if s is None:
             s = ModelSpec(num_params=0, num_features=0)
         if not isinstance(s, ModelSpec):
-            raise ModelError(f"spec of model '{model_name}' must be a visionzoo.registry.ModelSpec, "
-                             f"got {type(s).__name__}")
-        _MODELS[model_name] = _Entry(f, replace(s, name=model_name, module=f.__module__),
-                                     _accepted_options(f, model_cls))
+            raise ModelError(
+                f"spec of model '{model_name}' must be a visionzoo.registry.ModelSpec, got {type(s).__name__}"
+            )
+        _MODELS[model_name] = _Entry(
+            f, replace(s, name=model_name, module=f.__module__), _accepted_options(f, model_cls)
+        )
         mod = sys.modules.get(f.__module__)
         if mod is not None and isinstance(getattr(mod, "__all__", None), list) and model_name not in mod.__all__:
             mod.__all__.append(model_name)
@@ -349,8 +368,9 @@ def is_model(name: str) -> bool:
     return not tag or any(w.tag == tag for w in entry.spec.weights)
 
 
-def registered_models(filter: Union[str, Sequence[str]] = "", exclude_filters: Union[str, Sequence[str]] = "",
-                      pretrained: bool = False) -> List[str]:
+def registered_models(
+    filter: Union[str, Sequence[str]] = "", exclude_filters: Union[str, Sequence[str]] = "", pretrained: bool = False
+) -> List[str]:
     """Sorted names of the models registered so far (plugins loaded first); see
     :func:`visionzoo.list_models`, which registers the built-in models before listing."""
     load_plugins()
@@ -365,9 +385,16 @@ def registered_models(filter: Union[str, Sequence[str]] = "", exclude_filters: U
     if pretrained:  # name.tag pairs; a filter may match the model name or the pair
         pairs = [f"{n}.{w.tag}" for n in _MODELS for w in _MODELS[n].spec.weights]
         keep = set(names)
-        names = [p for p in pairs if split_name(p)[0] in keep
-                 or (include and any(fnmatch.fnmatchcase(p, f) for f in include)
-                     and not any(fnmatch.fnmatchcase(p, f) for f in exclude))]
+        names = [
+            p
+            for p in pairs
+            if split_name(p)[0] in keep
+            or (
+                include
+                and any(fnmatch.fnmatchcase(p, f) for f in include)
+                and not any(fnmatch.fnmatchcase(p, f) for f in exclude)
+            )
+        ]
     return sorted(names)
 
 
@@ -391,8 +418,7 @@ def check_model_options(name: str, options: Iterable[str]) -> None:
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         allowed = ", ".join(o for o in accepted if o not in _FACTORY_ARGS)
-        raise ModelError(f"model '{name}' does not take option(s) {', '.join(unknown)}",
-                         hint=f"it takes: {allowed}")
+        raise ModelError(f"model '{name}' does not take option(s) {', '.join(unknown)}", hint=f"it takes: {allowed}")
 
 
 def builder_takes_pretrained(name: str) -> bool:

@@ -29,6 +29,7 @@ conv formulation tuning        each conv geometry keeps the fastest of up    ``V
                                threads) and reused by later runs             ``python -m visionzoo.ops clear``
 =============================  ===========================================  ==============================
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -130,6 +131,7 @@ def fast_ops_required() -> bool:
     back (for benchmarks and CI, where a silent fallback would measure the wrong thing)."""
     return os.environ.get(FAST_OPS_ENV, "").strip().lower() == "require"
 
+
 #: Environment switch for the fast CPU max pooling ("0" turns it off).
 FAST_POOL_ENV = "VISIONZOO_FAST_POOL"
 #: Environment switch for the fast CPU convolution ("0" turns it off).
@@ -181,8 +183,10 @@ def check_device(device: str) -> str:
     for name in DEVICES:
         if isinstance(device, str) and device.lower() == name.lower():
             return name
-    raise DeviceError(f"device {device!r} is not one of {', '.join(DEVICES)}",
-                      hint="pass device='CPU', 'GPU' or 'Ascend' (or leave it unset for MindSpore's device_target)")
+    raise DeviceError(
+        f"device {device!r} is not one of {', '.join(DEVICES)}",
+        hint="pass device='CPU', 'GPU' or 'Ascend' (or leave it unset for MindSpore's device_target)",
+    )
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ turns it into :class:`Terminated`, which the scripts end with status 143 (128 + 
 Every file visionzoo writes (checkpoints, metrics, configs, exports) is complete before this runs:
 they are written atomically and closed where they are written.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -100,8 +101,9 @@ def install_sigterm_handler(grace_s: float = TERMINATE_GRACE_S) -> None:
         os.close(read_fd)
         os.close(write_fd)
         return
-    threading.Thread(target=_end_if_main_thread_stuck, args=(read_fd, grace_s), name="visionzoo-sigterm",
-                     daemon=True).start()
+    threading.Thread(
+        target=_end_if_main_thread_stuck, args=(read_fd, grace_s), name="visionzoo-sigterm", daemon=True
+    ).start()
 
 
 def _flush_stdio() -> None:

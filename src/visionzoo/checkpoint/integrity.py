@@ -7,6 +7,7 @@ MindSpore's file layout. The record is written last: a file cut at an entry boun
 (weights come first, so such a file still holds every weight, and a resume refuses it for the
 missing checksum); a file cut anywhere else does not parse; a changed byte changes the digest.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -12,6 +12,7 @@
   checksum of the content (:mod:`.integrity`); :func:`read_checkpoint` verifies it whenever the
   file has one, so resume, validation and ``create_model(checkpoint_path=...)`` refuse a damaged file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +67,12 @@ def _mindspore_checks_available_memory() -> Iterator[None]:
             serialization._get_available_memory = own  # pylint: disable=protected-access
 
 
-def read_checkpoint(path: PathLike, choose: Optional[Callable[[str], bool]] = None,
-                    what: str = "checkpoint", require_checksum: bool = False) -> Dict[str, Any]:
+def read_checkpoint(
+    path: PathLike,
+    choose: Optional[Callable[[str], bool]] = None,
+    what: str = "checkpoint",
+    require_checksum: bool = False,
+) -> Dict[str, Any]:
     """Read a ``.ckpt`` into ``{name: Parameter}`` (only names ``choose`` accepts, when given).
 
     ``what`` names the file's role in messages (``"resume checkpoint"``, ...). A whole read verifies
@@ -78,31 +83,42 @@ def read_checkpoint(path: PathLike, choose: Optional[Callable[[str], bool]] = No
 
     path = os.fspath(path)
     if not os.path.isfile(path):
-        hint = ("it is a folder; pass the .ckpt file inside it" if os.path.isdir(path)
-                else "pass an existing .ckpt file")
+        hint = "it is a folder; pass the .ckpt file inside it" if os.path.isdir(path) else "pass an existing .ckpt file"
         raise CheckpointNotFoundError(f"{what} file not found", path=path, hint=hint)
     size, memory = os.path.getsize(path), available_memory()
     if memory is not None and size > memory:  # MindSpore reads the whole file into memory before parsing it
-        raise CheckpointError(f"cannot read {what}: the file ({size / 2**20:,.0f} MiB) is larger than the memory "
-                              f"available now ({memory / 2**20:,.0f} MiB)", path=path,
-                              hint="free memory (stop other jobs) or read it on a machine with more")
+        raise CheckpointError(
+            f"cannot read {what}: the file ({size / 2**20:,.0f} MiB) is larger than the memory "
+            f"available now ({memory / 2**20:,.0f} MiB)",
+            path=path,
+            hint="free memory (stop other jobs) or read it on a machine with more",
+        )
     try:
         with _mindspore_checks_available_memory():
             params = ms.load_checkpoint(path, choice_func=choose) if choose else ms.load_checkpoint(path)
     except Exception as e:  # noqa: BLE001  MindSpore raises ValueError/RuntimeError/TypeError for damaged files
-        raise CheckpointError(f"cannot read {what} (not a MindSpore .ckpt, or the file is truncated or damaged: "
-                              f"{_first_line(e)})", path=path, hint="re-download or re-save it") from None
+        raise CheckpointError(
+            f"cannot read {what} (not a MindSpore .ckpt, or the file is truncated or damaged: {_first_line(e)})",
+            path=path,
+            hint="re-download or re-save it",
+        ) from None
     if not params:
         raise CheckpointError(f"{what} holds no parameters", path=path, hint="pass a checkpoint with weights")
     params = dict(params)
     if choose is None:
         if records.CHECKSUM in params:
             if not digest_matches(params):
-                raise CheckpointError(f"{what} is damaged: its content does not match its checksum", path=path,
-                                      hint="use another checkpoint (or re-download or re-save this one)")
+                raise CheckpointError(
+                    f"{what} is damaged: its content does not match its checksum",
+                    path=path,
+                    hint="use another checkpoint (or re-download or re-save this one)",
+                )
         elif require_checksum:
-            raise CheckpointError(f"{what} has no checksum: it was cut short, or not written by visionzoo's trainer",
-                                  path=path, hint="use another checkpoint")
+            raise CheckpointError(
+                f"{what} has no checksum: it was cut short, or not written by visionzoo's trainer",
+                path=path,
+                hint="use another checkpoint",
+            )
     return params
 
 
@@ -161,8 +177,9 @@ def save_checkpoint(obj: Any, path: PathLike, append_dict: Optional[Dict[str, An
 
     path = os.fspath(path)
     # MindSpore stores every non-string value as a Tensor: convert first, so the digest sees what is stored
-    append = {k: v if isinstance(v, str) else ms.Tensor(v) for k, v in (append_dict or {}).items()
-              if k != records.CHECKSUM}
+    append = {
+        k: v if isinstance(v, str) else ms.Tensor(v) for k, v in (append_dict or {}).items() if k != records.CHECKSUM
+    }
     append[records.CHECKSUM] = content_digest(_saved_entries(obj, append))
     with atomic_path(path, suffix=".ckpt") as tmp:
         ms.save_checkpoint(obj, tmp, append_dict=append)

@@ -7,6 +7,7 @@ rest against the model by name and shape and says exactly what did not fit. A to
 state dict (torchvision's published weights, or ``torch.save(model.state_dict())``) is read by the
 restricted reader of :mod:`.torch_pth` and converted to the model's names first, then loaded the same way.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,10 @@ __all__ = ["LoadReport", "load_checkpoint", "read_weights", "MISFIT_HINT"]
 _logger = logging.getLogger(__name__)
 
 #: The fix suggested when a checkpoint does not fit; callers with more context replace it (``with_hint``).
-MISFIT_HINT = ("the checkpoint was probably saved from another model or model options (check the model name, "
-               "batch_norm/has_bias/aux_logits); pass strict=False to load only the parameters that fit")
+MISFIT_HINT = (
+    "the checkpoint was probably saved from another model or model options (check the model name, "
+    "batch_norm/has_bias/aux_logits); pass strict=False to load only the parameters that fit"
+)
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,13 @@ class LoadReport:
 
     def summary(self) -> str:
         parts = [f"{len(self.loaded)} loaded"]
-        for label, items in (("missing", self.missing), ("unexpected", self.unexpected),
-                             ("mis-shaped", self.mismatched), ("classifier re-initialised", self.dropped_classifier),
-                             ("training-state entries ignored", self.stripped)):
+        for label, items in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("mis-shaped", self.mismatched),
+            ("classifier re-initialised", self.dropped_classifier),
+            ("training-state entries ignored", self.stripped),
+        ):
             if items:
                 parts.append(f"{len(items)} {label}")
         return ", ".join(parts)
@@ -94,9 +101,14 @@ def read_weights(model: Any, path: Union[str, os.PathLike]) -> Tuple[dict, Tuple
     return convert_state_dict(state, (p.name for p in model.get_parameters()), renames)
 
 
-def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]], strict: bool = True,
-                    num_classes: Optional[int] = None, classifier: Union[None, str, Sequence[str]] = None,
-                    ema: bool = False) -> LoadReport:
+def load_checkpoint(
+    model: Any,
+    path: Union[str, os.PathLike, Mapping[str, Any]],
+    strict: bool = True,
+    num_classes: Optional[int] = None,
+    classifier: Union[None, str, Sequence[str]] = None,
+    ema: bool = False,
+) -> LoadReport:
     """Load weights from ``path`` (a ``.ckpt``, a torch ``.pth``/``.pt`` state dict, or a
     ``{name: Parameter}`` dict) into ``model``.
 
@@ -117,17 +129,20 @@ def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]]
         where = os.fspath(path)
         params, converted_away = read_weights(model, path)
     if ema:
-        ema_params = {k[len("ema."):]: v for k, v in params.items() if k.startswith("ema.")}
+        ema_params = {k[len("ema.") :]: v for k, v in params.items() if k.startswith("ema.")}
         if not ema_params:
-            raise CheckpointError("checkpoint holds no EMA weights ('ema.*')", path=where, hint="load it with ema=False")
+            raise CheckpointError(
+                "checkpoint holds no EMA weights ('ema.*')", path=where, hint="load it with ema=False"
+            )
         params = ema_params
 
     model_params = {p.name: p for p in model.get_parameters()}
     heads = _classifier_prefixes(model, classifier)
     # heads the model chose not to build (GoogLeNet without aux_logits) are ignored, not "unexpected"
     optional = tuple(getattr(model, "optional_checkpoint_prefixes", ()))
-    stripped = tuple(sorted(k for k in params if k not in model_params
-                            and (is_training_state(k) or _under(k, optional))))
+    stripped = tuple(
+        sorted(k for k in params if k not in model_params and (is_training_state(k) or _under(k, optional)))
+    )
     loaded, mismatched, dropped = [], [], []
     to_load = {}
     for name, param in model_params.items():
@@ -145,15 +160,22 @@ def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]]
             import mindspore as ms
 
             np_dtype = {ms.float32: np.float32, ms.float16: np.float16, ms.float64: np.float64}.get(param.dtype)
-            value = ms.Parameter(ms.Tensor(value if np_dtype is None else value.astype(np_dtype, copy=False)),
-                                 name=name)
+            value = ms.Parameter(
+                ms.Tensor(value if np_dtype is None else value.astype(np_dtype, copy=False)), name=name
+            )
         to_load[name] = value
         loaded.append(name)
     missing = tuple(n for n in model_params if n not in params)
     unexpected = tuple(sorted(k for k in params if k not in model_params and k not in stripped))
-    report = LoadReport(path=where, loaded=tuple(loaded), missing=missing, unexpected=unexpected,
-                        mismatched=tuple(mismatched), dropped_classifier=tuple(dropped),
-                        stripped=stripped + converted_away)
+    report = LoadReport(
+        path=where,
+        loaded=tuple(loaded),
+        missing=missing,
+        unexpected=unexpected,
+        mismatched=tuple(mismatched),
+        dropped_classifier=tuple(dropped),
+        stripped=stripped + converted_away,
+    )
 
     if not report.ok:
         problems = []
@@ -163,16 +185,23 @@ def load_checkpoint(model: Any, path: Union[str, os.PathLike, Mapping[str, Any]]
             problems.append(f"{len(report.unexpected)} unexpected: {_brief(report.unexpected)}")
         if report.mismatched:
             problems.append(f"{len(report.mismatched)} of another shape: {_brief(report.mismatched)}")
-        error = CheckpointError(f"checkpoint does not fit {type(model).__name__} (" + "; ".join(problems) + ")",
-                                path=where, hint=MISFIT_HINT)
+        error = CheckpointError(
+            f"checkpoint does not fit {type(model).__name__} (" + "; ".join(problems) + ")",
+            path=where,
+            hint=MISFIT_HINT,
+        )
         if strict:
             raise error
         _logger.warning("%s", error)
     if dropped:
         classes = num_classes if num_classes is not None else _head_size(model_params, dropped)
-        _logger.warning("checkpoint %s: classifier %s has another number of classes; it is left freshly "
-                        "initialised%s (fine-tuning)", where, ", ".join(dropped),
-                        f" for {classes} classes" if classes else "")
+        _logger.warning(
+            "checkpoint %s: classifier %s has another number of classes; it is left freshly "
+            "initialised%s (fine-tuning)",
+            where,
+            ", ".join(dropped),
+            f" for {classes} classes" if classes else "",
+        )
     if to_load:
         import mindspore as ms
 
@@ -191,5 +220,3 @@ def _head_size(model_params: Mapping[str, Any], names: Sequence[str]) -> Optiona
         if n.endswith(".weight") or n.endswith(".bias"):
             return int(model_params[n].shape[0])
     return None
-
-

@@ -5,13 +5,30 @@ A training checkpoint holds the train step's parameters (weights, optimizer stat
 training-state entry (:func:`is_training_state`), so one file serves resume, fine-tuning,
 validation and prediction.
 """
+
 from __future__ import annotations
 
 from typing import Tuple
 
-__all__ = ["PREFIX", "EPOCH", "MODEL", "NUM_CLASSES", "CLASSES", "CONFIG", "LOSS_SCALE", "GOOD_STEPS", "SKIPPED_STEPS", "PROGRESS", "CHECKSUM",
-           "ACCUM_PREFIX", "TRAINING_STATE_PREFIXES", "TRAINING_STATE_NAMES", "is_training_state", "is_record",
-           "is_lr_table"]
+__all__ = [
+    "PREFIX",
+    "EPOCH",
+    "MODEL",
+    "NUM_CLASSES",
+    "CLASSES",
+    "CONFIG",
+    "LOSS_SCALE",
+    "GOOD_STEPS",
+    "SKIPPED_STEPS",
+    "PROGRESS",
+    "CHECKSUM",
+    "ACCUM_PREFIX",
+    "TRAINING_STATE_PREFIXES",
+    "TRAINING_STATE_NAMES",
+    "is_training_state",
+    "is_record",
+    "is_lr_table",
+]
 
 PREFIX = "_vz_"
 EPOCH = PREFIX + "epoch"  # int32: epochs completed
@@ -31,18 +48,33 @@ ACCUM_PREFIX = PREFIX + "accum"  # gradient-accumulation buffers (prefix of a Pa
 TRAINING_STATE_PREFIXES: Tuple[str, ...] = (
     "moments.",  # Momentum
     "accum.",  # Adagrad / accumulation
-    "adam_m.", "adam_v.",  # Adam, AdamWeightDecay
-    "moment1.", "moment2.", "vhat.",  # AdamWeightDecay variants, AMSGrad
+    "adam_m.",
+    "adam_v.",  # Adam, AdamWeightDecay
+    "moment1.",
+    "moment2.",
+    "vhat.",  # AdamWeightDecay variants, AMSGrad
     "ema.",  # EMA copies of the weights (loaded instead with ema=True)
-    "accumulated_grads.", "grad_accum.",  # gradient accumulation buffers
+    "accumulated_grads.",
+    "grad_accum.",  # gradient accumulation buffers
     "learning_rate_group_",  # per-group LR tables (backbone_lr_scale)
     PREFIX,  # visionzoo trainer state
 )
-TRAINING_STATE_NAMES = frozenset({
-    "learning_rate", "global_step", "momentum", "beta1_power", "beta2_power", "weight_decay",
-    "epoch_num", "step_num", "scale_sense", "loss_scale", "current_iterator_step",
-    "last_overflow_iterator_step",
-})
+TRAINING_STATE_NAMES = frozenset(
+    {
+        "learning_rate",
+        "global_step",
+        "momentum",
+        "beta1_power",
+        "beta2_power",
+        "weight_decay",
+        "epoch_num",
+        "step_num",
+        "scale_sense",
+        "loss_scale",
+        "current_iterator_step",
+        "last_overflow_iterator_step",
+    }
+)
 
 
 def is_record(name: str) -> bool:

@@ -1,4 +1,5 @@
 """A run's checkpoint folder: names, rotation, latest/best, and reading a checkpoint back for resume."""
+
 from __future__ import annotations
 
 import glob
@@ -11,9 +12,18 @@ from ..errors import CheckpointError
 from . import records
 from .io import read_checkpoint
 
-__all__ = ["checkpoint_name", "list_epoch_checkpoints", "latest_checkpoint", "best_checkpoint", "prune",
-           "read_training_state", "BEST_SUFFIX", "stop_checkpoint_name", "list_resume_points",
-           "remove_stop_checkpoints"]
+__all__ = [
+    "checkpoint_name",
+    "list_epoch_checkpoints",
+    "latest_checkpoint",
+    "best_checkpoint",
+    "prune",
+    "read_training_state",
+    "BEST_SUFFIX",
+    "stop_checkpoint_name",
+    "list_resume_points",
+    "remove_stop_checkpoints",
+]
 
 _logger = logging.getLogger(__name__)
 BEST_SUFFIX = "best"
@@ -90,7 +100,10 @@ def read_training_state(path: str) -> Dict[str, Any]:
     """Load a training checkpoint for resume: its parameter dict, refused when it holds no training state."""
     params = read_checkpoint(path, what="resume checkpoint", require_checksum=True)
     if records.EPOCH not in params:
-        raise CheckpointError("this checkpoint holds no training state (no epoch counter)", path=path,
-                              hint="resume needs a checkpoint written by visionzoo's trainer; use --ckpt_path "
-                                   "to start from its weights instead")
+        raise CheckpointError(
+            "this checkpoint holds no training state (no epoch counter)",
+            path=path,
+            hint="resume needs a checkpoint written by visionzoo's trainer; use --ckpt_path "
+            "to start from its weights instead",
+        )
     return params

@@ -22,6 +22,7 @@ what torchvision's published ``.pth`` files use.
 ``num_batches_tracked`` dropped, plus the model's own renames such as GoogLeNet's ``branch1`` ->
 ``b1``); layouts already agree (conv OIHW, dense out x in).
 """
+
 from __future__ import annotations
 
 import collections
@@ -31,7 +32,7 @@ import pickle
 import re
 import struct
 import zipfile
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterable, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -46,9 +47,16 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 # torch storage class -> numpy dtype ("bfloat16" is widened to float32 after reading)
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
 }
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -87,8 +95,15 @@ class _TensorRecord:
         self.size, self.stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
 
 
-def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any, requires_grad: Any = False,
-                       backward_hooks: Any = None, metadata: Any = None) -> _TensorRecord:
+def _rebuild_tensor_v2(
+    storage: Any,
+    storage_offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any = False,
+    backward_hooks: Any = None,
+    metadata: Any = None,
+) -> _TensorRecord:
     return _TensorRecord(storage, storage_offset, size, stride)
 
 
@@ -121,20 +136,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         found = _ALLOWED.get((module, name))
         if found is None:
-            raise UnsafeCheckpoint(f"refused: the pickle asks for {module}.{name}, which is not a tensor record "
-                                   "(a state dict holds only tensors; nothing from this file was run)",
-                                   hint="load only checkpoints saved with torch.save(model.state_dict(), ...)")
+            raise UnsafeCheckpoint(
+                f"refused: the pickle asks for {module}.{name}, which is not a tensor record "
+                "(a state dict holds only tensors; nothing from this file was run)",
+                hint="load only checkpoints saved with torch.save(model.state_dict(), ...)",
+            )
         return found
 
     def persistent_load(self, pid: Any) -> _Storage:
         # ('storage', storage type, key, location, numel[, view metadata (legacy)])
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
-            raise UnsafeCheckpoint(f"refused: unknown persistent record {str(pid)[:80]!r} (only tensor storages "
-                                   "are accepted; nothing from this file was run)")
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
+            raise UnsafeCheckpoint(
+                f"refused: unknown persistent record {str(pid)[:80]!r} (only tensor storages "
+                "are accepted; nothing from this file was run)"
+            )
         if len(pid) > 5 and pid[5] is not None:
-            raise UnsafeCheckpoint("refused: storage views (torch < 0.4 files) are not supported",
-                                   hint="re-save the state dict with a current torch")
+            raise UnsafeCheckpoint(
+                "refused: storage views (torch < 0.4 files) are not supported",
+                hint="re-save the state dict with a current torch",
+            )
         key = str(pid[2])
         if key not in self.storages:
             self.storages[key] = _Storage(pid[1].dtype, key, int(pid[4]))
@@ -161,9 +181,12 @@ def _array_of(storage: _Storage, raw: bytes, path: str) -> np.ndarray:
     dtype = np.dtype(np.uint16 if bf16 else storage.dtype).newbyteorder("<")
     arr = np.frombuffer(raw, dtype=dtype)
     if arr.size < storage.numel:
-        raise CheckpointError(f"storage {storage.key} holds {arr.size} of {storage.numel} elements (truncated file)",
-                              path=path, hint="re-download the checkpoint")
-    arr = arr[:storage.numel]
+        raise CheckpointError(
+            f"storage {storage.key} holds {arr.size} of {storage.numel} elements (truncated file)",
+            path=path,
+            hint="re-download the checkpoint",
+        )
+    arr = arr[: storage.numel]
     if bf16:
         arr = (arr.astype(np.uint32) << 16).view(np.float32)
     return arr.astype(arr.dtype.newbyteorder("="), copy=False)
@@ -172,19 +195,25 @@ def _array_of(storage: _Storage, raw: bytes, path: str) -> np.ndarray:
 def _tensor_array(t: _TensorRecord, path: str) -> np.ndarray:
     base = t.storage.array
     if base is None:
-        raise CheckpointError(f"storage {t.storage.key} is missing from the file", path=path,
-                              hint="re-download the checkpoint")
+        raise CheckpointError(
+            f"storage {t.storage.key} is missing from the file", path=path, hint="re-download the checkpoint"
+        )
     item = base.itemsize
-    if (t.offset < 0 or len(t.size) != len(t.stride) or any(s < 0 for s in t.size)
-            or any(st < 0 for st in t.stride)):
-        raise CheckpointError(f"a tensor record of storage {t.storage.key} has an invalid layout", path=path,
-                              hint="the file is damaged: re-download it")
+    if t.offset < 0 or len(t.size) != len(t.stride) or any(s < 0 for s in t.size) or any(st < 0 for st in t.stride):
+        raise CheckpointError(
+            f"a tensor record of storage {t.storage.key} has an invalid layout",
+            path=path,
+            hint="the file is damaged: re-download it",
+        )
     if all(t.size) and (t.offset + sum((s - 1) * st for s, st in zip(t.size, t.stride)) >= base.size):
-        raise CheckpointError(f"a tensor reaches past the end of storage {t.storage.key}", path=path,
-                              hint="the file is damaged: re-download it")
+        raise CheckpointError(
+            f"a tensor reaches past the end of storage {t.storage.key}",
+            path=path,
+            hint="the file is damaged: re-download it",
+        )
     if not all(t.size):
         return np.zeros(t.size, base.dtype)
-    view = np.lib.stride_tricks.as_strided(base[t.offset:], shape=t.size, strides=[s * item for s in t.stride])
+    view = np.lib.stride_tricks.as_strided(base[t.offset :], shape=t.size, strides=[s * item for s in t.stride])
     return np.array(view)  # a contiguous copy that owns its memory
 
 
@@ -210,19 +239,24 @@ def _load_zip(path: str) -> Any:
         for key, storage in storages.items():
             entry = f"{root}data/{key}"
             if entry not in names:
-                raise CheckpointError(f"storage {key} is missing from the archive", path=path,
-                                      hint="re-download the checkpoint")
+                raise CheckpointError(
+                    f"storage {key} is missing from the archive", path=path, hint="re-download the checkpoint"
+                )
             storage.array = _array_of(storage, z.read(entry), path)
     return obj
 
 
 def _load_legacy(path: str) -> Any:
     with open(path, "rb") as f:
+
         def header(what: str) -> Any:
             value = _RestrictedUnpickler(f, {}).load()
             if what == "magic" and value != _LEGACY_MAGIC:
-                raise CheckpointError("not a torch checkpoint (neither a zip archive nor torch's legacy format)",
-                                      path=path, hint="pass a file written by torch.save")
+                raise CheckpointError(
+                    "not a torch checkpoint (neither a zip archive nor torch's legacy format)",
+                    path=path,
+                    hint="pass a file written by torch.save",
+                )
             return value
 
         header("magic")
@@ -237,8 +271,9 @@ def _load_legacy(path: str) -> Any:
             storage = storages.get(str(key))
             count = f.read(8)
             if storage is None or len(count) < 8:
-                raise CheckpointError("damaged or truncated torch checkpoint", path=path,
-                                      hint="re-download the checkpoint")
+                raise CheckpointError(
+                    "damaged or truncated torch checkpoint", path=path, hint="re-download the checkpoint"
+                )
             numel = struct.unpack("<q", count)[0]
             itemsize = 2 if isinstance(storage.dtype, str) else np.dtype(storage.dtype).itemsize
             storage.array = _array_of(storage, f.read(numel * itemsize), path)
@@ -261,17 +296,33 @@ def read_torch_state_dict(path: PathLike) -> Dict[str, np.ndarray]:
         raise UnsafeCheckpoint(e.what, path=path, hint=e.hint) from None
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            zipfile.BadZipFile, struct.error, OverflowError) as e:
-        raise CheckpointError(f"cannot read torch checkpoint ({type(e).__name__}: {str(e)[:120]})", path=path,
-                              hint="the file is damaged or truncated: re-download it") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        zipfile.BadZipFile,
+        struct.error,
+        OverflowError,
+    ) as e:
+        raise CheckpointError(
+            f"cannot read torch checkpoint ({type(e).__name__}: {str(e)[:120]})",
+            path=path,
+            hint="the file is damaged or truncated: re-download it",
+        ) from None
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, dict) and set(obj) >= {wrapper} and isinstance(obj[wrapper], dict) and len(obj) <= 4:
             obj = obj[wrapper]
             break
     if not isinstance(obj, dict):
-        raise CheckpointError(f"torch checkpoint holds a {type(obj).__name__}, not a state dict", path=path,
-                              hint="save it with torch.save(model.state_dict(), path)")
+        raise CheckpointError(
+            f"torch checkpoint holds a {type(obj).__name__}, not a state dict",
+            path=path,
+            hint="save it with torch.save(model.state_dict(), path)",
+        )
     state = _resolve(obj, path)
     tensors = {str(k): v for k, v in state.items() if isinstance(v, np.ndarray)}
     if not tensors:
@@ -280,12 +331,17 @@ def read_torch_state_dict(path: PathLike) -> Dict[str, np.ndarray]:
 
 
 # BatchNorm and generic name suffixes: torch -> MindSpore
-_BN_SUFFIXES = (("running_mean", "moving_mean"), ("running_var", "moving_variance"),
-                ("weight", "gamma"), ("bias", "beta"))
+_BN_SUFFIXES = (
+    ("running_mean", "moving_mean"),
+    ("running_var", "moving_variance"),
+    ("weight", "gamma"),
+    ("bias", "beta"),
+)
 
 
-def convert_state_dict(state: Mapping[str, np.ndarray], model_names: Iterable[str],
-                       renames: Sequence[Tuple[str, str]] = ()) -> Tuple[Dict[str, np.ndarray], Tuple[str, ...]]:
+def convert_state_dict(
+    state: Mapping[str, np.ndarray], model_names: Iterable[str], renames: Sequence[Tuple[str, str]] = ()
+) -> Tuple[Dict[str, np.ndarray], Tuple[str, ...]]:
     """Map a torch state dict onto a model's parameter names.
 
     ``renames``: ``(regex, replacement)`` pairs applied in order to every torch name (the model's

@@ -5,6 +5,7 @@ in its own module here) parses ``-c/--config RECIPE`` (a file or a packaged reci
 ``--<key> <value>`` for any recipe key, and turns a user error into one line on stderr with exit
 status 2 (no traceback). This is the only layer that formats an error's fields as prose.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -15,7 +16,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, NoReturn, Optional, Sequence, Tuple
 
-from ..config import ALIASES, KEYS, Config, Key, parse_scalar, help_text, load_config
+from ..config import ALIASES, KEYS, Config, Key, help_text, load_config, parse_scalar
 from ..errors import ConfigError, VisionZooError
 from ..shutdown import TERMINATED_EXIT_CODE, Terminated, finish_process, install_sigterm_handler
 
@@ -24,8 +25,9 @@ __all__ = ["run_main", "parse_cli", "parse_args", "Invocation", "setup_logging",
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup_logging(level: int = logging.INFO, log_file: Optional[str] = None,
-                  stderr_level: Optional[int] = None) -> None:
+def setup_logging(
+    level: int = logging.INFO, log_file: Optional[str] = None, stderr_level: Optional[int] = None
+) -> None:
     """Log to stderr (from ``stderr_level``, default ``level``) and to ``log_file`` when given. Safe to call twice."""
     root = logging.getLogger()
     root.setLevel(level)
@@ -184,6 +186,9 @@ def _rank_prefix() -> str:
 
 
 def _rank_log_note() -> str:
-    files = [h.baseFilename for h in logging.getLogger().handlers
-             if getattr(h, "_visionzoo", False) and isinstance(h, logging.FileHandler)]
+    files = [
+        h.baseFilename
+        for h in logging.getLogger().handlers
+        if getattr(h, "_visionzoo", False) and isinstance(h, logging.FileHandler)
+    ]
     return f" (rank log: {files[0]})" if files and _rank_prefix() else ""

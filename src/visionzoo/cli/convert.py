@@ -1,5 +1,5 @@
-"""``visionzoo-convert`` / ``python -m visionzoo.convert SRC --model NAME[.TAG] -o OUT.ckpt``: a torch (or MindSpore) checkpoint
-to a MindSpore ``.ckpt`` for a visionzoo model.
+"""``visionzoo-convert`` / ``python -m visionzoo.convert SRC --model NAME[.TAG] -o OUT.ckpt``:
+a torch (or MindSpore) checkpoint to a MindSpore ``.ckpt`` for a visionzoo model.
 
 ``SRC`` is a torch ``.pth``/``.pt`` state dict (read without torch by the restricted reader: a file
 whose pickle names anything but tensor records is refused and nothing in it runs) or a ``.ckpt``.
@@ -15,6 +15,7 @@ Example::
     python -m visionzoo.convert vgg16_bn-6c64b313.pth --model vgg16_bn.tv_in1k -o vgg16_bn_tv.ckpt
     python validate.py --model vgg16_bn.tv_in1k --ckpt_path vgg16_bn_tv.ckpt --data_dir imagenet/
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,11 @@ def main(argv: Sequence[str]) -> Optional[int]:
     from ..tasks.convert import convert_checkpoint
 
     result = convert_checkpoint(args.source, args.model, args.output, args.num_classes)
-    sys.stdout.write(f"converted {result['source']} -> {result['file']} ({result['model']}, "
-                     f"{result['loaded']} parameters, {result['ignored']} entries ignored: BatchNorm counters, heads the model omits)\n")
+    sys.stdout.write(
+        f"converted {result['source']} -> {result['file']} ({result['model']}, "
+        f"{result['loaded']} parameters, {result['ignored']} entries ignored: "
+        "BatchNorm counters, heads the model omits)\n"
+    )
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

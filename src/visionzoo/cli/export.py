@@ -9,6 +9,7 @@ AIR needs an Ascend device. Precision: ``val_amp_level`` (default O0, a float32 
 typed here means ``--val_amp_level``, as in validate. The last line of stdout is one JSON object
 ``{"file": ..., "file_format": ..., "input_shape": [...], "checkpoint": ...}``.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,10 @@ def main(argv: Sequence[str]) -> Optional[int]:
     setup_context(cfg, init_comm=False)
     batch = cfg.batch_size if "batch_size" in inv.overrides else 1
     result = export_checkpoint(cfg, inv.flags["file_format"], inv.flags.get("file_name"), batch_size=batch)
-    sys.stdout.write(f"exported {result['file']} ({result['file_format']}, input "
-                     f"{'x'.join(map(str, result['input_shape']))} float32) from {result['checkpoint']}\n")
+    sys.stdout.write(
+        f"exported {result['file']} ({result['file_format']}, input "
+        f"{'x'.join(map(str, result['input_shape']))} float32) from {result['checkpoint']}\n"
+    )
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -7,6 +7,7 @@ top-k class names and probabilities, or with ``--json`` one JSON document:
 ``{"checkpoint": ..., "predictions": [{"image": ..., "topk": [{"class", "index", "prob"}, ...]}]}``.
 Precision: ``val_amp_level`` (``--amp_level`` typed here means ``--val_amp_level``, as in validate).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,11 @@ def main(argv: Sequence[str]) -> Optional[int]:
     predictor = Predictor(cfg, checkpoint_path=checkpoint)
     results = predictor.predict(images, topk=topk)
     if inv.flags.get("json"):
-        doc = {"checkpoint": predictor.checkpoint_path, "model": predictor.cfg.model,
-               "predictions": [r.to_dict() for r in results]}
+        doc = {
+            "checkpoint": predictor.checkpoint_path,
+            "model": predictor.cfg.model,
+            "predictions": [r.to_dict() for r in results],
+        }
         sys.stdout.write(json.dumps(doc) + "\n")
     else:
         for r in results:

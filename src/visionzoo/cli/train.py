@@ -5,6 +5,7 @@ the resolved config and the plan, and exits without training. Under ``msrun --wo
 trains data-parallel on N workers (see docs/distributed.md). SIGTERM or SIGINT stops after the
 current step with a resumable checkpoint and exit status 143 or 130 (docs/training.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,15 +36,16 @@ def main(argv: Sequence[str]) -> Optional[int]:
         return 0
     ctx = setup_context(cfg)  # under msrun the scheduler process serves the cluster here and exits
     if ctx.distributed:  # rank 0 to stderr, the others only warnings; every rank to its own file
-        setup_logging(log_file=rank_log_path(cfg.ckpt_save_dir, ctx.rank),
-                      stderr_level=logging.INFO if ctx.is_main else logging.WARNING)
+        setup_logging(
+            log_file=rank_log_path(cfg.ckpt_save_dir, ctx.rank),
+            stderr_level=logging.INFO if ctx.is_main else logging.WARNING,
+        )
     trainer = Trainer(cfg, ctx)
     try:
         result = trainer.fit()
     except TrainingStopped as stop:
         if trainer.ctx.is_main:  # one line: where it stopped, what was written, how to go on
-            sys.stderr.write(f"{stop}; checkpoint {stop.path}; to continue, run the same command with "
-                             "--resume auto\n")
+            sys.stderr.write(f"{stop}; checkpoint {stop.path}; to continue, run the same command with --resume auto\n")
         return stop.exit_status
     if trainer.ctx.is_main:
         sys.stdout.write(json.dumps(result) + "\n")

@@ -12,6 +12,7 @@ Precision: validation runs at ``val_amp_level`` (default O0, float32), never at 
 ``amp_level``, which is a training setting. ``--amp_level X`` typed on validate's own command line
 (without ``--val_amp_level``) is taken as ``val_amp_level X``.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,10 @@ def main(argv: Sequence[str]) -> Optional[int]:
     if ctx.is_main:
         top5 = "n/a (fewer than 5 classes)" if result["top5"] is None else f"{100 * result['top5']:.2f}%"
         sys.stdout.write(f"checkpoint: {result['checkpoint']} (val_amp_level {cfg.val_amp_level})\n")
-        sys.stdout.write(f"top-1: {100 * result['top1']:.2f}%  top-5: {top5}  loss: {result['loss']:.4f}  "
-                         f"samples: {result['num_samples']}\n")
+        sys.stdout.write(
+            f"top-1: {100 * result['top1']:.2f}%  top-5: {top5}  loss: {result['loss']:.4f}  "
+            f"samples: {result['num_samples']}\n"
+        )
         sys.stdout.write(json.dumps({k: result[k] for k in ("top1", "top5", "loss", "num_samples")}) + "\n")
         if inv.flags.get("results_file"):
             from ..tasks.validate import write_results

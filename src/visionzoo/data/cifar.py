@@ -9,6 +9,7 @@ Layouts (the official "binary version" archives):
 
 Any whole number of records is accepted (MindSpore's own Cifar10Dataset insists on 10000 per file).
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,17 +46,26 @@ class CifarSpec:
         return self.label_bytes + _PIXELS
 
 
-CIFAR10 = CifarSpec("cifar10", "cifar-10-batches-bin", tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
-                    ("test_batch.bin",), label_bytes=1, label_offset=0, num_classes=10)
-CIFAR100 = CifarSpec("cifar100", "cifar-100-binary", ("train.bin",), ("test.bin",),
-                     label_bytes=2, label_offset=1, num_classes=100)
+CIFAR10 = CifarSpec(
+    "cifar10",
+    "cifar-10-batches-bin",
+    tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    ("test_batch.bin",),
+    label_bytes=1,
+    label_offset=0,
+    num_classes=10,
+)
+CIFAR100 = CifarSpec(
+    "cifar100", "cifar-100-binary", ("train.bin",), ("test.bin",), label_bytes=2, label_offset=1, num_classes=100
+)
 
 
 def find_cifar_root(data_dir: str, spec: CifarSpec) -> Optional[str]:
     """The folder holding ``spec``'s files: ``data_dir/<spec.folder>`` or ``data_dir`` itself; None if neither."""
     for candidate in (os.path.join(data_dir, spec.folder), data_dir):
-        if os.path.isdir(candidate) and any(os.path.isfile(os.path.join(candidate, f))
-                                            for f in spec.train_files + spec.val_files):
+        if os.path.isdir(candidate) and any(
+            os.path.isfile(os.path.join(candidate, f)) for f in spec.train_files + spec.val_files
+        ):
             return candidate
     return None
 
@@ -66,14 +76,17 @@ def _read_records(path: str, spec: CifarSpec) -> Tuple[np.ndarray, np.ndarray]:
     if size == 0 or size % spec.record_size:
         raise DataError(
             f"{path}: {size} bytes is not a whole number of {spec.name} records of {spec.record_size} bytes "
-            f"({spec.label_bytes} label byte(s) + 3072 pixel bytes); the file is truncated or not {spec.name} binary")
+            f"({spec.label_bytes} label byte(s) + 3072 pixel bytes); the file is truncated or not {spec.name} binary"
+        )
     raw = np.fromfile(path, dtype=np.uint8).reshape(-1, spec.record_size)
     labels = raw[:, spec.label_offset].astype(np.int32)
     # R, G, B planes (N, 3, 32, 32) -> HWC (N, 32, 32, 3), contiguous for the pipeline
-    images = np.ascontiguousarray(raw[:, spec.label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    images = np.ascontiguousarray(raw[:, spec.label_bytes :].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
     if labels.size and labels.max() >= spec.num_classes:
-        raise DataError(f"{path}: label {int(labels.max())} is out of range for {spec.name} "
-                        f"({spec.num_classes} classes); the file is not {spec.name} binary")
+        raise DataError(
+            f"{path}: label {int(labels.max())} is out of range for {spec.name} "
+            f"({spec.num_classes} classes); the file is not {spec.name} binary"
+        )
     return images, labels
 
 
@@ -102,7 +115,8 @@ def load_cifar(data_dir: str, spec: CifarSpec, split: str) -> Tuple[np.ndarray, 
         raise DataError(
             f"{data_dir}: no {spec.name} binary files found; expected {os.path.join(spec.folder, files[0])} "
             f"under it (or data_dir pointing at {spec.folder}/ itself)"
-            + ("; set dataset_download True to fetch it" if spec is CIFAR10 else ""))
+            + ("; set dataset_download True to fetch it" if spec is CIFAR10 else "")
+        )
     images, labels = [], []
     for name in files:
         path = os.path.join(root, name)

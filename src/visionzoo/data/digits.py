@@ -5,6 +5,7 @@ not follow ``cfg.seed``) so that scores are comparable between runs: per class, 
 with seed :data:`SPLIT_SEED` puts ``round(0.2 * n_class)`` images in val and the rest in train, giving
 **1438 train / 359 val** images with every class within one image of 80/20.
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -24,8 +25,9 @@ def _load_raw() -> Tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise DataError("dataset 'digits' needs scikit-learn (it ships the images); "
-                        "install it with: pip install 'visionzoo[demo]'") from None
+        raise DataError(
+            "dataset 'digits' needs scikit-learn (it ships the images); install it with: pip install 'visionzoo[demo]'"
+        ) from None
     bunch = load_digits()
     return np.asarray(bunch.images), np.asarray(bunch.target)
 

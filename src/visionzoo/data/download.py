@@ -5,6 +5,7 @@ Everything happens in a temporary folder inside ``data_dir``; only a verified, f
 archive leaves nothing behind. Archive members that are links, devices, absolute paths or paths
 escaping the target are refused.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,7 @@ def safe_extract(archive: str, dest: str) -> None:
         raise DataError(f"{archive}: not a readable tar.gz archive ({e})") from None
 
 
-def download_cifar10(data_dir: str, url: Optional[str] = None, md5: Optional[str] = None,
-                     timeout: float = 60.0) -> str:
+def download_cifar10(data_dir: str, url: Optional[str] = None, md5: Optional[str] = None, timeout: float = 60.0) -> str:
     """Fetch CIFAR-10's binary archive into ``data_dir/cifar-10-batches-bin``; returns that folder.
 
     ``url`` and ``md5`` default to :data:`CIFAR10_URL` and :data:`CIFAR10_MD5` (read at call time);
@@ -73,11 +73,14 @@ def download_cifar10(data_dir: str, url: Optional[str] = None, md5: Optional[str
         try:
             download_verified(url, archive, md5, algorithm="md5", timeout=timeout)
         except DownloadFailed as e:
-            raise DataError(f"{url}: download failed ({e.reason})",
-                            hint="download it by hand and extract it into data_dir") from None
+            raise DataError(
+                f"{url}: download failed ({e.reason})", hint="download it by hand and extract it into data_dir"
+            ) from None
         except DigestMismatch as e:
-            raise DataError(f"{url}: md5 {e.actual} does not match the expected {e.expected}; the download is damaged "
-                            "or not CIFAR-10's binary archive; nothing was extracted") from None
+            raise DataError(
+                f"{url}: md5 {e.actual} does not match the expected {e.expected}; the download is damaged "
+                "or not CIFAR-10's binary archive; nothing was extracted"
+            ) from None
         extracted = os.path.join(tmp, "extracted")
         safe_extract(archive, extracted)
         found = os.path.join(extracted, CIFAR10.folder)

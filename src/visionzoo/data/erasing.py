@@ -12,6 +12,7 @@ worker threads draw from it in whatever order they run, so two runs with the sam
 different boxes (measured on MindCV 0.3.0 with 2 workers: first batches differ by up to 2.6).
 Here erasing runs once per batch, on one worker, from a numpy generator seeded per epoch.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,15 @@ __all__ = ["BatchEraser"]
 class BatchEraser:
     """Callable ``images N x C x H x W float32 -> images`` with boxes erased."""
 
-    def __init__(self, prob: float, scale: Sequence[float] = (0.02, 0.33), ratio: Sequence[float] = (0.3, 3.3),
-                 value: Union[float, str] = 0.0, max_attempts: int = 10, seed: int = 0) -> None:
+    def __init__(
+        self,
+        prob: float,
+        scale: Sequence[float] = (0.02, 0.33),
+        ratio: Sequence[float] = (0.3, 3.3),
+        value: Union[float, str] = 0.0,
+        max_attempts: int = 10,
+        seed: int = 0,
+    ) -> None:
         self.prob = float(prob)
         self.scale = (float(scale[0]), float(scale[1]))
         self.log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
@@ -62,5 +70,5 @@ class BatchEraser:
                 fill = self.rng.standard_normal((images.shape[1], h, w)).astype(images.dtype)
             else:
                 fill = np.asarray(float(self.value), dtype=images.dtype)
-            images[k, :, top:top + h, left:left + w] = fill
+            images[k, :, top : top + h, left : left + w] = fill
         return images

@@ -12,6 +12,7 @@ files are left out with one warning that gives their count and the first few pat
 middle of an epoch, and a truncated JPEG header can even kill the process with SIGFPE.) A file whose
 head and tail are intact but whose body is damaged is left to the decoder, which raises.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,7 @@ _NAMES = "/".join(IMAGE_EXTENSIONS)
 #: (head signature, end marker): JPEG SOI ... EOI, PNG signature ... IEND chunk. The end marker is
 #: looked for in the last _TAIL bytes, since some writers append padding after it. In JPEG
 #: entropy-coded data 0xFF is always stuffed, so FF D9 near the tail can only be the end marker.
-_SIGNATURES = ((b"\xff\xd8\xff", b"\xff\xd9"), (b"\x89PNG\r\n\x1a\n", b"IEND"),
-               (b"BM", b""))  # BMP has no end marker
+_SIGNATURES = ((b"\xff\xd8\xff", b"\xff\xd9"), (b"\x89PNG\r\n\x1a\n", b"IEND"), (b"BM", b""))  # BMP has no end marker
 _TAIL = 256
 _SHOW = 5  # paths named in the corrupt-file warning
 _CHECK_THREADS = 8  # file checks are I/O-bound: threads help on network and cold disks
@@ -118,10 +118,22 @@ def scan_image_folder(data_dir: str, split_name: str) -> FolderIndex:
     skipped = [p for p, good in zip(files, ok) if not good]
     if skipped:
         shown = ", ".join(skipped[:_SHOW]) + (", ..." if len(skipped) > _SHOW else "")
-        _logger.warning("%s: skipping %d of %d files that are empty, truncated or not JPEG/PNG/BMP: %s",
-                        root, len(skipped), len(files), shown)
+        _logger.warning(
+            "%s: skipping %d of %d files that are empty, truncated or not JPEG/PNG/BMP: %s",
+            root,
+            len(skipped),
+            len(files),
+            shown,
+        )
     if not ok.any():
-        raise DataError(f"{root}: none of the {len(files)} image files is a readable JPEG, PNG or BMP; first: {skipped[0]}")
-    return FolderIndex(root=root, class_names=class_names, files=files,
-                       labels=np.asarray(labels, dtype=np.int32), valid=np.flatnonzero(ok), skipped=skipped)
-
+        raise DataError(
+            f"{root}: none of the {len(files)} image files is a readable JPEG, PNG or BMP; first: {skipped[0]}"
+        )
+    return FolderIndex(
+        root=root,
+        class_names=class_names,
+        files=files,
+        labels=np.asarray(labels, dtype=np.int32),
+        valid=np.flatnonzero(ok),
+        skipped=skipped,
+    )

@@ -3,6 +3,7 @@
 The extensions are :data:`visionzoo.constants.IMAGE_EXTENSIONS` (any case), the same list the
 folder datasets read; decoding uses MindSpore's decoder, the one the validation pipeline uses.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,10 @@ def as_rgb_array(image: Any, index: int) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
-        raise DataError(f"image {index}: in-memory images must be uint8 (0-255) arrays, got {arr.dtype}",
-                        hint="pass the decoded pixels, not normalised tensors")
+        raise DataError(
+            f"image {index}: in-memory images must be uint8 (0-255) arrays, got {arr.dtype}",
+            hint="pass the decoded pixels, not normalised tensors",
+        )
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):

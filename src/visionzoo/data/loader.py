@@ -3,7 +3,8 @@
 Sharding is done by :class:`ShardSampler`, one sampler for every source:
 
 * train: each epoch's order is the permutation MindSpore's ``RandomSampler`` draws for that epoch
-  under dataset seed ``cfg.seed`` (:func:`native_permutation`: MindCV's order, the same on every rank), pads it by repeating its head to a multiple of ``num_shards`` (so every rank runs the same
+  under dataset seed ``cfg.seed`` (:func:`native_permutation`: MindCV's order, the same on every
+  rank), pads it by repeating its head to a multiple of ``num_shards`` (so every rank runs the same
   number of steps), and gives rank ``k`` the positions ``k::num_shards``.
 * val: no shuffle, no padding: rank ``k`` gets the indices ``k::num_shards``, so across ranks every
   sample is scored exactly once (MindSpore's DistributedSampler would repeat samples to even out
@@ -13,6 +14,7 @@ Random augmentations draw from MindSpore's dataset seed, which :func:`build_data
 ``cfg.seed + shard_id`` when building a train split (``mindspore.dataset.config.set_seed``, a
 process-wide setting read when a pipeline is built), so a pipeline is reproducible given the seed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,8 +31,8 @@ from ..errors import DataError
 from . import transforms as tf
 from .cifar import CIFAR10, CIFAR100, find_cifar_root, load_cifar
 from .digits import load_digits_split
-from .folder import EXTENSIONS, scan_image_folder
 from .erasing import BatchEraser
+from .folder import EXTENSIONS, scan_image_folder
 from .mixup import BatchMixer
 from .synthetic import DEFAULT_NUM_SAMPLES, make_synthetic
 
@@ -105,8 +107,7 @@ def native_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
         previous = ds.config.get_seed()
         ds.config.set_seed(int(seed))
         try:
-            source = ds.NumpySlicesDataset(np.arange(n, dtype=np.int64), column_names=["i"],
-                                           sampler=ds.RandomSampler())
+            source = ds.NumpySlicesDataset(np.arange(n, dtype=np.int64), column_names=["i"], sampler=ds.RandomSampler())
             whole = source.batch(max(int(n), 1))  # one row per epoch
             iterator = whole.create_tuple_iterator(num_epochs=-1, output_numpy=True)
         finally:
@@ -137,8 +138,15 @@ class ShardSampler(ds.Sampler):
     the epoch's order; without it shard ``k`` is exactly ``indices[k::num_shards]``.
     """
 
-    def __init__(self, indices: np.ndarray, shard_id: int = 0, num_shards: int = 1, shuffle: bool = False,
-                 seed: int = 0, pad: bool = False):
+    def __init__(
+        self,
+        indices: np.ndarray,
+        shard_id: int = 0,
+        num_shards: int = 1,
+        shuffle: bool = False,
+        seed: int = 0,
+        pad: bool = False,
+    ):
         self.indices = np.asarray(indices, dtype=np.int64)
         self.shard_id = int(shard_id)
         self.num_shards = int(num_shards)
@@ -174,7 +182,7 @@ class ShardSampler(ds.Sampler):
             total = math.ceil(order.size / self.num_shards) * self.num_shards
             if total > order.size:
                 order = np.concatenate([order, np.resize(order, total - order.size)])
-        return order[self.shard_id::self.num_shards]
+        return order[self.shard_id :: self.num_shards]
 
     def __iter__(self):
         order = self.epoch_indices(self.epoch)
@@ -192,8 +200,12 @@ def choose_workers(requested: int, in_memory: bool, cpus: Optional[int] = None) 
     if workers < requested:
         _logger.info("num_parallel_workers %d capped at %d (CPUs here: %d)", requested, workers, cpus)
     if in_memory and workers > 1 and cpus <= IN_MEMORY_ONE_WORKER_CPUS:
-        _logger.info("num_parallel_workers %d -> 1 for an in-memory dataset on %d CPUs (measured faster; "
-                     "leaves the other cores to the model)", workers, cpus)
+        _logger.info(
+            "num_parallel_workers %d -> 1 for an in-memory dataset on %d CPUs (measured faster; "
+            "leaves the other cores to the model)",
+            workers,
+            cpus,
+        )
         workers = 1
     return workers
 
@@ -262,8 +274,13 @@ def _folder_source(cfg: Any, split: str) -> _Source:
     ops = tf.imagenet_train(cfg, mean, std) if split == "train" else tf.imagenet_eval(cfg, mean, std)
 
     def make(sampler: ds.Sampler, workers: int) -> Any:
-        return ds.ImageFolderDataset(index.root, extensions=list(EXTENSIONS), class_indexing=index.class_indexing,
-                                     sampler=sampler, num_parallel_workers=workers)
+        return ds.ImageFolderDataset(
+            index.root,
+            extensions=list(EXTENSIONS),
+            class_indexing=index.class_indexing,
+            sampler=sampler,
+            num_parallel_workers=workers,
+        )
 
     return _Source(make, index.valid, index.class_names, ops, False)
 
@@ -281,8 +298,10 @@ def _source(cfg: Any, split: str) -> _Source:
     if name == "imagenet":
         return _folder_source(cfg, split)
     if name == "mnist":
-        raise DataError(f"dataset 'mnist' is not supported by visionzoo; supported datasets: "
-                        f"{', '.join(SUPPORTED_DATASETS)} (for a small demo use digits)")
+        raise DataError(
+            f"dataset 'mnist' is not supported by visionzoo; supported datasets: "
+            f"{', '.join(SUPPORTED_DATASETS)} (for a small demo use digits)"
+        )
     raise DataError(f"unknown dataset {name!r}; supported datasets: {', '.join(SUPPORTED_DATASETS)}")
 
 
@@ -298,23 +317,29 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     """
     _check_split(split, shard_id, num_shards)
     if int(cfg.in_channels) != 3:
-        raise DataError(f"in_channels is {cfg.in_channels} but every visionzoo pipeline yields 3-channel RGB images "
-                        "(digits are replicated to 3 channels); set in_channels 3")
+        raise DataError(
+            f"in_channels is {cfg.in_channels} but every visionzoo pipeline yields 3-channel RGB images "
+            "(digits are replicated to 3 channels); set in_channels 3"
+        )
     train = split == "train"
     source = _source(cfg, split)
     num_classes = len(source.class_names)
     if num_classes != int(cfg.num_classes):
-        raise DataError(f"{cfg.dataset} {split} data at {cfg.data_dir!r} has {num_classes} classes but "
-                        f"num_classes is {cfg.num_classes}; set num_classes {num_classes} (or point data_dir "
-                        "at the intended data)")
+        raise DataError(
+            f"{cfg.dataset} {split} data at {cfg.data_dir!r} has {num_classes} classes but "
+            f"num_classes is {cfg.num_classes}; set num_classes {num_classes} (or point data_dir "
+            "at the intended data)"
+        )
     indices = source.valid
     if train and cfg.num_samples and cfg.dataset != "synthetic" and cfg.num_samples < indices.size:
         # a fixed random subset (not the head, which is one class for a sorted folder)
         keep = np.random.default_rng(int(cfg.seed)).choice(indices.size, int(cfg.num_samples), replace=False)
         indices = indices[np.sort(keep)]
     if indices.size < num_shards and not train:
-        raise DataError(f"{cfg.dataset} {split} has {indices.size} samples, fewer than num_shards={num_shards}; "
-                        "use fewer devices for evaluation")
+        raise DataError(
+            f"{cfg.dataset} {split} has {indices.size} samples, fewer than num_shards={num_shards}; "
+            "use fewer devices for evaluation"
+        )
     # eval_shuffle only reorders validation: the metrics sum over every sample either way
     shuffle = bool(cfg.shuffle) if train else bool(getattr(cfg, "eval_shuffle", False))
     sampler = ShardSampler(indices, shard_id, num_shards, shuffle=shuffle, seed=int(cfg.seed), pad=train)
@@ -335,8 +360,14 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
     dataset = dataset.batch(batch_size, drop_remainder=drop)
     eraser = None
     if train and cfg.re_prob > 0:  # after normalisation, per image, before mixing (MindCV's order)
-        eraser = BatchEraser(min(float(cfg.re_prob), 1.0), cfg.re_scale, cfg.re_ratio, tf.erasing_value(cfg),
-                             int(cfg.re_max_attempts), seed=int(cfg.seed) + shard_id + 1)
+        eraser = BatchEraser(
+            min(float(cfg.re_prob), 1.0),
+            cfg.re_scale,
+            cfg.re_ratio,
+            tf.erasing_value(cfg),
+            int(cfg.re_max_attempts),
+            seed=int(cfg.seed) + shard_id + 1,
+        )
         dataset = dataset.map(operations=eraser, input_columns=["image"], num_parallel_workers=1)
     mixer = None
     if train and (cfg.mixup > 0 or cfg.cutmix > 0):
@@ -344,11 +375,31 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
         dataset = dataset.map(operations=mixer, input_columns=["image", "label"], num_parallel_workers=1)
     num_batches = num_samples // batch_size if drop else math.ceil(num_samples / batch_size)
     if num_batches == 0:
-        raise DataError(f"{cfg.dataset} {split}: {num_samples} samples in this shard make no full batch of "
-                        f"{batch_size} with drop_remainder True; lower batch_size or set drop_remainder False")
-    _logger.info("%s %s shard %d/%d: %d samples, %d batches of %d, %d classes", cfg.dataset, split, shard_id,
-                 num_shards, num_samples, num_batches, batch_size, num_classes)
-    return DatasetBundle(dataset=dataset, num_samples=num_samples, num_batches=num_batches,
-                         num_classes=num_classes, class_names=list(source.class_names), batch_size=batch_size,
-                         sampler=sampler if train else None, seed=int(cfg.seed), mixer=mixer, eraser=eraser,
-                         mixup_off_epoch=int(getattr(cfg, "mixup_off_epoch", 0) or 0))
+        raise DataError(
+            f"{cfg.dataset} {split}: {num_samples} samples in this shard make no full batch of "
+            f"{batch_size} with drop_remainder True; lower batch_size or set drop_remainder False"
+        )
+    _logger.info(
+        "%s %s shard %d/%d: %d samples, %d batches of %d, %d classes",
+        cfg.dataset,
+        split,
+        shard_id,
+        num_shards,
+        num_samples,
+        num_batches,
+        batch_size,
+        num_classes,
+    )
+    return DatasetBundle(
+        dataset=dataset,
+        num_samples=num_samples,
+        num_batches=num_batches,
+        num_classes=num_classes,
+        class_names=list(source.class_names),
+        batch_size=batch_size,
+        sampler=sampler if train else None,
+        seed=int(cfg.seed),
+        mixer=mixer,
+        eraser=eraser,
+        mixup_off_epoch=int(getattr(cfg, "mixup_off_epoch", 0) or 0),
+    )

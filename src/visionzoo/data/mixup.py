@@ -14,6 +14,7 @@ does (its Mixup gets ``label_smoothing=0``). A batch left unmixed still gets one
 so every batch has the same column types. Random draws come from a numpy generator seeded by the
 recipe, so a run is reproducible; the op runs on one worker so batches draw in order.
 """
+
 from __future__ import annotations
 
 from typing import Tuple
@@ -26,8 +27,15 @@ __all__ = ["BatchMixer"]
 class BatchMixer:
     """Callable ``(images N x C x H x W float32, labels N int) -> (mixed images, soft labels)``."""
 
-    def __init__(self, num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, prob: float = 1.0,
-                 switch_prob: float = 0.5, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+        seed: int = 0,
+    ) -> None:
         self.num_classes = int(num_classes)
         self.mixup_alpha = float(mixup_alpha)
         self.cutmix_alpha = float(cutmix_alpha)

@@ -14,6 +14,7 @@ Which recipe keys each family honours (documented in docs/data.md):
 * digits (8x8 arrays): image_resize, interpolation, crop_padding (after upscaling), re_*, mean, std.
   Never flipped: a mirrored digit is another glyph.
 """
+
 from __future__ import annotations
 
 import logging
@@ -125,7 +126,8 @@ def _auto_augment(cfg: Any, mean: Sequence[float], size: int) -> List[Any]:
         return [trivial_augment_wide_transform(policy, hparams)]
     raise DataError(
         f"auto_augment {policy!r} is not supported; use a mindcv policy string starting with "
-        "'randaug' (e.g. 'randaug-m9-mstd0.5'), 'autoaug', '3a' or 'trivialaugwide'")
+        "'randaug' (e.g. 'randaug-m9-mstd0.5'), 'autoaug', '3a' or 'trivialaugwide'"
+    )
 
 
 def erasing_value(cfg: Any) -> Any:
@@ -153,8 +155,9 @@ def imagenet_train(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> Lis
     size = int(cfg.image_resize)
     ops: List[Any] = [
         V.Decode(),
-        V.RandomResizedCrop(size, scale=tuple(cfg.scale), ratio=tuple(cfg.ratio),
-                            interpolation=_interpolation(cfg.interpolation)),
+        V.RandomResizedCrop(
+            size, scale=tuple(cfg.scale), ratio=tuple(cfg.ratio), interpolation=_interpolation(cfg.interpolation)
+        ),
     ]
     ops += _flips(cfg)
     if cfg.auto_augment:
@@ -177,8 +180,14 @@ def imagenet_eval(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> List
     ] + _normalize_chw(mean, std)
 
 
-def array_train(cfg: Any, mean: Sequence[float], std: Sequence[float], native_size: int,
-                crop_after_resize: bool = False, allow_hflip: bool = True) -> List[Any]:
+def array_train(
+    cfg: Any,
+    mean: Sequence[float],
+    std: Sequence[float],
+    native_size: int,
+    crop_after_resize: bool = False,
+    allow_hflip: bool = True,
+) -> List[Any]:
     """Training ops for uint8 HWC arrays of ``native_size`` pixels (CIFAR: 32, digits: 8).
 
     CIFAR: RandomCrop(32, crop_padding) -> flips -> Resize(image_resize) if it differs -> normalise.
@@ -216,7 +225,6 @@ def array_eval(cfg: Any, mean: Sequence[float], std: Sequence[float], native_siz
 def label_transform() -> List[Any]:
     """Labels leave the pipeline as int32 whatever the source wrote."""
     return [T.TypeCast(ms.int32)]
-
 
 
 def decoded_eval(cfg: Any, height: int, width: int) -> List[Any]:

@@ -6,6 +6,7 @@ one sink call on Ascend/GPU (``sink_size`` steps), or a number of steps of the P
 default; any number in tests, to drive the sink path's arithmetic on the CPU). :class:`EpochAccount`
 turns the chunks into the epoch's numbers and decides when a run has diverged.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -1,4 +1,5 @@
 """Building the network a recipe describes: the registered model, its options, weights and AMP level."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -36,9 +37,15 @@ def build_network(cfg: Config, checkpoint_path: Optional[str] = None, amp_level:
     """
     kwargs = model_options(cfg)
     path = cfg.ckpt_path if checkpoint_path is None else checkpoint_path
-    network = create_model(cfg.model, pretrained=cfg.pretrained, num_classes=cfg.num_classes,
-                           in_channels=cfg.in_channels, checkpoint_path=path or None, device=cfg.device_target,
-                           **kwargs)
+    network = create_model(
+        cfg.model,
+        pretrained=cfg.pretrained,
+        num_classes=cfg.num_classes,
+        in_channels=cfg.in_channels,
+        checkpoint_path=path or None,
+        device=cfg.device_target,
+        **kwargs,
+    )
     if not (cfg.pretrained or path):
         mindcv_seeded_init(network, cfg.seed)
     level = cfg.amp_level if amp_level is None else amp_level

@@ -4,6 +4,7 @@ MindCV's CheckpointManager keeps the K best and nothing else. visionzoo also kee
 checkpoint (even when it is not among the best), so ``resume auto`` continues where training stopped;
 ties go to the earlier epoch (a later one must be strictly better to displace it, as in MindCV).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ _EPOCH = re.compile(r"-e(\d+)\.ckpt$")
 
 def top_k_epochs(scores: Dict[int, float], k: int) -> List[int]:
     """The ``k`` epochs with the highest score, best first; ties keep the earlier epoch."""
-    return [e for e, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:max(int(k), 0)]]
+    return [e for e, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(int(k), 0)]]
 
 
 def keep_top_k(directory: str, model: str, k: int, scores: Dict[int, float]) -> List[str]:

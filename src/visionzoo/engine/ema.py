@@ -11,6 +11,7 @@ counter ``ema.updates``, so a training checkpoint holds both the online and the 
 and a resumed run continues the average exactly. Validation during training and ``validate.py``
 with ``ema: True`` score the averaged weights (:func:`ema_weights_of`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,7 +73,7 @@ def ema_weights_of(params: Dict[str, object]) -> Dict[str, object]:
     out = {}
     for name, value in params.items():
         if name.startswith(EMA_PREFIX) and name != EMA_PREFIX + "updates":
-            plain = name[len(EMA_PREFIX):]
+            plain = name[len(EMA_PREFIX) :]
             data = value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
             out[plain] = Parameter(Tensor(data), name=plain)
     return out

@@ -1,4 +1,5 @@
 """Evaluation over every sample of a (possibly sharded) dataset: top-1, top-5, mean loss."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -32,8 +33,9 @@ class EvalStep(nn.Cell):
         return loss, hits[:, 0].sum(), hits.sum()
 
 
-def evaluate(network: nn.Cell, dataset: Any, num_classes: int, ctx: Optional[RunContext] = None,
-             step: Optional[EvalStep] = None) -> Dict[str, Any]:
+def evaluate(
+    network: nn.Cell, dataset: Any, num_classes: int, ctx: Optional[RunContext] = None, step: Optional[EvalStep] = None
+) -> Dict[str, Any]:
     """Score ``network`` on every batch of ``dataset``; sums are all-reduced across ranks.
 
     Returns ``{"top1", "top5" (None with fewer than 5 classes), "loss", "num_samples"}``, accuracies

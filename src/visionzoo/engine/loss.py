@@ -1,4 +1,5 @@
 """Loss functions and the network-with-loss wrapper."""
+
 from __future__ import annotations
 
 from typing import Any

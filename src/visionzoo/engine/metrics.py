@@ -1,4 +1,5 @@
 """Per-epoch metrics log (``metrics.jsonl``) and its plot."""
+
 from __future__ import annotations
 
 import json
@@ -126,8 +127,11 @@ class StepLog:
         """Keep the steps up to ``epochs_done`` whole epochs plus ``steps_into_next`` steps of the next."""
         if not os.path.isfile(self.path):
             return
-        kept = [r for r in MetricsLog(self.path).read()
-                if (int(r["epoch"]) - 1, int(r["step"])) <= (epochs_done, steps_into_next)]
+        kept = [
+            r
+            for r in MetricsLog(self.path).read()
+            if (int(r["epoch"]) - 1, int(r["step"])) <= (epochs_done, steps_into_next)
+        ]
         write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def append(self, epoch: int, step: int, loss: float, lr: float) -> None:

@@ -1,5 +1,6 @@
 """Optimizers with weight decay chosen by each parameter's role, and a learning rate scaled down for
 the backbone when fine-tuning (``backbone_lr_scale``)."""
+
 from __future__ import annotations
 
 import logging
@@ -72,33 +73,51 @@ def build_optimizer(cfg: Any, network: nn.Cell, lr: np.ndarray) -> nn.Optimizer:
     if scale != 1.0:
         head = head_prefixes(network)
         if not head:
-            raise ConfigError(f"key 'backbone_lr_scale' ({scale:g}) needs the model's head, but "
-                              f"{type(network).__name__} names none (no classifier_names)",
-                              hint="set backbone_lr_scale 1 for this model")
+            raise ConfigError(
+                f"key 'backbone_lr_scale' ({scale:g}) needs the model's head, but "
+                f"{type(network).__name__} names none (no classifier_names)",
+                hint="set backbone_lr_scale 1 for this model",
+            )
     backbone_lr = Tensor(table * np.float32(scale))
     params_arg: List[Dict[str, Any]] = []
     for group, decay_value in ((decay, cfg.weight_decay), (no_decay, 0.0)):
         if not head:
             parts = [(group, {})]
         else:  # the backbone's share of this decay group at the scaled table, the head's at the schedule's
-            parts = [([p for p in group if not under_prefixes(p.name, head)], {"lr": backbone_lr}),
-                     ([p for p in group if under_prefixes(p.name, head)], {})]
+            parts = [
+                ([p for p in group if not under_prefixes(p.name, head)], {"lr": backbone_lr}),
+                ([p for p in group if under_prefixes(p.name, head)], {}),
+            ]
         for members, extra in parts:
             if members:
                 params_arg.append({"params": members, "weight_decay": decay_value, **extra})
     params_arg.append({"order_params": params})
     if head:
-        _logger.debug("backbone lr x%g on %d tensors; head %s at the schedule's lr", scale,
-                      sum(len(g["params"]) for g in params_arg if "lr" in g), ", ".join(head))
+        _logger.debug(
+            "backbone lr x%g on %d tensors; head %s at the schedule's lr",
+            scale,
+            sum(len(g["params"]) for g in params_arg if "lr" in g),
+            ", ".join(head),
+        )
     weight_decay = 0.0
     learning_rate = Tensor(table)
     name = cfg.opt
     if name in ("momentum", "nesterov"):
-        return nn.Momentum(params_arg, learning_rate=learning_rate, momentum=cfg.momentum, weight_decay=weight_decay,
-                           use_nesterov=cfg.use_nesterov or name == "nesterov")
+        return nn.Momentum(
+            params_arg,
+            learning_rate=learning_rate,
+            momentum=cfg.momentum,
+            weight_decay=weight_decay,
+            use_nesterov=cfg.use_nesterov or name == "nesterov",
+        )
     if name == "sgd":
-        return nn.SGD(params_arg, learning_rate=learning_rate, momentum=cfg.momentum, weight_decay=weight_decay,
-                      nesterov=cfg.use_nesterov)
+        return nn.SGD(
+            params_arg,
+            learning_rate=learning_rate,
+            momentum=cfg.momentum,
+            weight_decay=weight_decay,
+            nesterov=cfg.use_nesterov,
+        )
     if name == "adamw":
         return nn.AdamWeightDecay(params_arg, learning_rate=learning_rate, eps=cfg.eps, weight_decay=weight_decay)
     if name == "adam":

@@ -23,6 +23,7 @@ Formulas (``u`` = update index, ``W`` = warmup updates, ``T`` = total updates, `
   ``p = (u - W) / (T - W)``
 - warmup with ``lr_epoch_stair``: the ramp also steps once per epoch (MindCV's ``linear_lr``)
 """
+
 from __future__ import annotations
 
 import math
@@ -60,14 +61,14 @@ def build_lr_schedule(cfg: Any, updates_per_epoch: int, lr: float = None) -> np.
         passed = np.zeros(total)
         for milestone in cfg.multi_step_decay_milestones:
             passed += np.floor(main) >= milestone
-        out = base * cfg.decay_rate ** passed
+        out = base * cfg.decay_rate**passed
     elif name == "exponential_decay":
-        out = base * cfg.decay_rate ** main
+        out = base * cfg.decay_rate**main
     elif name == "staged_decay":
         drops = np.zeros(total)
         for point in cfg.staged_decay_points:
             drops += u >= point * total
-        out = base * 0.1 ** drops
+        out = base * 0.1**drops
     elif name == "polynomial_decay":
         if cfg.lr_power is None:  # MindCV: power decay_rate over the epochs after warmup, down to 0
             span = max(float(epochs - cfg.warmup_epochs), 1e-12)
@@ -81,8 +82,9 @@ def build_lr_schedule(cfg: Any, updates_per_epoch: int, lr: float = None) -> np.
     if warmup > 0:
         f = float(cfg.warmup_factor)
         # MindCV: per update (linear_refined_lr), or per epoch with lr_epoch_stair (linear_lr)
-        progress = (np.floor(u[:warmup] / updates_per_epoch) * updates_per_epoch if cfg.lr_epoch_stair
-                    else u[:warmup]) / warmup
+        progress = (
+            np.floor(u[:warmup] / updates_per_epoch) * updates_per_epoch if cfg.lr_epoch_stair else u[:warmup]
+        ) / warmup
         ramp = base * (f + (1.0 - f) * progress)
         out = np.array(out, dtype=np.float64)
         out[:warmup] = ramp

@@ -12,6 +12,7 @@ fixed loss scales, with or without dropping overflowed updates, behave the same 
 counters (:class:`StepCounters`): the trainer reads them after a sink call (many steps) or after
 any number of steps of the Python loop, so both loops share one accounting.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,9 +84,18 @@ class TrainStep(nn.Cell):
         accumulate_only: this cell only adds gradients to the buffers (no update).
     """
 
-    def __init__(self, net_with_loss: nn.Cell, optimizer: nn.Optimizer, scale_state: LossScaleState,
-                 check_overflow: bool = False, drop_overflow: bool = False, clip_value: Optional[float] = None,
-                 accum_buffers=None, accum_steps: int = 1, accumulate_only: bool = False) -> None:
+    def __init__(
+        self,
+        net_with_loss: nn.Cell,
+        optimizer: nn.Optimizer,
+        scale_state: LossScaleState,
+        check_overflow: bool = False,
+        drop_overflow: bool = False,
+        clip_value: Optional[float] = None,
+        accum_buffers=None,
+        accum_steps: int = 1,
+        accumulate_only: bool = False,
+    ) -> None:
         super().__init__(auto_prefix=False)
         self.network = net_with_loss
         self.network.set_grad()
@@ -183,9 +193,13 @@ class StepCounters(nn.Cell):
 
     def read(self, reset: bool = True) -> ChunkTotals:
         """The sums since the last reset (then zeroed, unless ``reset=False``)."""
-        totals = ChunkTotals(steps=int(self.steps.asnumpy()), loss_sum=float(self.loss_sum.asnumpy()),
-                             overflows=int(self.overflows.asnumpy()), nonfinite_losses=int(self.nonfinite.asnumpy()),
-                             last_loss=float(self.last_loss.asnumpy()))
+        totals = ChunkTotals(
+            steps=int(self.steps.asnumpy()),
+            loss_sum=float(self.loss_sum.asnumpy()),
+            overflows=int(self.overflows.asnumpy()),
+            nonfinite_losses=int(self.nonfinite.asnumpy()),
+            last_loss=float(self.last_loss.asnumpy()),
+        )
         if reset:
             for p in (self.loss_sum, self.last_loss):
                 p.set_data(Tensor(0.0, ms.float32))

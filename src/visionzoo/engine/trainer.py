@@ -3,6 +3,7 @@
 Everything is driven by a :class:`visionzoo.config.Config`. ``Trainer(cfg).fit()`` trains;
 ``Trainer(cfg).plan()`` builds everything and describes the run without training (``--dry_run``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,12 +22,22 @@ import mindspore.dataset as mds
 import numpy as np
 from mindspore import ParameterTuple
 
-from ..checkpoint import (checkpoint_name, latest_checkpoint, list_resume_points, prune, read_training_state,
-                          records, remove_stop_checkpoints, save_checkpoint, stop_checkpoint_name)
+from ..checkpoint import (
+    checkpoint_name,
+    latest_checkpoint,
+    list_resume_points,
+    prune,
+    read_training_state,
+    records,
+    remove_stop_checkpoints,
+    save_checkpoint,
+    stop_checkpoint_name,
+)
 from ..config import Config
 from ..distributed import RunContext, all_reduce_sum, check_same_weights, launched_by_msrun, setup_context
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..files import write_text_atomic
+from .accounting import EpochAccount
 from .build import build_network
 from .ckpt_policy import keep_top_k
 from .ema import EMA, EMA_PREFIX
@@ -35,7 +46,6 @@ from .loss import NetWithLoss, build_loss
 from .metrics import MetricsLog, StepLog, process_memory_mb
 from .optim import build_optimizer
 from .schedules import build_lr_schedule
-from .accounting import EpochAccount
 from .train_step import AccountedStep, ChunkTotals, LossScaleState, StepCounters, TrainStep
 
 __all__ = ["Trainer", "TrainingStopped", "STOP_SIGNALS"]
@@ -79,8 +89,9 @@ class Trainer:
     ``lr`` (one value per update), ``steps_per_epoch``, ``updates_per_epoch``.
     """
 
-    def __init__(self, cfg: Config, ctx: Optional[RunContext] = None, dry_run: bool = False,
-                 read_every: int = 1) -> None:
+    def __init__(
+        self, cfg: Config, ctx: Optional[RunContext] = None, dry_run: bool = False, read_every: int = 1
+    ) -> None:
         self.cfg = cfg
         self.ctx = ctx
         self.dry_run = dry_run  # a dry run plans without the data and without a launcher
@@ -103,8 +114,10 @@ class Trainer:
             path = getattr(cfg, key)
             if path and not os.path.isfile(path):
                 what = "resume checkpoint" if key == "resume" else "ckpt_path checkpoint"
-                raise CheckpointError(f"{what} not found: {path!r}; pass an existing .ckpt file"
-                                      + (" or --resume auto" if key == "resume" else ""))
+                raise CheckpointError(
+                    f"{what} not found: {path!r}; pass an existing .ckpt file"
+                    + (" or --resume auto" if key == "resume" else "")
+                )
         self.ctx = self.ctx or setup_context(cfg, init_comm=not self.dry_run or launched_by_msrun())
         ctx = self.ctx
         ms.set_seed(cfg.seed)  # identical initial weights on every rank
@@ -112,8 +125,9 @@ class Trainer:
         self.data_note = ""
         try:
             self.train_data = build_dataset(cfg, "train", shard_id=ctx.rank, num_shards=ctx.group_size)
-            self.val_data = (build_dataset(cfg, "val", shard_id=ctx.rank, num_shards=ctx.group_size)
-                             if cfg.val_while_train else None)
+            self.val_data = (
+                build_dataset(cfg, "val", shard_id=ctx.rank, num_shards=ctx.group_size) if cfg.val_while_train else None
+            )
         except DataError as e:
             known = KNOWN_TRAIN_SIZES.get(cfg.dataset)
             if not (self.dry_run and known):
@@ -134,7 +148,8 @@ class Trainer:
         if self.updates_per_epoch < 1:
             raise ConfigError(
                 f"an epoch has {self.steps_per_epoch} batches per device, fewer than gradient_accumulation_steps "
-                f"({accum}); lower batch_size or gradient_accumulation_steps")
+                f"({accum}); lower batch_size or gradient_accumulation_steps"
+            )
         self.base_lr = cfg.lr * (ctx.group_size / cfg.tuned_devices if cfg.scale_lr else 1.0)
         self.lr = build_lr_schedule(cfg, self.updates_per_epoch, self.base_lr)
 
@@ -156,11 +171,15 @@ class Trainer:
         buffers = None
         if accum > 1:
             buffers = ParameterTuple(self.optimizer.parameters).clone(prefix=records.ACCUM_PREFIX, init="zeros")
-        common = dict(check_overflow=check, drop_overflow=check, clip_value=clip, accum_buffers=buffers,
-                      accum_steps=accum)
+        common = dict(
+            check_overflow=check, drop_overflow=check, clip_value=clip, accum_buffers=buffers, accum_steps=accum
+        )
         self.train_step = TrainStep(self.net_with_loss, self.optimizer, self.scale_state, **common)
-        self.accum_step = (TrainStep(self.net_with_loss, self.optimizer, self.scale_state, accumulate_only=True,
-                                     **common) if accum > 1 else None)
+        self.accum_step = (
+            TrainStep(self.net_with_loss, self.optimizer, self.scale_state, accumulate_only=True, **common)
+            if accum > 1
+            else None
+        )
         self.counters = StepCounters()
         self.accounted_step = AccountedStep(self.train_step, self.counters)
         self.accounted_accum = AccountedStep(self.accum_step, self.counters) if accum > 1 else None
@@ -169,10 +188,12 @@ class Trainer:
         # MindCV's ema / ema_decay: averaged weights updated after every optimizer update (engine/ema.py)
         self.ema = EMA(self.network, cfg.ema_decay) if cfg.ema else None
         # val_amp_level differing from amp_level: validation runs a second network built at that level
-        self.eval_network = (build_network(cfg, checkpoint_path="", amp_level=cfg.val_amp_level)
-                             if cfg.val_while_train and cfg.val_amp_level != cfg.amp_level else None)
-        self.use_sink = (cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1
-                         and self.ema is None)
+        self.eval_network = (
+            build_network(cfg, checkpoint_path="", amp_level=cfg.val_amp_level)
+            if cfg.val_while_train and cfg.val_amp_level != cfg.amp_level
+            else None
+        )
+        self.use_sink = cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1 and self.ema is None
         self._built = True
         return self
 
@@ -212,10 +233,23 @@ class Trainer:
         _logger.info(
             "visionzoo training %s (%.2fM params) on %s x%d, %s mode, AMP %s, loss scale %s; global batch %d "
             "(%d per device x %d devices x %d accumulation), %d steps/epoch, epochs %d-%d, lr %.4g -> %.4g",
-            p["model"], p["params"] / 1e6, p["device_target"], p["devices"], p["mode"], p["amp_level"],
-            p["loss_scale"], p["global_batch"], p["per_device_batch"], p["devices"],
-            self.cfg.gradient_accumulation_steps, p["steps_per_epoch"], start_epoch + 1, p["epochs"],
-            p["lr_start"], p["lr_end"])
+            p["model"],
+            p["params"] / 1e6,
+            p["device_target"],
+            p["devices"],
+            p["mode"],
+            p["amp_level"],
+            p["loss_scale"],
+            p["global_batch"],
+            p["per_device_batch"],
+            p["devices"],
+            self.cfg.gradient_accumulation_steps,
+            p["steps_per_epoch"],
+            start_epoch + 1,
+            p["epochs"],
+            p["lr_start"],
+            p["lr_end"],
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, epoch: int) -> Dict[str, Any]:
@@ -255,48 +289,77 @@ class Trainer:
                 refused.append(path)
                 continue
             if refused:
-                _logger.warning("resume auto: %d newer checkpoint(s) damaged; falling back to %s, the newest intact one",
-                                len(refused), path)
+                _logger.warning(
+                    "resume auto: %d newer checkpoint(s) damaged; falling back to %s, the newest intact one",
+                    len(refused),
+                    path,
+                )
             return path, params
-        raise CheckpointError(f"resume auto: all {len(refused)} checkpoints are damaged", path=self.cfg.ckpt_save_dir,
-                              hint="start without --resume, or resume from a copy of an intact checkpoint")
+        raise CheckpointError(
+            f"resume auto: all {len(refused)} checkpoints are damaged",
+            path=self.cfg.ckpt_save_dir,
+            hint="start without --resume, or resume from a copy of an intact checkpoint",
+        )
 
     def _restore(self, path: str, params: Optional[Dict[str, Any]] = None) -> int:
         params = read_training_state(path) if params is None else params
         if records.MODEL in params and str(params[records.MODEL]) != self.cfg.model:
-            raise ConfigError(f"resume checkpoint was trained with model {str(params[records.MODEL])!r}, "
-                              f"not {self.cfg.model!r}", path=path, hint="resume with the recipe it came from")
+            raise ConfigError(
+                f"resume checkpoint was trained with model {str(params[records.MODEL])!r}, not {self.cfg.model!r}",
+                path=path,
+                hint="resume with the recipe it came from",
+            )
         # the LR table is recomputed from the recipe (so a run can be extended); global_step positions it
         own = {records.LOSS_SCALE, records.GOOD_STEPS}  # the train step's parameters among the records
-        weights = {k: v for k, v in params.items() if isinstance(v, ms.Parameter) and not records.is_lr_table(k)
-                   and (k in own or not records.is_record(k))}
+        weights = {
+            k: v
+            for k, v in params.items()
+            if isinstance(v, ms.Parameter) and not records.is_lr_table(k) and (k in own or not records.is_record(k))
+        }
         not_loaded, _ = ms.load_param_into_net(self.train_step, weights, strict_load=True)
         missing = [n for n in not_loaded if not n.startswith(records.ACCUM_PREFIX) and not records.is_lr_table(n)]
         if missing:
-            raise ConfigError(f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
-                              f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)")
+            raise ConfigError(
+                f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
+                f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)"
+            )
         if self.ema is not None:
             averages = {k: v for k, v in params.items() if k.startswith(EMA_PREFIX)}
             if averages:
                 ms.load_param_into_net(self.ema, averages)
             else:
-                _logger.warning("resume checkpoint %s holds no EMA weights; the average restarts from its weights", path)
+                _logger.warning(
+                    "resume checkpoint %s holds no EMA weights; the average restarts from its weights", path
+                )
         epoch = int(params[records.EPOCH].asnumpy())
         self._resume_progress = json.loads(params[records.PROGRESS]) if records.PROGRESS in params else None
         if self._resume_progress is not None:
             if self.use_sink:
-                raise ConfigError("a mid-epoch checkpoint cannot resume in sink mode", path=path,
-                                  hint="resume it with --dataset_sink_mode False, or from an epoch checkpoint")
+                raise ConfigError(
+                    "a mid-epoch checkpoint cannot resume in sink mode",
+                    path=path,
+                    hint="resume it with --dataset_sink_mode False, or from an epoch checkpoint",
+                )
             if self._resume_progress["steps_per_epoch"] != self.steps_per_epoch:
-                raise ConfigError(f"this mid-epoch checkpoint has {self._resume_progress['steps_per_epoch']} steps "
-                                  f"per epoch, this run {self.steps_per_epoch}", path=path,
-                                  hint="resume with the same batch size, data and devices")
+                raise ConfigError(
+                    f"this mid-epoch checkpoint has {self._resume_progress['steps_per_epoch']} steps "
+                    f"per epoch, this run {self.steps_per_epoch}",
+                    path=path,
+                    hint="resume with the same batch size, data and devices",
+                )
         if records.SKIPPED_STEPS in params:
             self.skipped_total = int(params[records.SKIPPED_STEPS].asnumpy())
-        where = (f"epoch {self._resume_progress['epoch']} step {self._resume_progress['step']}"
-                 if self._resume_progress else f"epoch {epoch}")
-        _logger.info("resumed from %s at %s (optimizer step %d)", path, where,
-                     int(self.optimizer.global_step.asnumpy().reshape(-1)[0]))
+        where = (
+            f"epoch {self._resume_progress['epoch']} step {self._resume_progress['step']}"
+            if self._resume_progress
+            else f"epoch {epoch}"
+        )
+        _logger.info(
+            "resumed from %s at %s (optimizer step %d)",
+            path,
+            where,
+            int(self.optimizer.global_step.asnumpy().reshape(-1)[0]),
+        )
         return epoch
 
     def _save(self, epoch: int, best: bool = False, scores: Optional[Dict[int, float]] = None) -> str:
@@ -315,8 +378,14 @@ class Trainer:
         """A mid-epoch checkpoint after ``step`` steps of ``epoch``: weights, optimizer and scale state,
         the position and the epoch's partial sums (the data order is a function of seed and epoch)."""
         path = os.path.join(self.cfg.ckpt_save_dir, stop_checkpoint_name(self.cfg.model, epoch, step))
-        progress = {"epoch": epoch, "step": step, "steps_per_epoch": self.steps_per_epoch, "seed": self.cfg.seed,
-                    "data_epoch": epoch - 1, "account": account.state()}
+        progress = {
+            "epoch": epoch,
+            "step": step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "seed": self.cfg.seed,
+            "data_epoch": epoch - 1,
+            "account": account.state(),
+        }
         state = dict(self._state(epoch - 1), **{records.PROGRESS: json.dumps(progress)})
         save_checkpoint(self.train_step, path, append_dict=state)
         return path
@@ -362,8 +431,11 @@ class Trainer:
         path = None
         if self.ctx.is_main:
             os.makedirs(self.cfg.ckpt_save_dir, exist_ok=True)
-            path = (self._save_stop(epoch, step, account) if account is not None
-                    else os.path.join(self.cfg.ckpt_save_dir, checkpoint_name(self.cfg.model, epoch)))
+            path = (
+                self._save_stop(epoch, step, account)
+                if account is not None
+                else os.path.join(self.cfg.ckpt_save_dir, checkpoint_name(self.cfg.model, epoch))
+            )
             if account is None and not os.path.isfile(path):
                 path = self._save(epoch)
         if self.ctx.distributed:
@@ -446,8 +518,9 @@ class Trainer:
                 rate = done * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{totals.last_loss:.4f}", lr=f"{self._current_lr():.4g}", img_s=f"{rate:.1f}")
             if ctx.is_main and done // cfg.log_interval > first // cfg.log_interval:
-                _logger.info("epoch %d step %d/%d loss %.4f lr %.5g", epoch, done, n_steps, totals.last_loss,
-                             self._current_lr())
+                _logger.info(
+                    "epoch %d step %d/%d loss %.4f lr %.5g", epoch, done, n_steps, totals.last_loss, self._current_lr()
+                )
             if done < n_steps and done % accum == 0:  # stop between updates only
                 signum = self._stop_requested()
                 if signum:
@@ -464,8 +537,12 @@ class Trainer:
         if account.steps >= STUCK_MIN_STEPS and epoch > cfg.warmup_epochs:
             self._check_learning(epoch, observed + [account.train_loss])
         images = n_steps * cfg.batch_size * ctx.group_size
-        return {"train_loss": account.train_loss, "epoch_seconds": seconds,
-                "images_per_second": images / max(seconds, 1e-9), "skipped_steps": account.skipped}
+        return {
+            "train_loss": account.train_loss,
+            "epoch_seconds": seconds,
+            "images_per_second": images / max(seconds, 1e-9),
+            "skipped_steps": account.skipped,
+        }
 
     def current_loss_scale(self) -> float:
         """The loss scale now (the dynamic scale moves during training)."""
@@ -475,12 +552,17 @@ class Trainer:
         """Stop a run whose loss sat at ln(num_classes) (a uniform prediction) for a whole epoch (``losses``:
         each chunk's last loss and the epoch's mean; called for epochs of ``STUCK_MIN_STEPS`` or more after warmup)."""
         chance = math.log(self.cfg.num_classes)
-        if len(losses) >= 2 and self.cfg.num_classes > 1 and max(abs(v - chance) for v in losses) <= STUCK_TOLERANCE * chance:
+        if (
+            len(losses) >= 2
+            and self.cfg.num_classes > 1
+            and max(abs(v - chance) for v in losses) <= STUCK_TOLERANCE * chance
+        ):
             raise TrainingDiverged(
                 f"training loss stayed at ln(num_classes) = {chance:.4f} (+-{STUCK_TOLERANCE:.0%}) for all of epoch "
                 f"{epoch}: the model predicts uniformly and is not learning; likely causes: lr too high or too low "
                 f"(lr {self.cfg.lr:g}), labels that do not match the images (check data_dir and num_classes), or "
-                "inputs not normalised (mean/std in 0-255 units)")
+                "inputs not normalised (mean/std in 0-255 units)"
+            )
 
     def _current_lr(self) -> float:
         step = int(self.optimizer.global_step.asnumpy().reshape(-1)[0])
@@ -490,8 +572,10 @@ class Trainer:
         last = latest_checkpoint(self.cfg.ckpt_save_dir, self.cfg.model)
         where = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
         steps = f"step {first + 1}" if size == 1 else f"steps {first + 1}-{first + size}"
-        raise TrainingDiverged(f"{why} at epoch {epoch} {steps}; training stopped ({where})",
-                               hint="lower lr, use amp_level O0, or a dynamic loss scale")
+        raise TrainingDiverged(
+            f"{why} at epoch {epoch} {steps}; training stopped ({where})",
+            hint="lower lr, use amp_level O0, or a dynamic loss scale",
+        )
 
     def fit(self) -> Dict[str, Any]:
         """Train for the remaining epochs; returns the last metrics record plus checkpoint paths."""
@@ -538,9 +622,13 @@ class Trainer:
         for epoch in range(start_epoch + 1, cfg.epoch_size + 1):
             stats = self._train_epoch(epoch, progress)
             progress = None
-            record = {"epoch": epoch, "train_loss": stats["train_loss"], "lr": self._current_lr(),
-                      "epoch_seconds": round(stats["epoch_seconds"], 3),
-                      "images_per_second": round(stats["images_per_second"], 2)}
+            record = {
+                "epoch": epoch,
+                "train_loss": stats["train_loss"],
+                "lr": self._current_lr(),
+                "epoch_seconds": round(stats["epoch_seconds"], 3),
+                "images_per_second": round(stats["images_per_second"], 2),
+            }
             record.update(skipped_steps=stats["skipped_steps"], loss_scale=self.current_loss_scale())
             if self.val_data is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size):
                 result = self._validate()
@@ -555,9 +643,16 @@ class Trainer:
                     best_top1 = record["val_top1"]
                     self._save(epoch, best=True)
                 metrics.append(record)
-                _logger.info("epoch %d/%d: %s", epoch, cfg.epoch_size,
-                             ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                       for k, v in record.items() if k != "epoch"))
+                _logger.info(
+                    "epoch %d/%d: %s",
+                    epoch,
+                    cfg.epoch_size,
+                    ", ".join(
+                        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in record.items()
+                        if k != "epoch"
+                    ),
+                )
             if epoch < cfg.epoch_size:  # a signal during the epoch's last step, or a sink call
                 signum = self._stop_requested()
                 if signum:

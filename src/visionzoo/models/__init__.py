@@ -1,4 +1,5 @@
 """Built-in models. Importing this package registers them (visionzoo.registry does it lazily)."""
+
 from .googlenet import GoogLeNet
 from .vgg import VGG
 

@@ -9,6 +9,7 @@ Three registered flavours, one class:
 * ``googlenet_cifar``: the common native-32x32 adaptation: a 3x3 conv stem with 192 channels and no
   early downsampling, then inception 3a..5b (BN flavour) with pools after 3b and 4e.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -18,11 +19,21 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
+from ..constants import CIFAR_MEAN, CIFAR_STD
 from ..errors import ModelError
 from ..ops import MaxPool2d
-from ..constants import CIFAR_MEAN, CIFAR_STD
 from ..registry import ModelSpec, WeightSpec, build_model, register_model
-from .layers import ConvNormAct, GlobalAvgPool, check_out_indices, freeze_all_but, Inception, InceptionAux, dense, make_dropout, sync_parameter_names
+from .layers import (
+    ConvNormAct,
+    GlobalAvgPool,
+    Inception,
+    InceptionAux,
+    check_out_indices,
+    dense,
+    freeze_all_but,
+    make_dropout,
+    sync_parameter_names,
+)
 
 __all__ = ["GoogLeNet"]
 
@@ -77,21 +88,38 @@ class GoogLeNet(nn.Cell):
         out_indices: stages to return with ``features_only``.
     """
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = False,
-                 drop_rate: float = 0.2, drop_rate_aux: float = 0.7, norm: bool = False, kernel_5x5: int = 5,
-                 small_input: bool = False, init_mode: str = "mindcv_googlenet", bn_eps: float = 1e-3,
-                 stem_padding: Optional[int] = None, ceil_mode: bool = False, transform_input: bool = False,
-                 features_only: bool = False, freeze_backbone: bool = False,
-                 out_indices: Sequence[int] = (0, 1, 2, 3)) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        aux_logits: bool = False,
+        drop_rate: float = 0.2,
+        drop_rate_aux: float = 0.7,
+        norm: bool = False,
+        kernel_5x5: int = 5,
+        small_input: bool = False,
+        init_mode: str = "mindcv_googlenet",
+        bn_eps: float = 1e-3,
+        stem_padding: Optional[int] = None,
+        ceil_mode: bool = False,
+        transform_input: bool = False,
+        features_only: bool = False,
+        freeze_backbone: bool = False,
+        out_indices: Sequence[int] = (0, 1, 2, 3),
+    ) -> None:
         super().__init__()
         if aux_logits and small_input:
-            raise ModelError("aux_logits needs the 224x224 GoogLeNet (its heads expect a 14x14 map); "
-                              "googlenet_cifar has no auxiliary heads: set aux_logits False")
+            raise ModelError(
+                "aux_logits needs the 224x224 GoogLeNet (its heads expect a 14x14 map); "
+                "googlenet_cifar has no auxiliary heads: set aux_logits False"
+            )
         if features_only and aux_logits:
             raise ModelError("features_only builds no heads: set aux_logits False")
         if transform_input and in_channels != 3:
-            raise ModelError(f"transform_input needs 3 input channels (RGB), got in_channels={in_channels}",
-                             hint="set transform_input False")
+            raise ModelError(
+                f"transform_input needs 3 input channels (RGB), got in_channels={in_channels}",
+                hint="set transform_input False",
+            )
         self.num_classes = num_classes
         self.num_features = 1024
         self.aux_logits = aux_logits
@@ -104,8 +132,9 @@ class GoogLeNet(nn.Cell):
         self.transform_input = transform_input
         # torchvision: x[:, c] * (std_c / 0.5) + (mean_c - 0.5) / 0.5, as one per-channel affine (1, 3, 1, 1)
         self.input_scale = ms.Tensor(np.array([s / 0.5 for s in (0.229, 0.224, 0.225)], np.float32).reshape(1, 3, 1, 1))
-        self.input_shift = ms.Tensor(np.array([(m - 0.5) / 0.5 for m in (0.485, 0.456, 0.406)],
-                                              np.float32).reshape(1, 3, 1, 1))
+        self.input_shift = ms.Tensor(
+            np.array([(m - 0.5) / 0.5 for m in (0.485, 0.456, 0.406)], np.float32).reshape(1, 3, 1, 1)
+        )
         if small_input:  # 3x32x32 -> 192x32x32
             self.conv1 = conv(in_channels, 192, kernel_size=3)
             self.maxpool1 = nn.Identity()
@@ -131,11 +160,18 @@ class GoogLeNet(nn.Cell):
         self.features_only = features_only
         self.classifier = nn.Identity() if features_only else self._make_classifier(num_classes)
         r = 1 if small_input else 8  # reduction after maxpool2 (an identity in the 32x32 stem)
-        info = [(192, 1 if small_input else 4, "conv1" if small_input else "conv3"), (480, r, "inception3b"),
-                (832, r * 2, "inception4e"), (1024, r * 4, "inception5b")]
+        info = [
+            (192, 1 if small_input else 4, "conv1" if small_input else "conv3"),
+            (480, r, "inception3b"),
+            (832, r * 2, "inception4e"),
+            (1024, r * 4, "inception5b"),
+        ]
         self.out_indices = check_out_indices(out_indices, len(info))
-        self.feature_info = [{"num_chs": c, "reduction": red, "module": m, "stage": k}
-                             for k, (c, red, m) in enumerate(info) if not features_only or k in self.out_indices]
+        self.feature_info = [
+            {"num_chs": c, "reduction": red, "module": m, "stage": k}
+            for k, (c, red, m) in enumerate(info)
+            if not features_only or k in self.out_indices
+        ]
         if features_only:
             self.num_features = self.feature_info[-1]["num_chs"]
         if freeze_backbone:
@@ -194,8 +230,9 @@ class GoogLeNet(nn.Cell):
     def _features(self, x: Tensor, with_aux: bool) -> Tuple[Tensor, Any, Any]:
         return self._stages(x, with_aux)[:3]
 
-    def forward_intermediates(self, x: Tensor, indices: Optional[Sequence[int]] = None,
-                              intermediates_only: bool = False) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
+    def forward_intermediates(
+        self, x: Tensor, indices: Optional[Sequence[int]] = None, intermediates_only: bool = False
+    ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
         """Feature maps of stages ``indices`` (default: all four, or ``out_indices`` when features-only)
         and the final features: ``(forward_features(x), [maps])``, or only ``[maps]``."""
         wanted = self.out_indices if indices is None else check_out_indices(indices, 4)
@@ -232,20 +269,43 @@ _MINDCV_RECIPE = "https://github.com/mindspore-lab/mindcv/tree/main/configs/goog
 TV_OPTIONS = (("stem_padding", 3), ("ceil_mode", True), ("transform_input", True))
 WEIGHTS = {
     "googlenet": (
-        WeightSpec(tag="mindcv_in1k", url="https://download.mindspore.cn/toolkits/mindcv/googlenet/googlenet-5552fcd3.ckpt",
-                   sha256="5552fcd3", source="MindCV", license="Apache-2.0", top1=72.68, top5=90.89,
-                   recipe=_MINDCV_RECIPE, notes="8 x Ascend 910, graph mode"),
-        WeightSpec(tag="mindcv_in1k_910v2",
-                   url="https://download-mindspore.osinfra.cn/toolkits/mindcv/googlenet/googlenet-de74c31d-910v2.ckpt",
-                   sha256="de74c31d", source="MindCV", license="Apache-2.0", top1=72.89, top5=90.89,
-                   recipe=_MINDCV_RECIPE, notes="8 x Ascend 910* (Atlas A2), graph mode"),
+        WeightSpec(
+            tag="mindcv_in1k",
+            url="https://download.mindspore.cn/toolkits/mindcv/googlenet/googlenet-5552fcd3.ckpt",
+            sha256="5552fcd3",
+            source="MindCV",
+            license="Apache-2.0",
+            top1=72.68,
+            top5=90.89,
+            recipe=_MINDCV_RECIPE,
+            notes="8 x Ascend 910, graph mode",
+        ),
+        WeightSpec(
+            tag="mindcv_in1k_910v2",
+            url="https://download-mindspore.osinfra.cn/toolkits/mindcv/googlenet/googlenet-de74c31d-910v2.ckpt",
+            sha256="de74c31d",
+            source="MindCV",
+            license="Apache-2.0",
+            top1=72.89,
+            top5=90.89,
+            recipe=_MINDCV_RECIPE,
+            notes="8 x Ascend 910* (Atlas A2), graph mode",
+        ),
     ),
     "googlenet_bn": (
-        WeightSpec(tag="tv_in1k", url="https://download.pytorch.org/models/googlenet-1378be20.pth", sha256="1378be20",
-                   source="torchvision", license="BSD-3-Clause", top1=69.778, top5=89.530, num_params=6_624_904,
-                   options=TV_OPTIONS,
-                   recipe="https://github.com/pytorch/vision/tree/main/references/classification#googlenet",
-                   notes="ported from the original paper; no auxiliary heads"),
+        WeightSpec(
+            tag="tv_in1k",
+            url="https://download.pytorch.org/models/googlenet-1378be20.pth",
+            sha256="1378be20",
+            source="torchvision",
+            license="BSD-3-Clause",
+            top1=69.778,
+            top5=89.530,
+            num_params=6_624_904,
+            options=TV_OPTIONS,
+            recipe="https://github.com/pytorch/vision/tree/main/references/classification#googlenet",
+            notes="ported from the original paper; no auxiliary heads",
+        ),
     ),
 }
 
@@ -254,16 +314,31 @@ _TORCH_RENAMES = ((r"\.branch(\d)\.", r".b\1."), (r"^fc\.", "classifier."))
 
 model_specs = {
     "googlenet": ModelSpec(
-        num_params=6_991_272, num_features=1024, flavour="Conv+ReLU (no BN), true 5x5, aux heads optional",
-        source="MindCV (same parameter names: MindCV checkpoints load)", torch_renames=_TORCH_RENAMES,
-        weights=WEIGHTS["googlenet"]),
+        num_params=6_991_272,
+        num_features=1024,
+        flavour="Conv+ReLU (no BN), true 5x5, aux heads optional",
+        source="MindCV (same parameter names: MindCV checkpoints load)",
+        torch_renames=_TORCH_RENAMES,
+        weights=WEIGHTS["googlenet"],
+    ),
     "googlenet_bn": ModelSpec(
-        num_params=6_624_904, num_features=1024, flavour="Conv+BN(eps 1e-3)+ReLU, 3x3 '5x5' branch",
-        source="MindSpore model_zoo / torchvision", torch_renames=_TORCH_RENAMES, weights=WEIGHTS["googlenet_bn"]),
+        num_params=6_624_904,
+        num_features=1024,
+        flavour="Conv+BN(eps 1e-3)+ReLU, 3x3 '5x5' branch",
+        source="MindSpore model_zoo / torchvision",
+        torch_renames=_TORCH_RENAMES,
+        weights=WEIGHTS["googlenet_bn"],
+    ),
     "googlenet_cifar": ModelSpec(
-        num_params=6_505_736, num_features=1024, input_size=(3, 32, 32), mean=CIFAR_MEAN,
-        std=CIFAR_STD, flavour="BN, 3x3 stem to 192 channels, native 32x32",
-        source="PyTorch community CIFAR adaptation", torch_renames=_TORCH_RENAMES),
+        num_params=6_505_736,
+        num_features=1024,
+        input_size=(3, 32, 32),
+        mean=CIFAR_MEAN,
+        std=CIFAR_STD,
+        flavour="BN, 3x3 stem to 192 channels, native 32x32",
+        source="PyTorch community CIFAR adaptation",
+        torch_renames=_TORCH_RENAMES,
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 Attribute names follow MindCV (``conv``/``bn``/``relu``, ``b1``..``b4``, ``fc1``/``fc2``) so that the
 parameter names, and therefore MindCV checkpoints, match.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,22 @@ from mindspore.common.seed import _get_graph_seed
 from ..errors import ModelError
 from ..ops import Conv2d, MaxPool2d
 
-__all__ = ["ConvNormAct", "Inception", "InceptionAux", "GlobalAvgPool", "Dropout", "make_dropout",
-           "conv_initializer", "dense_initializer", "dense", "sync_parameter_names", "check_out_indices",
-           "freeze_all_but", "under_prefixes", "INIT_MODES"]
+__all__ = [
+    "ConvNormAct",
+    "Inception",
+    "InceptionAux",
+    "GlobalAvgPool",
+    "Dropout",
+    "make_dropout",
+    "conv_initializer",
+    "dense_initializer",
+    "dense",
+    "sync_parameter_names",
+    "check_out_indices",
+    "freeze_all_but",
+    "under_prefixes",
+    "INIT_MODES",
+]
 
 Init = Union[str, init.Initializer, None]
 
@@ -75,8 +89,9 @@ def check_out_indices(indices: Sequence[int], n: int) -> Tuple[int, ...]:
         indices = (indices,)
     out = sorted({int(i) % n if -n <= int(i) < n else int(i) for i in indices})
     if not out or out[0] < 0 or out[-1] >= n:
-        raise ModelError(f"out_indices {tuple(indices)} must name stages 0..{n - 1}",
-                         hint=f"e.g. out_indices=(0, {n - 1})")
+        raise ModelError(
+            f"out_indices {tuple(indices)} must name stages 0..{n - 1}", hint=f"e.g. out_indices=(0, {n - 1})"
+        )
     return tuple(out)
 
 
@@ -139,13 +154,31 @@ class ConvNormAct(nn.Cell):
     """Conv2d (no bias by default) -> optional BatchNorm -> ReLU; parameters ``conv.*`` and ``bn.*``. In eval
     mode the three run as one fast kernel call where they can (:meth:`visionzoo.ops.Conv2d.fused`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
-                 padding: int = 0, pad_mode: str = "same", norm: bool = False, eps: float = 1e-5,
-                 has_bias: bool = False, init_mode: str = "mindcv_googlenet") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        padding: int = 0,
+        pad_mode: str = "same",
+        norm: bool = False,
+        eps: float = 1e-5,
+        has_bias: bool = False,
+        init_mode: str = "mindcv_googlenet",
+    ) -> None:
         super().__init__()
-        self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, pad_mode=pad_mode, padding=padding,
-                              has_bias=has_bias, weight_init=conv_initializer(init_mode),
-                              bias_init="zeros" if has_bias else None)
+        self.conv = Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            pad_mode=pad_mode,
+            padding=padding,
+            has_bias=has_bias,
+            weight_init=conv_initializer(init_mode),
+            bias_init="zeros" if has_bias else None,
+        )
         self.bn = nn.BatchNorm2d(out_channels, eps=eps) if norm else nn.Identity()
         self.relu = nn.ReLU()
         self.norm = norm
@@ -164,16 +197,29 @@ class Inception(nn.Cell):
     branch is really 3x3). Output channels: ``ch1x1 + ch3x3 + ch5x5 + pool_proj``.
     """
 
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
-                 pool_proj: int, conv_block: Callable[..., nn.Cell] = ConvNormAct, kernel_5x5: int = 5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
+        conv_block: Callable[..., nn.Cell] = ConvNormAct,
+        kernel_5x5: int = 5,
+    ) -> None:
         super().__init__()
         self.b1 = conv_block(in_channels, ch1x1, kernel_size=1)
-        self.b2 = nn.SequentialCell([conv_block(in_channels, ch3x3red, kernel_size=1),
-                                     conv_block(ch3x3red, ch3x3, kernel_size=3)])
-        self.b3 = nn.SequentialCell([conv_block(in_channels, ch5x5red, kernel_size=1),
-                                     conv_block(ch5x5red, ch5x5, kernel_size=kernel_5x5)])
-        self.b4 = nn.SequentialCell([MaxPool2d(kernel_size=3, stride=1, pad_mode="same"),
-                                     conv_block(in_channels, pool_proj, kernel_size=1)])
+        self.b2 = nn.SequentialCell(
+            [conv_block(in_channels, ch3x3red, kernel_size=1), conv_block(ch3x3red, ch3x3, kernel_size=3)]
+        )
+        self.b3 = nn.SequentialCell(
+            [conv_block(in_channels, ch5x5red, kernel_size=1), conv_block(ch5x5red, ch5x5, kernel_size=kernel_5x5)]
+        )
+        self.b4 = nn.SequentialCell(
+            [MaxPool2d(kernel_size=3, stride=1, pad_mode="same"), conv_block(in_channels, pool_proj, kernel_size=1)]
+        )
 
     def construct(self, x: Tensor) -> Tensor:
         return ops.concat((self.b1(x), self.b2(x), self.b3(x), self.b4(x)), axis=1)
@@ -182,8 +228,14 @@ class Inception(nn.Cell):
 class InceptionAux(nn.Cell):
     """GoogLeNet auxiliary classifier on a 14x14 map: avgpool 5/3 -> 1x1 conv 128 -> fc 1024 -> fc."""
 
-    def __init__(self, in_channels: int, num_classes: int, drop_rate: float = 0.7,
-                 conv_block: Callable[..., nn.Cell] = ConvNormAct, init_mode: str = "mindcv_googlenet") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        drop_rate: float = 0.7,
+        conv_block: Callable[..., nn.Cell] = ConvNormAct,
+        init_mode: str = "mindcv_googlenet",
+    ) -> None:
         super().__init__()
         self.avg_pool = nn.AvgPool2d(kernel_size=5, stride=3)
         self.conv = conv_block(in_channels, 128, kernel_size=1)

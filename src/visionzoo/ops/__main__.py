@@ -5,6 +5,7 @@ private oneDNN copy, failure markers and tuning choices.
 ``build`` clears failure markers first (it is the retry after fixing a toolchain), self-checks the
 convolution kernels, and exits 1 with one line on stderr if anything cannot be built.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="log the build steps (INFO level)")
     args = parser.parse_args(argv)
     # the outcome is printed here, one line; the library's warnings would repeat it
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
+    )
     return _build() if args.command == "build" else _clear()
 
 

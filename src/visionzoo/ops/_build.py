@@ -15,6 +15,7 @@ Deployment properties (docs/performance.md, "Building the kernels"):
   serves every CPU of the architecture; the ISA a host runs at is chosen at run time
   (:func:`visionzoo.runtime.choose_isa`), not compiled in.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,9 +52,11 @@ class KernelBuildError(DeviceError):
 
     def __init__(self, what: str, reason: str, marker: Optional[str] = None):
         self.kernels, self.reason, self.marker = what, reason, marker
-        super().__init__(f"visionzoo's {what} are unavailable: {reason}",
-                         hint="fix the toolchain, then run `python -m visionzoo.ops build` (it clears failure markers "
-                              "and rebuilds), or unset VISIONZOO_FAST_OPS=require to fall back to the standard ops")
+        super().__init__(
+            f"visionzoo's {what} are unavailable: {reason}",
+            hint="fix the toolchain, then run `python -m visionzoo.ops build` (it clears failure markers "
+            "and rebuilds), or unset VISIONZOO_FAST_OPS=require to fall back to the standard ops",
+        )
 
 
 def compiler() -> Optional[str]:
@@ -130,8 +133,13 @@ def _compile(cxx: str, source: str, lib: str, link_args: Sequence[str]) -> None:
     """Compile ``source`` into ``lib`` atomically; raises OSError / subprocess errors on failure."""
     with atomic_path(lib, suffix=".so") as tmp:
         # the link arguments go after the source so that the linker resolves its symbols from them
-        subprocess.run([cxx, *CXXFLAGS, "-o", tmp, source, *link_args], check=True, capture_output=True, text=True,
-                       timeout=_timeout())
+        subprocess.run(
+            [cxx, *CXXFLAGS, "-o", tmp, source, *link_args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=_timeout(),
+        )
         os.chmod(tmp, 0o755)  # a temporary file's 0600 would hide a shared cache from other users
 
 
@@ -170,8 +178,13 @@ def cached_artifact(path: str, what: str, produce: Callable[[str], None], retry:
             except (OSError, subprocess.SubprocessError) as err:
                 reason = _one_line(err)
                 write_text_atomic(marker, reason + "\n")
-                _logger.warning("building visionzoo's %s failed (%s); this machine uses MindSpore's standard op "
-                                "until `python -m visionzoo.ops build` succeeds (marker: %s)", what, reason, marker)
+                _logger.warning(
+                    "building visionzoo's %s failed (%s); this machine uses MindSpore's standard op "
+                    "until `python -m visionzoo.ops build` succeeds (marker: %s)",
+                    what,
+                    reason,
+                    marker,
+                )
                 raise KernelBuildError(what, reason, marker) from None
     except OSError as err:  # the cache directory itself is unusable (read-only, full)
         raise KernelBuildError(what, f"cache directory {os.path.dirname(path)}: {err}") from None

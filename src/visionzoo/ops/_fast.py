@@ -1,5 +1,6 @@
 """What visionzoo's fast CPU layers (:class:`~visionzoo.ops.Conv2d`, :class:`~visionzoo.ops.MaxPool2d`)
 share: the fast-path state, AMP awareness, and MindSpore's ``same`` padding."""
+
 from __future__ import annotations
 
 from typing import Tuple

@@ -34,6 +34,7 @@ standard op is used with a warning (an error under ``VISIONZOO_FAST_OPS=require`
 Numerics: the same convolution with a different summation order (and, for Winograd, the transforms'
 scalings); outputs and gradients agree with ``nn.Conv2d`` to float32 rounding (``tests/test_ops_conv.py``).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -49,9 +50,9 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .. import runtime
-from ._fast import FastPathLayer, same_pads
 from ..files import write_text_atomic
 from ._build import KernelBuildError, build_library, cached_artifact, copy_file, file_lock, load_once
+from ._fast import FastPathLayer, same_pads
 
 _logger = logging.getLogger(__name__)
 
@@ -66,9 +67,20 @@ def mindspore_dnnl_dir() -> Optional[str]:
 
 #: oneDNN's dnnl_cpu_isa_t values (dnnl_types.h, oneDNN 3.x) for the ISA names runtime.choose_isa uses
 #: and those the effective ISA of an uncapped library may report.
-ISA_VALUES = {"DEFAULT": 0x0, "SSE41": 0x1, "AVX": 0x3, "AVX2": 0x7, "AVX2_VNNI": 0xF, "AVX2_VNNI_2": 0x1F,
-              "AVX512_CORE": 0x27, "AVX512_CORE_VNNI": 0x67, "AVX512_CORE_BF16": 0xE7, "AVX512_CORE_FP16": 0x1EF,
-              "AVX512_CORE_AMX": 0xFEF, "AVX512_CORE_AMX_FP16": 0x1FEF}
+ISA_VALUES = {
+    "DEFAULT": 0x0,
+    "SSE41": 0x1,
+    "AVX": 0x3,
+    "AVX2": 0x7,
+    "AVX2_VNNI": 0xF,
+    "AVX2_VNNI_2": 0x1F,
+    "AVX512_CORE": 0x27,
+    "AVX512_CORE_VNNI": 0x67,
+    "AVX512_CORE_BF16": 0xE7,
+    "AVX512_CORE_FP16": 0x1EF,
+    "AVX512_CORE_AMX": 0xFEF,
+    "AVX512_CORE_AMX_FP16": 0x1FEF,
+}
 _ISA_NAMES = {v: k for k, v in ISA_VALUES.items()}
 _WHAT = "CPU convolution kernels"
 _ROW = 17  # a persisted tuning choice: the kernel's 16-number geometry key, then the candidate
@@ -105,9 +117,14 @@ def _load(retry: bool = False) -> str:
     elif runtime.conv_tuning_persistent():
         _TuningStore(lib, lib_path).load()
     effective = effective_isa(lib)
-    _logger.info("visionzoo fast convolution: oneDNN ISA %s (%s; MindSpore's standard ops: %s=%s), %d threads",
-                 effective, "set by the user" if runtime.isa_choice().source == "user" else "host's best fp32 level",
-                 runtime.ISA_ENV, os.environ.get(runtime.ISA_ENV, "unset"), lib.VzConvThreads())
+    _logger.info(
+        "visionzoo fast convolution: oneDNN ISA %s (%s; MindSpore's standard ops: %s=%s), %d threads",
+        effective,
+        "set by the user" if runtime.isa_choice().source == "user" else "host's best fp32 level",
+        runtime.ISA_ENV,
+        os.environ.get(runtime.ISA_ENV, "unset"),
+        lib.VzConvThreads(),
+    )
     return lib_path
 
 
@@ -143,8 +160,12 @@ class _TuningStore:
             return {}
 
     def _valid(self, row) -> bool:
-        return (isinstance(row, list) and len(row) == _ROW and all(isinstance(v, int) for v in row)
-                and 0 <= row[-1] < self.candidates)
+        return (
+            isinstance(row, list)
+            and len(row) == _ROW
+            and all(isinstance(v, int) for v in row)
+            and 0 <= row[-1] < self.candidates
+        )
 
     def load(self) -> None:
         rows = [r for r in self._read().get(self.section, []) if self._valid(r)]
@@ -158,7 +179,7 @@ class _TuningStore:
         count = self.lib.VzConvChoices(None, 0)
         buf = (ctypes.c_int64 * (_ROW * max(count, 1)))()
         count = min(count, self.lib.VzConvChoices(buf, count))
-        return [list(buf[i * _ROW:(i + 1) * _ROW]) for i in range(count)]
+        return [list(buf[i * _ROW : (i + 1) * _ROW]) for i in range(count)]
 
     def save(self) -> None:
         if not runtime.conv_tuning_enabled():  # forced at run time (tests, measurements): nothing was tuned
@@ -197,10 +218,15 @@ def _bprop(backward_data, backward_weights):
 def _fused_bprop(backward_data, backward_weights, relu: bool):
     """Gradients of y = [relu](conv(x, w) + b): eval-mode networks are differentiated too (perceptual
     losses, input gradients); the folding of BatchNorm into (w, b) is differentiated by MindSpore."""
+
     def bprop(x, w, b, params, out, dout):
         dz = dout * ops.cast(out > 0, dout.dtype) if relu else dout
-        return (backward_data(dz, w, x, params), backward_weights(x, dz, w, params), dz.sum(axis=(0, 2, 3)),
-                ops.zeros_like(params))
+        return (
+            backward_data(dz, w, x, params),
+            backward_weights(x, dz, w, params),
+            dz.sum(axis=(0, 2, 3)),
+            ops.zeros_like(params),
+        )
 
     return bprop
 
@@ -209,8 +235,11 @@ def _foldable(bn) -> bool:
     """Whether ``bn`` normalises with its moving statistics now (eval mode), so that it can be folded."""
     if bn is None:
         return True
-    return (isinstance(bn, nn.BatchNorm2d) and bn.format == "NCHW"
-            and (bn.use_batch_statistics is False or (bn.use_batch_statistics is None and not bn.training)))
+    return (
+        isinstance(bn, nn.BatchNorm2d)
+        and bn.format == "NCHW"
+        and (bn.use_batch_statistics is False or (bn.use_batch_statistics is None and not bn.training))
+    )
 
 
 class Conv2d(FastPathLayer, nn.Conv2d):
@@ -234,8 +263,12 @@ class Conv2d(FastPathLayer, nn.Conv2d):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         lib = None
-        if (runtime.fast_conv_enabled() and self.group == 1 and tuple(self.dilation) == (1, 1)
-                and self.data_format == "NCHW"):
+        if (
+            runtime.fast_conv_enabled()
+            and self.group == 1
+            and tuple(self.dilation) == (1, 1)
+            and self.data_format == "NCHW"
+        ):
             lib = build_conv_kernels()
         self._forward = None
         if lib is not None:
@@ -248,35 +281,55 @@ class Conv2d(FastPathLayer, nn.Conv2d):
         def same_as(index):
             return lambda *shapes: shapes[index]
 
-        backward_data = ops.Custom(f"{lib}:Conv2dBackwardData", out_shape=same_as(2), out_dtype=same_as(2),
-                                   func_type="aot")
-        backward_weights = ops.Custom(f"{lib}:Conv2dBackwardWeights", out_shape=same_as(2), out_dtype=same_as(2),
-                                      func_type="aot")
+        backward_data = ops.Custom(
+            f"{lib}:Conv2dBackwardData", out_shape=same_as(2), out_dtype=same_as(2), func_type="aot"
+        )
+        backward_weights = ops.Custom(
+            f"{lib}:Conv2dBackwardWeights", out_shape=same_as(2), out_dtype=same_as(2), func_type="aot"
+        )
         bprop = _bprop(backward_data, backward_weights)
-        self._forward = ops.Custom(f"{lib}:Conv2dForward", out_shape=self._out_shape, out_dtype=same_as(0),
-                                   func_type="aot", bprop=bprop)
-        self._inference = ops.Custom(f"{lib}:Conv2dInference", out_shape=self._out_shape, out_dtype=same_as(0),
-                                     func_type="aot", bprop=bprop)
+        self._forward = ops.Custom(
+            f"{lib}:Conv2dForward", out_shape=self._out_shape, out_dtype=same_as(0), func_type="aot", bprop=bprop
+        )
+        self._inference = ops.Custom(
+            f"{lib}:Conv2dInference", out_shape=self._out_shape, out_dtype=same_as(0), func_type="aot", bprop=bprop
+        )
         fused_shape = lambda x, w, b, p: self._out_shape(x, w, p)  # noqa: E731
-        self._inference_bias = ops.Custom(f"{lib}:Conv2dInferenceBias", out_shape=fused_shape,
-                                          out_dtype=same_as(0), func_type="aot",
-                                          bprop=_fused_bprop(backward_data, backward_weights, False))
-        self._inference_bias_relu = ops.Custom(f"{lib}:Conv2dInferenceBiasRelu", out_shape=fused_shape,
-                                               out_dtype=same_as(0), func_type="aot",
-                                               bprop=_fused_bprop(backward_data, backward_weights, True))
+        self._inference_bias = ops.Custom(
+            f"{lib}:Conv2dInferenceBias",
+            out_shape=fused_shape,
+            out_dtype=same_as(0),
+            func_type="aot",
+            bprop=_fused_bprop(backward_data, backward_weights, False),
+        )
+        self._inference_bias_relu = ops.Custom(
+            f"{lib}:Conv2dInferenceBiasRelu",
+            out_shape=fused_shape,
+            out_dtype=same_as(0),
+            func_type="aot",
+            bprop=_fused_bprop(backward_data, backward_weights, True),
+        )
         # The output shape depends on the configuration, not only on the input shapes: make it part of the
         # primitives so that PyNative's per-primitive shape cache cannot mix two configurations.
         config = f"{self.kernel_size}{self.stride}{self.pad_mode}{self.padding}"
-        for prim in (self._forward, self._inference, self._inference_bias, self._inference_bias_relu,
-                     backward_data, backward_weights):
+        for prim in (
+            self._forward,
+            self._inference,
+            self._inference_bias,
+            self._inference_bias_relu,
+            backward_data,
+            backward_weights,
+        ):
             prim.add_prim_attr("conv_config", config)
 
     def _pads(self, h: int, w: int) -> Tuple[int, int, int, int]:
         """(top, bottom, left, right) padding of an h x w input."""
         mode = self.pad_mode.lower()
         if mode == "same":
-            return (*same_pads(h, self.kernel_size[0], self.stride[0]),
-                    *same_pads(w, self.kernel_size[1], self.stride[1]))
+            return (
+                *same_pads(h, self.kernel_size[0], self.stride[0]),
+                *same_pads(w, self.kernel_size[1], self.stride[1]),
+            )
         if mode == "valid":
             return 0, 0, 0, 0
         pad = self.padding
@@ -305,8 +358,16 @@ class Conv2d(FastPathLayer, nn.Conv2d):
         """Whether :meth:`fused` runs as one kernel call for input ``x`` (eval mode, fast path on, float32,
         ``bn`` absent or normalising with its moving statistics, an output of at least
         ``fuse_min_elements`` elements)."""
-        if not (self.fuse_eval and self.fast and not self.training and not self._low_precision and x.ndim == 4
-                and x.dtype == ms.float32 and self.weight.dtype == ms.float32 and _foldable(bn)):
+        if not (
+            self.fuse_eval
+            and self.fast
+            and not self.training
+            and not self._low_precision
+            and x.ndim == 4
+            and x.dtype == ms.float32
+            and self.weight.dtype == ms.float32
+            and _foldable(bn)
+        ):
             return False
         n, o, h, w = self._out_shape(x.shape, self.weight.shape, None)
         return n * o * h * w >= self.fuse_min_elements
@@ -330,8 +391,13 @@ class Conv2d(FastPathLayer, nn.Conv2d):
         return op(x, weight, bias, self._conv_params(x))
 
     def construct(self, x):
-        if (self.fast and not self._low_precision and x.ndim == 4 and x.dtype == ms.float32
-                and self.weight.dtype == ms.float32):
+        if (
+            self.fast
+            and not self._low_precision
+            and x.ndim == 4
+            and x.dtype == ms.float32
+            and self.weight.dtype == ms.float32
+        ):
             params = self._conv_params(x)
             if self.training:
                 out = self._forward(x, self.weight, params)

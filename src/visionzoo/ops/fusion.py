@@ -1,5 +1,6 @@
 """Eval-mode fusion of Conv2d -> BatchNorm2d -> ReLU into one fast kernel call (see
 :meth:`visionzoo.ops.Conv2d.fused` and docs/performance.md, "BatchNorm folding")."""
+
 from __future__ import annotations
 
 from typing import Sequence, Tuple

@@ -15,6 +15,7 @@ win). The gradient routes each output's gradient to the first maximum of its win
 order, which is also what oneDNN does in every case we tested; for windows with tied maxima
 another backend may pick a different (equally valid) element.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -26,8 +27,8 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from .. import runtime
-from ._fast import FastPathLayer, same_pads
 from ._build import build_library, load_once
+from ._fast import FastPathLayer, same_pads
 
 _logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def vector_level() -> int:
     """The pooling loops' vector level: 2 AVX-512, 1 AVX2, 0 the baseline; the fast convolution's ISA
     (:func:`visionzoo.runtime.fast_isa`), or where the user set ``ONEDNN_MAX_CPU_ISA``, the lower of that
     and the CPU's best."""
+
     def level(isa: str) -> int:
         isa = isa.upper()
         if isa.startswith(("AVX512", "AVX10")) or isa in ("ALL", "DEFAULT"):
@@ -89,27 +91,41 @@ class MaxPool2d(FastPathLayer, nn.MaxPool2d):
     (for exports).
     """
 
-    def __init__(self, kernel_size=1, stride=1, pad_mode="valid", padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False, data_format="NCHW"):
+    def __init__(
+        self,
+        kernel_size=1,
+        stride=1,
+        pad_mode="valid",
+        padding=0,
+        dilation=1,
+        return_indices=False,
+        ceil_mode=False,
+        data_format="NCHW",
+    ):
         super().__init__(kernel_size, stride, pad_mode, padding, dilation, return_indices, ceil_mode, data_format)
         self._k = _pair(self.kernel_size)
         self._s = _pair(self.stride)
         self._pad = _pair(padding) if self.pad_mode == "PAD" else (0, 0)
         self._ceil = bool(ceil_mode)
         lib = None
-        if (runtime.fast_pool_enabled() and _pair(dilation) == (1, 1) and not return_indices
-                and self.format == "NCHW"):
+        if runtime.fast_pool_enabled() and _pair(dilation) == (1, 1) and not return_indices and self.format == "NCHW":
             lib = build_cpu_kernels()
         self._forward = None
         if lib is not None:
-            backward = ops.Custom(f"{lib}:MaxPool2dBackward", out_shape=lambda x, dy, p: x,
-                                  out_dtype=lambda x, dy, p: x, func_type="aot")
+            backward = ops.Custom(
+                f"{lib}:MaxPool2dBackward", out_shape=lambda x, dy, p: x, out_dtype=lambda x, dy, p: x, func_type="aot"
+            )
 
             def bprop(x, params, out, dout):
                 return backward(x, dout, params), ops.zeros_like(params)
 
-            self._forward = ops.Custom(f"{lib}:MaxPool2dForward", out_shape=self._out_shape,
-                                       out_dtype=lambda x, p: x, func_type="aot", bprop=bprop)
+            self._forward = ops.Custom(
+                f"{lib}:MaxPool2dForward",
+                out_shape=self._out_shape,
+                out_dtype=lambda x, p: x,
+                func_type="aot",
+                bprop=bprop,
+            )
             # The output shape depends on the configuration, not only on the inputs: make it part of the
             # primitive so that PyNative's per-primitive shape cache cannot mix two configurations.
             self._forward.add_prim_attr("pool_config", f"{self._k}{self._s}{self.pad_mode}{self._pad}{self._ceil}")

@@ -1,4 +1,5 @@
 """Switching a built network between visionzoo's fast CPU ops and MindSpore's standard ones."""
+
 from __future__ import annotations
 
 import contextlib

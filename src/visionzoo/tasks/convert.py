@@ -1,5 +1,6 @@
 """Converting a torch (or MindSpore) checkpoint into a MindSpore ``.ckpt`` for a visionzoo model
 (the work of ``python -m visionzoo.convert``; see :mod:`visionzoo.cli.convert`)."""
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,16 @@ def convert_checkpoint(source: str, model: str, output: str, num_classes: Option
     try:
         report = load_checkpoint(network, source, strict=True, classifier=())
     except CheckpointError as e:
-        raise e.with_hint(f"pass the model (with the tag whose architecture the weights have) and the head's size: "
-                          f"this run has --model {model} --num_classes {num_classes}") from None
+        raise e.with_hint(
+            f"pass the model (with the tag whose architecture the weights have) and the head's size: "
+            f"this run has --model {model} --num_classes {num_classes}"
+        ) from None
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     save_checkpoint(network, output)
-    return {"file": os.fspath(output), "model": model, "source": os.fspath(source), "loaded": len(report.loaded),
-            "ignored": len(report.stripped)}
+    return {
+        "file": os.fspath(output),
+        "model": model,
+        "source": os.fspath(source),
+        "loaded": len(report.loaded),
+        "ignored": len(report.stripped),
+    }

@@ -3,6 +3,7 @@
 The graph takes one float32 input of shape ``batch_size x in_channels x image_resize x image_resize``
 (already transformed: normalised as the recipe's eval transforms leave it) and returns the logits.
 """
+
 from __future__ import annotations
 
 import glob
@@ -26,9 +27,11 @@ def _check_format(file_format: str, device_target: str) -> str:
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown file_format {file_format!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     if fmt == "AIR" and device_target != "Ascend":
-        raise DeviceError(f"file_format AIR needs an Ascend device (MindSpore writes AIR only with the Ascend "
-                          f"backend), this run uses {device_target}; export MINDIR or ONNX here, or run on Ascend "
-                          "with --device_target Ascend")
+        raise DeviceError(
+            f"file_format AIR needs an Ascend device (MindSpore writes AIR only with the Ascend "
+            f"backend), this run uses {device_target}; export MINDIR or ONNX here, or run on Ascend "
+            "with --device_target Ascend"
+        )
     return fmt
 
 
@@ -38,8 +41,9 @@ def export_path(file_name: str, file_format: str) -> str:
     return file_name if file_name.lower().endswith(ext) else file_name + ext
 
 
-def export_network(network: Any, file_name: str, file_format: str, input_shape: Sequence[int],
-                   device_target: str = "CPU") -> str:
+def export_network(
+    network: Any, file_name: str, file_format: str, input_shape: Sequence[int], device_target: str = "CPU"
+) -> str:
     """Write ``network``'s eval graph for a float32 input of ``input_shape``; returns the file path.
 
     The file appears complete or not at all: MindSpore writes a hidden temporary file in the same
@@ -58,14 +62,16 @@ def export_network(network: Any, file_name: str, file_format: str, input_shape: 
     try:
         dummy = ms.Tensor(np.zeros(tuple(int(d) for d in input_shape), dtype=np.float32))
         with atomic_path(target, suffix=ext) as tmp:
-            stem = tmp[:-len(ext)]  # MindSpore appends the format's extension itself
+            stem = tmp[: -len(ext)]  # MindSpore appends the format's extension itself
             try:
                 with standard_ops(network):  # the fast CPU ops are local aot Custom ops: export the standard ones
                     ms.export(network, dummy, file_name=stem, file_format=fmt)
             except (RuntimeError, ValueError, TypeError) as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise VisionZooError(f"MindSpore could not export {fmt} ({first[:300]})",
-                                     hint="try another file_format (MINDIR supports every operator)") from None
+                raise VisionZooError(
+                    f"MindSpore could not export {fmt} ({first[:300]})",
+                    hint="try another file_format (MINDIR supports every operator)",
+                ) from None
             finally:
                 for leftover in glob.glob(glob.escape(stem) + "*"):  # side files of a failed export
                     if leftover != tmp and os.path.isfile(leftover):
@@ -78,8 +84,9 @@ def export_network(network: Any, file_name: str, file_format: str, input_shape: 
     return target
 
 
-def export_checkpoint(cfg: Any, file_format: str, file_name: Optional[str] = None,
-                      batch_size: int = 1) -> Dict[str, Any]:
+def export_checkpoint(
+    cfg: Any, file_format: str, file_name: Optional[str] = None, batch_size: int = 1
+) -> Dict[str, Any]:
     """export.py's work: build ``cfg.model``, load ``cfg.ckpt_path`` strictly, export at the recipe's input size.
 
     Returns ``{"file", "file_format", "input_shape", "checkpoint"}``.

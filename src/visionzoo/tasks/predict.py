@@ -18,6 +18,7 @@ Example::
     predictor = Predictor(checkpoint_path="ckpt/googlenet_cifar-best.ckpt")  # recipe read from the checkpoint
     best = [(p.source, p.labels[0], p.probs[0]) for p in predictor.predict(["cat.png", "ship.jpg"], topk=3)]
 """
+
 from __future__ import annotations
 
 import json
@@ -53,16 +54,19 @@ class Prediction:
     probs: List[float]
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"image": self.source,
-                "topk": [{"class": c, "index": i, "prob": p} for c, i, p in zip(self.labels, self.indices, self.probs)]}
+        return {
+            "image": self.source,
+            "topk": [{"class": c, "index": i, "prob": p} for c, i, p in zip(self.labels, self.indices, self.probs)],
+        }
 
 
 # ---------------------------------------------------------------------------------------------
 # class names and the recipe of a checkpoint
 
 
-def class_names_for(checkpoint_path: Optional[str], num_classes: int,
-                    meta: Optional[Dict[str, Any]] = None) -> List[str]:
+def class_names_for(
+    checkpoint_path: Optional[str], num_classes: int, meta: Optional[Dict[str, Any]] = None
+) -> List[str]:
     """Class names for a checkpoint: its ``_vz_classes``, else ``classes.json`` beside it, else ``class_<i>``.
 
     A list of another length than ``num_classes`` is ignored with a warning (it belongs to other weights).
@@ -71,7 +75,9 @@ def class_names_for(checkpoint_path: Optional[str], num_classes: int,
     if checkpoint_path:
         meta = read_meta(checkpoint_path) if meta is None else meta
         if records.CLASSES in meta:
-            candidates.append((f"{checkpoint_path} ({records.CLASSES})", lambda: json.loads(str(meta[records.CLASSES]))))
+            candidates.append(
+                (f"{checkpoint_path} ({records.CLASSES})", lambda: json.loads(str(meta[records.CLASSES])))
+            )
         beside = os.path.join(os.path.dirname(os.path.abspath(checkpoint_path)), "classes.json")
         if os.path.isfile(beside):
             candidates.append((beside, lambda: _read_json(beside)))
@@ -83,8 +89,12 @@ def class_names_for(checkpoint_path: Optional[str], num_classes: int,
             continue
         if isinstance(names, list) and len(names) == num_classes:
             return [str(n) for n in names]
-        _logger.warning("ignoring class names in %s: %s names for a model of %d classes",
-                        where, len(names) if isinstance(names, list) else "no list of", num_classes)
+        _logger.warning(
+            "ignoring class names in %s: %s names for a model of %d classes",
+            where,
+            len(names) if isinstance(names, list) else "no list of",
+            num_classes,
+        )
     return [f"class_{i}" for i in range(num_classes)]
 
 
@@ -93,8 +103,13 @@ def _read_json(path: str) -> Any:
         return json.load(f)
 
 
-def config_for(cfg: Union[None, str, Config] = None, checkpoint_path: Optional[str] = None,
-               model: Optional[str] = None, meta: Optional[Dict[str, Any]] = None, **overrides: Any) -> Config:
+def config_for(
+    cfg: Union[None, str, Config] = None,
+    checkpoint_path: Optional[str] = None,
+    model: Optional[str] = None,
+    meta: Optional[Dict[str, Any]] = None,
+    **overrides: Any,
+) -> Config:
     """The recipe to predict with: ``cfg`` (a Config or a YAML path), else the one stored in the
     checkpoint (``_vz_config``), else the schema defaults for ``model``; then ``overrides``.
 
@@ -108,17 +123,22 @@ def config_for(cfg: Union[None, str, Config] = None, checkpoint_path: Optional[s
     elif checkpoint_path == "auto":
         raise ConfigError("checkpoint 'auto' needs a recipe (cfg / -c RECIPE) to know ckpt_save_dir")
     else:
-        stored = (meta if meta is not None else read_meta(checkpoint_path) if checkpoint_path else {})
+        stored = meta if meta is not None else read_meta(checkpoint_path) if checkpoint_path else {}
         text = stored.get(records.CONFIG)
         if text is not None:
             base = _config_from_yaml_text(str(text), checkpoint_path or "<checkpoint>")
             defaults = Config()
             base = base.replace(device_target=defaults.device_target, distribute=defaults.distribute)
         elif model is None:
-            where = (f"checkpoint {checkpoint_path!r} stores no recipe (it was not written by visionzoo's trainer)"
-                     if checkpoint_path else "no checkpoint given")
-            raise ConfigError(f"no recipe to predict with: {where}; pass the recipe (-c RECIPE, or cfg=) or at least "
-                              "the model (--model NAME --num_classes N, or model=..., num_classes=...)")
+            where = (
+                f"checkpoint {checkpoint_path!r} stores no recipe (it was not written by visionzoo's trainer)"
+                if checkpoint_path
+                else "no checkpoint given"
+            )
+            raise ConfigError(
+                f"no recipe to predict with: {where}; pass the recipe (-c RECIPE, or cfg=) or at least "
+                "the model (--model NAME --num_classes N, or model=..., num_classes=...)"
+            )
         else:
             base = load_config(None, {"model": model})
     changes = dict(overrides)
@@ -131,8 +151,11 @@ def _config_from_yaml_text(text: str, where: str) -> Config:
     try:
         return load_config_text(text, where)
     except ConfigError as e:
-        raise ConfigError(f"the recipe stored in this checkpoint does not load here ({e.what})", path=where,
-                          hint="pass the recipe with -c/cfg") from None
+        raise ConfigError(
+            f"the recipe stored in this checkpoint does not load here ({e.what})",
+            path=where,
+            hint="pass the recipe with -c/cfg",
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,9 +178,16 @@ class Predictor:
     crop_pct, interpolation and mean/std are used wherever the recipe leaves them at their defaults.
     """
 
-    def __init__(self, cfg: Union[None, str, Config] = None, *, model: Any = None,
-                 checkpoint_path: Optional[str] = None, class_names: Optional[Sequence[str]] = None,
-                 batch_size: Optional[int] = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        cfg: Union[None, str, Config] = None,
+        *,
+        model: Any = None,
+        checkpoint_path: Optional[str] = None,
+        class_names: Optional[Sequence[str]] = None,
+        batch_size: Optional[int] = None,
+        **overrides: Any,
+    ) -> None:
         from mindspore import nn
 
         cell = model if isinstance(model, nn.Cell) else None
@@ -181,16 +211,18 @@ class Predictor:
             self.network = cell
         else:
             if not self.cfg.pretrained:
-                _logger.warning("no checkpoint_path and pretrained False: %s predicts with random weights",
-                                self.cfg.model)
+                _logger.warning(
+                    "no checkpoint_path and pretrained False: %s predicts with random weights", self.cfg.model
+                )
             self.network = build_network(self.cfg, checkpoint_path="", amp_level=self.cfg.val_amp_level)
         self.network.set_train(False)
         self.checkpoint_path = path
         self.num_classes = int(self.cfg.num_classes)
         if class_names is not None:
             if len(class_names) != self.num_classes:
-                raise ConfigError(f"class_names has {len(class_names)} names but the model has "
-                                  f"{self.num_classes} classes")
+                raise ConfigError(
+                    f"class_names has {len(class_names)} names but the model has {self.num_classes} classes"
+                )
             self.class_names = [str(c) for c in class_names]
         else:
             self.class_names = class_names_for(path, self.num_classes, meta=meta)
@@ -250,7 +282,7 @@ class Predictor:
     def _forward(self, items: Sequence[Any]) -> np.ndarray:
         outputs = []
         for start in range(0, len(items), self.batch_size):
-            chunk = items[start:start + self.batch_size]
+            chunk = items[start : start + self.batch_size]
             batch = np.stack([self.preprocess(x, start + k) for k, x in enumerate(chunk)])
             outputs.append(self.logits_of(batch))
         if not outputs:
@@ -269,13 +301,25 @@ class Predictor:
         results = []
         for name, p in zip(names, probs):
             order = np.argsort(-p, kind="stable")[:k]
-            results.append(Prediction(source=name, indices=[int(i) for i in order],
-                                      labels=[self.class_names[i] for i in order], probs=[float(p[i]) for i in order]))
+            results.append(
+                Prediction(
+                    source=name,
+                    indices=[int(i) for i in order],
+                    labels=[self.class_names[i] for i in order],
+                    probs=[float(p[i]) for i in order],
+                )
+            )
         return results
 
 
-def predict(images: Union[ImageLike, Iterable[ImageLike]], *, cfg: Union[None, str, Config] = None,
-            model: Any = None, checkpoint_path: Optional[str] = None, topk: int = 5,
-            **overrides: Any) -> List[Prediction]:
+def predict(
+    images: Union[ImageLike, Iterable[ImageLike]],
+    *,
+    cfg: Union[None, str, Config] = None,
+    model: Any = None,
+    checkpoint_path: Optional[str] = None,
+    topk: int = 5,
+    **overrides: Any,
+) -> List[Prediction]:
     """One-call prediction: ``Predictor(cfg, model=..., checkpoint_path=..., **overrides).predict(images, topk)``."""
     return Predictor(cfg, model=model, checkpoint_path=checkpoint_path, **overrides).predict(images, topk=topk)

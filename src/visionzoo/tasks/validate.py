@@ -1,4 +1,5 @@
 """Scoring a checkpoint: which checkpoint, at which precision, loaded how strictly, on which data."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -14,8 +15,14 @@ from ..engine.build import build_network
 from ..engine.evaluate import evaluate
 from ..errors import CheckpointError, CheckpointNotFoundError, ConfigError
 
-__all__ = ["resolve_checkpoint", "eval_precision", "load_for_eval", "run_validation", "tag_weight",
-           "with_tag_preprocessing"]
+__all__ = [
+    "resolve_checkpoint",
+    "eval_precision",
+    "load_for_eval",
+    "run_validation",
+    "tag_weight",
+    "with_tag_preprocessing",
+]
 
 #: Recipe keys a weight tag's preprocessing sets (see WeightSpec.preprocessing).
 PREPROCESSING_KEYS = ("image_resize", "crop_pct", "interpolation", "mean", "std")
@@ -43,8 +50,11 @@ def with_tag_preprocessing(cfg: Config) -> Config:
     if weight is None:
         return cfg
     defaults = Config()
-    changes = {k: v for k, v in weight.preprocessing.items()
-               if getattr(cfg, k) == getattr(defaults, k) and getattr(cfg, k) != v}
+    changes = {
+        k: v
+        for k, v in weight.preprocessing.items()
+        if getattr(cfg, k) == getattr(defaults, k) and getattr(cfg, k) != v
+    }
     return cfg.replace(**changes) if changes else cfg
 
 
@@ -54,13 +64,18 @@ def resolve_checkpoint(cfg: Config) -> str:
 
     path = cfg.ckpt_path
     if not path:
-        raise ConfigError("no checkpoint to score", hint="pass --ckpt_path CKPT (or --ckpt_path auto for the "
-                                                          "best/latest checkpoint in ckpt_save_dir)")
+        raise ConfigError(
+            "no checkpoint to score",
+            hint="pass --ckpt_path CKPT (or --ckpt_path auto for the best/latest checkpoint in ckpt_save_dir)",
+        )
     if path == "auto":
         found = best_checkpoint(cfg.ckpt_save_dir, cfg.model)
         if not found:
-            raise CheckpointError(f"--ckpt_path auto found no {cfg.model} checkpoint", path=cfg.ckpt_save_dir,
-                                  hint="train first or pass --ckpt_path CKPT")
+            raise CheckpointError(
+                f"--ckpt_path auto found no {cfg.model} checkpoint",
+                path=cfg.ckpt_save_dir,
+                hint="train first or pass --ckpt_path CKPT",
+            )
         path = found
     if not os.path.isfile(path):
         raise CheckpointNotFoundError("checkpoint file not found", path=path, hint="pass an existing .ckpt file")
@@ -88,15 +103,20 @@ def load_for_eval(cfg: Config, path: str) -> nn.Cell:
         # classifier=(): a head of another class count is a misfit here, not a head to re-initialise
         load_checkpoint(network, path, strict=True, classifier=())
     except CheckpointError as e:
-        raise e.with_hint(f"use the recipe the checkpoint was trained with (this run has model {cfg.model!r}, "
-                          f"num_classes {cfg.num_classes}); --model/--num_classes override it") from None
+        raise e.with_hint(
+            f"use the recipe the checkpoint was trained with (this run has model {cfg.model!r}, "
+            f"num_classes {cfg.num_classes}); --model/--num_classes override it"
+        ) from None
     if cfg.ema:  # a checkpoint trained with ema holds the averages as ema.<name>: score those
         from ..engine.ema import ema_weights_of
 
         averages = ema_weights_of(read_checkpoint(path))
         if not averages:
-            raise CheckpointError("ema True, but this checkpoint holds no EMA weights (ema.<name>)", path=path,
-                                  hint="score it with --ema False, or pick a checkpoint trained with ema True")
+            raise CheckpointError(
+                "ema True, but this checkpoint holds no EMA weights (ema.<name>)",
+                path=path,
+                hint="score it with --ema False, or pick a checkpoint trained with ema True",
+            )
         ms.load_param_into_net(network, averages, strict_load=True)
     if cfg.val_amp_level != "O0":
         network = ms.amp.auto_mixed_precision(network, cfg.val_amp_level)
