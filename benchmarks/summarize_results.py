@@ -74,8 +74,10 @@ def _row(cells: Sequence[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def _header(*titles: str) -> List[str]:
-    return [_row(titles), "|" + "---|" * len(titles)]
+def _header(titles: str) -> List[str]:
+    """A table's header row and separator from ``"a | b | c"``."""
+    cells = [t.strip() for t in titles.split("|")]
+    return [_row(cells), "|" + "---|" * len(cells)]
 
 
 def _spread(rounds: Sequence[float]) -> str:
@@ -127,20 +129,10 @@ def _bench_models(result: Result) -> dict:
 def models_table(results: List[Result]) -> List[str]:
     """bench_models.py, visionzoo against PyTorch eager: img/s, speed-ups, CPU time, memory."""
     lines = _header(
-        "model",
-        "batch",
-        "ISA class",
-        "ISA (visionzoo fast path / ATen)",
-        "visionzoo train img/s (spread)",
-        "PyTorch train img/s (spread)",
-        "train speed-up",
-        "visionzoo infer img/s (spread)",
-        "PyTorch infer img/s (spread)",
-        "infer speed-up",
-        "train CPU s/step vz / PT",
-        "peak RSS MiB vz / PT",
-        "conv scratch MiB",
-        "load avg",
+        "model | batch | ISA class | ISA (visionzoo fast path / ATen) | visionzoo train img/s (spread) | "
+        "PyTorch train img/s (spread) | train speed-up | visionzoo infer img/s (spread) | "
+        "PyTorch infer img/s (spread) | infer speed-up | train CPU s/step vz / PT | peak RSS MiB vz / PT | "
+        "conv scratch MiB | load avg"
     )
     for result in results:
         models, meta = _bench_models(result), result.data["meta"]
@@ -171,14 +163,8 @@ def models_table(results: List[Result]) -> List[str]:
 def memory_table(results: List[Result]) -> List[str]:
     """bench_models.py --variants visionzoo,standard: peak RSS of the fast ops against MindSpore's own."""
     lines = _header(
-        "model",
-        "batch",
-        "file",
-        "visionzoo peak RSS MiB",
-        "standard ops peak RSS MiB",
-        "difference MiB",
-        "conv scratch MiB (sets)",
-        "tuning steps",
+        "model | batch | file | visionzoo peak RSS MiB | standard ops peak RSS MiB | difference MiB | "
+        "conv scratch MiB (sets) | tuning steps"
     )
     for result in results:
         for model, res in _bench_models(result).items():
@@ -206,7 +192,7 @@ def memory_table(results: List[Result]) -> List[str]:
 def first_step_table(results: List[Result]) -> List[str]:
     """bench_models.py: graph compilation and the first training step (compile + first run)."""
     lines = _header(
-        "model", "batch", "ISA class", "file", "visionzoo compile s", "visionzoo first step s", "others' first step s"
+        "model | batch | ISA class | file | visionzoo compile s | visionzoo first step s | others' first step s"
     )
     for result in results:
         models, meta = _bench_models(result), result.data["meta"]
@@ -223,7 +209,9 @@ def repeat_table(results: List[Result]) -> List[str]:
     """Several bench_models.py runs of the same code: visionzoo's median step times, run to run."""
     models = [m for m in _bench_models(results[0]) if all(m in _bench_models(r) for r in results[1:])]
     names = [r.name.removesuffix(".json") for r in results]
-    lines = _header("model", *(f"{n} train / infer s" for n in names), "largest difference (train, infer)")
+    lines = _header(
+        " | ".join(["model", *(f"{n} train / infer s" for n in names), "largest difference (train, infer)"])
+    )
     for model in models:
         runs = [_bench_models(r)[model]["visionzoo"] for r in results]
         train = [_med(v["train"]) for v in runs]
@@ -245,7 +233,7 @@ _FORMULATIONS = {
 @kind("conv-formulations")
 def conv_formulations_table(results: List[Result]) -> List[str]:
     """bench_conv_formulations.py: each formulation forced, summed over the network's layers, ms."""
-    lines = _header("kernel ISA", "batch", "formulation", "inference ms", "backward data ms", "backward weights ms")
+    lines = _header("kernel ISA | batch | formulation | inference ms | backward data ms | backward weights ms")
     for result in results:
         data = result.data
         if "layers" not in data:
@@ -271,7 +259,7 @@ _PROFILE_GROUPS = (
 @kind("profile")
 def profile_table(results: List[Result]) -> List[str]:
     """profile_step.py: operator time per training step by category, one column per file."""
-    lines = _header("category", *(f"{r.name.removesuffix('.json')} ms (calls)" for r in results))
+    lines = _header(" | ".join(["category", *(f"{r.name.removesuffix('.json')} ms (calls)" for r in results)]))
     cols = []
     for result in results:
         ms, calls = result.data["ms_per_step"], result.data["operators"]
@@ -288,7 +276,7 @@ def profile_table(results: List[Result]) -> List[str]:
 @kind("fusion")
 def fusion_table(results: List[Result]) -> List[str]:
     """bench_fusion.py: eval forward with the BatchNorm/ReLU fusion against the layers run one by one."""
-    lines = _header("mode", "model", "batch", "size", "fused s", "unfused s", "speed-up", "calls each")
+    lines = _header("mode | model | batch | size | fused s | unfused s | speed-up | calls each")
     for result in results:
         for r in result.data["rows"]:
             lines.append(
@@ -315,7 +303,7 @@ def mindcv_fidelity_table(results: List[Result]) -> List[str]:
     for result in results:
         systems += [s for s in result.data["summary"] if s in {r["system"] for r in result.data["runs"]}]
     systems = list(dict.fromkeys(systems))
-    lines = _header("file", "run", "seed", *(f"{s} top-1 % / s" for s in systems))
+    lines = _header(" | ".join(["file", "run", "seed", *(f"{s} top-1 % / s" for s in systems)]))
     for result in results:
         rows: Dict[tuple, Dict[str, dict]] = {}
         for run in result.data["runs"]:
