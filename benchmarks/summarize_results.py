@@ -106,7 +106,8 @@ def _host(data: dict) -> str:
                 parts.append("AVX-512 host" if any(f.startswith("avx512") for f in flags) else "AVX2 host")
             if cores is not None:
                 parts.append(f"{cores} cores")
-            return ", ".join(parts + [f"{date} UTC"])
+            commit = block.get("visionzoo_commit", block.get("commit", data.get("visionzoo_commit")))
+            return ", ".join(parts + [f"{date} UTC"] + ([f"commit {commit}"] if commit else []))
     return "host not recorded"
 
 
