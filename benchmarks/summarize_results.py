@@ -1,64 +1,417 @@
-"""Summarise ``bench_models.py --json`` files as the Markdown table docs/performance.md quotes.
+"""Tables for the docs, generated from the committed result files under ``benchmarks/results/``.
 
-Usage: ``python benchmarks/summarize_results.py benchmarks/results/*.json``
+A generated table sits between two markers in a Markdown file; the opening one names its *kind* and
+its result files (paths relative to ``benchmarks/results/``)::
 
-Per model and file: images/s (median over all timed steps) of visionzoo and PyTorch, visionzoo's
-speed-up (PyTorch's median step time / visionzoo's), the spread of each variant's per-round medians
-((slowest - fastest) / median), the process CPU seconds per training step, peak RSS and the fast
-convolution's scratch memory.
+    <!-- table:models 2026-12-03T1022_native.json 2026-12-03T1022_avx2-class.json -->
+    (generated: do not edit)
+    <!-- /table:models -->
+
+Usage::
+
+    python benchmarks/summarize_results.py               # rewrite every generated table in DOCS
+    python benchmarks/summarize_results.py --check       # exit 1 naming each stale table
+    python benchmarks/summarize_results.py --kind memory FILE...   # print one table
+
+A new kind of result is one function taking the loaded files and returning the table's lines,
+registered with ``@kind("name")``; then put a marker naming it and the files where the table belongs.
+``tests/test_docs_tables.py`` regenerates every table and fails on drift.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import statistics
 import sys
+from pathlib import Path
+from typing import Callable, Dict, List, NamedTuple, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+#: The Markdown files whose markers this script fills.
+DOCS = ("docs/*.md", "benchmarks/results/LOG.md", "README.md")
+COMMAND = "python benchmarks/summarize_results.py"
+
+MARKER = re.compile(
+    r"(?P<open><!-- table:(?P<kind>[\w-]+)(?P<files>(?: +[^\s>]+)*) *-->\n)"
+    r"(?P<body>.*?)"
+    r"(?P<close><!-- /table:(?P=kind) -->)",
+    re.S,
+)
 
 
-def _spread(rounds) -> str:
+class Result(NamedTuple):
+    """One result file: its name under ``benchmarks/results/`` and its parsed JSON."""
+
+    name: str
+    data: dict
+
+
+class TableError(ValueError):
+    """A marker names an unknown kind or a result file that is missing or lacks what the kind reads."""
+
+
+Renderer = Callable[[List[Result]], List[str]]
+KINDS: Dict[str, Renderer] = {}
+
+
+def kind(name: str) -> Callable[[Renderer], Renderer]:
+    """Register a table kind: ``fn(results) -> lines`` (header row, separator, rows)."""
+
+    def register(fn: Renderer) -> Renderer:
+        KINDS[name] = fn
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _header(titles: str) -> List[str]:
+    """A table's header row and separator from ``"a | b | c"``."""
+    cells = [t.strip() for t in titles.split("|")]
+    return [_row(cells), "|" + "---|" * len(cells)]
+
+
+def _spread(rounds: Sequence[float]) -> str:
+    """(slowest - fastest) / median of a variant's per-round medians."""
     return f"{(max(rounds) - min(rounds)) / statistics.median(rounds):.0%}" if len(rounds) > 1 else "-"
 
 
-def summarize(path: str) -> list:
-    with open(path) as f:
-        data = json.load(f)
-    meta, results = data["meta"], data["results"]
-    rows = []
-    for model, res in results.items():
-        vz, pt = res.get("visionzoo"), res.get("torch")
-        if not vz or not pt:
-            continue
-        batch = vz["batch"]
-        cells = [model, str(batch), meta["isa_class"], f"{vz.get('fast_isa', '?')} / {pt.get('cpu_capability', '?')}"]
-        for kind in ("train", "infer"):
-            a, b = statistics.median(vz[kind]), statistics.median(pt[kind])
-            cells += [
-                f"{batch / a:.1f} ({_spread(vz[kind + '_rounds'])})",
-                f"{batch / b:.1f} ({_spread(pt[kind + '_rounds'])})",
-                f"**{b / a:.2f}x**",
-            ]
-        cells += [
-            f"{statistics.median(vz['train_cpu']):.2f} / {statistics.median(pt['train_cpu']):.2f}",
-            f"{vz['peak_rss_mb']:.0f} / {pt['peak_rss_mb']:.0f}",
-            f"{vz.get('scratch_mb', float('nan')):.0f}",
-            f"{meta['load_before']:.1f}-{meta.get('load_after', meta.get('load_now', float('nan'))):.1f}",
-        ]
-        rows.append("| " + " | ".join(cells) + " |")
-    return rows
+def _med(values: Sequence[float]) -> float:
+    return statistics.median(values)
 
 
-def main(paths) -> int:
-    print(
-        "| model | batch | ISA class | ISA (visionzoo fast path / ATen) | visionzoo train img/s (spread) | "
-        "PyTorch train img/s (spread) | train speed-up | visionzoo infer img/s (spread) | PyTorch infer img/s "
-        "(spread) | infer speed-up | train CPU s/step vz / PT | peak RSS MiB vz / PT | conv scratch MiB | load avg |"
+def _load(meta: dict) -> str:
+    end = meta.get("load_after", meta.get("load_now"))
+    return f"{meta['load_before']:.1f}-{end:.1f}" if end is not None else f"{meta['load_before']:.1f}"
+
+
+def _host(data: dict) -> str:
+    """ "CPU, ISA class, N cores, date" from any of the benchmarks' layouts (``meta``, ``host`` or top level)."""
+    for block in (data.get("meta"), data.get("host"), data):
+        if isinstance(block, dict) and ("cpu" in block or "cpu_model" in block):
+            flags = block.get("isa_flags", block.get("cpu_flags", block.get("avx512")))
+            cores = block.get("cpus", block.get("cores", block.get("threads")))
+            date = str(block.get("date", block.get("started", "?")))[:16].replace("T", " ")
+            parts = [block.get("cpu", block.get("cpu_model"))]
+            if flags is not None:
+                parts.append("AVX-512 host" if any(f.startswith("avx512") for f in flags) else "AVX2 host")
+            if cores is not None:
+                parts.append(f"{cores} cores")
+            commit = block.get("visionzoo_commit", block.get("commit", data.get("visionzoo_commit")))
+            return ", ".join(parts + [f"{date} UTC"] + ([f"commit {commit}"] if commit else []))
+    return "host not recorded"
+
+
+def source_line(results: Sequence[Result]) -> str:
+    """The line under every table: which files, which host, and the command that regenerates it."""
+    files = "; ".join(f"`{r.name}` ({_host(r.data)})" for r in results)
+    return f"Generated by `{COMMAND}` from `benchmarks/results/`: {files}."
+
+
+def _bench_models(result: Result) -> dict:
+    if "results" not in result.data or "meta" not in result.data:
+        raise TableError(f"{result.name}: not a bench_models.py --json file (no 'meta'/'results')")
+    return result.data["results"]
+
+
+# ---------------------------------------------------------------------------------------------- kinds
+
+
+@kind("models")
+def models_table(results: List[Result]) -> List[str]:
+    """bench_models.py, visionzoo against PyTorch eager: img/s, speed-ups, CPU time, memory."""
+    lines = _header(
+        "model | batch | ISA class | ISA (visionzoo fast path / ATen) | visionzoo train img/s (spread) | "
+        "PyTorch train img/s (spread) | train speed-up | visionzoo infer img/s (spread) | "
+        "PyTorch infer img/s (spread) | infer speed-up | train CPU s/step vz / PT | peak RSS MiB vz / PT | "
+        "conv scratch MiB | load avg"
     )
-    print("|" + "---|" * 14)
-    for path in paths:
-        for row in summarize(path):
-            print(row)
-    return 0
+    for result in results:
+        models, meta = _bench_models(result), result.data["meta"]
+        for model, res in models.items():
+            vz, pt = res.get("visionzoo"), res.get("torch")
+            if not vz or not pt:
+                continue
+            batch = vz["batch"]
+            cells = [model, batch, meta["isa_class"], f"{vz.get('fast_isa', '?')} / {pt.get('cpu_capability', '?')}"]
+            for direction in ("train", "infer"):
+                a, b = _med(vz[direction]), _med(pt[direction])
+                cells += [
+                    f"{batch / a:.1f} ({_spread(vz[direction + '_rounds'])})",
+                    f"{batch / b:.1f} ({_spread(pt[direction + '_rounds'])})",
+                    f"**{b / a:.2f}x**",
+                ]
+            cells += [
+                f"{_med(vz['train_cpu']):.2f} / {_med(pt['train_cpu']):.2f}",
+                f"{vz['peak_rss_mb']:.0f} / {pt['peak_rss_mb']:.0f}",
+                f"{vz.get('scratch_mb', float('nan')):.0f}",
+                _load(meta),
+            ]
+            lines.append(_row(cells))
+    return lines
+
+
+@kind("memory")
+def memory_table(results: List[Result]) -> List[str]:
+    """bench_models.py --variants visionzoo,standard: peak RSS of the fast ops against MindSpore's own."""
+    lines = _header(
+        "model | batch | file | visionzoo peak RSS MiB | standard ops peak RSS MiB | difference MiB | "
+        "conv scratch MiB (sets) | tuning steps"
+    )
+    for result in results:
+        for model, res in _bench_models(result).items():
+            vz, std = res.get("visionzoo"), res.get("standard")
+            if not vz or not std:
+                continue
+            lines.append(
+                _row(
+                    [
+                        model,
+                        vz["batch"],
+                        result.name.split("_", 1)[-1].removesuffix(".json"),
+                        f"{vz['peak_rss_mb']:,.0f}",
+                        f"{std['peak_rss_mb']:,.0f}",
+                        f"{vz['peak_rss_mb'] - std['peak_rss_mb']:+,.0f}",
+                        f"{vz.get('scratch_mb', float('nan')):.0f} ({vz.get('scratch_sets', '?')})",
+                        vz.get("tuning_steps", "?"),
+                    ]
+                )
+            )
+    return lines
+
+
+@kind("first-step")
+def first_step_table(results: List[Result]) -> List[str]:
+    """bench_models.py: graph compilation and the first training step (compile + first run)."""
+    lines = _header(
+        "model | batch | ISA class | file | visionzoo compile s | visionzoo first step s | others' first step s"
+    )
+    for result in results:
+        models, meta = _bench_models(result), result.data["meta"]
+        for model, res in models.items():
+            vz = res["visionzoo"]
+            others = ", ".join(f"{name} {v['first_train_s']:.1f}" for name, v in res.items() if name != "visionzoo")
+            cells = [model, vz["batch"], meta["isa_class"], result.name.removesuffix(".json")]
+            lines.append(_row(cells + [f"{vz['compile_s']:.1f}", f"{vz['first_train_s']:.1f}", others or "-"]))
+    return lines
+
+
+@kind("repeat")
+def repeat_table(results: List[Result]) -> List[str]:
+    """Several bench_models.py runs of the same code: visionzoo's median step times, run to run."""
+    models = [m for m in _bench_models(results[0]) if all(m in _bench_models(r) for r in results[1:])]
+    names = [r.name.removesuffix(".json") for r in results]
+    lines = _header(
+        " | ".join(["model", *(f"{n} train / infer s" for n in names), "largest difference (train, infer)"])
+    )
+    for model in models:
+        runs = [_bench_models(r)[model]["visionzoo"] for r in results]
+        train = [_med(v["train"]) for v in runs]
+        infer = [_med(v["infer"]) for v in runs]
+        cells = [f"{t:.3f} / {i:.3f}" for t, i in zip(train, infer)]
+        diff = [f"{(max(x) - min(x)) / min(x):.1%}" for x in (train, infer)]
+        lines.append(_row([model, *cells, ", ".join(diff)]))
+    return lines
+
+
+_FORMULATIONS = {
+    "blocked": "blocked (oneDNN's direct kernels)",
+    "blocked-split": "blocked, batch split",
+    "fifth": "fifth (forward_inference / batched GEMM)",
+    "winograd": "Winograd",
+}
+
+
+@kind("conv-formulations")
+def conv_formulations_table(results: List[Result]) -> List[str]:
+    """bench_conv_formulations.py: each formulation forced, summed over the network's layers, ms."""
+    lines = _header("kernel ISA | batch | formulation | inference ms | backward data ms | backward weights ms")
+    for result in results:
+        data = result.data
+        if "layers" not in data:
+            raise TableError(f"{result.name}: not a bench_conv_formulations.py file (no 'layers')")
+        for key, label in _FORMULATIONS.items():
+            sums = [
+                sum(layer["count"] * layer[f"{key}_{direction}_ms"] for layer in data["layers"])
+                for direction in ("inference", "backward_data", "backward_weights")
+            ]
+            lines.append(_row([data["kernel_isa"], data["batch"], label, *(f"{s:.0f}" for s in sums)]))
+    return lines
+
+
+_PROFILE_GROUPS = (
+    ("convolutions, gradients", ("conv gradient",)),
+    ("convolutions, forward", ("conv forward",)),
+    ("max pooling, gradients", ("pool gradient",)),
+    ("max pooling, forward", ("pool forward",)),
+    ("ReLU and its gradient", ("ReLU forward", "ReluGrad gradient")),
+)
+
+
+@kind("profile")
+def profile_table(results: List[Result]) -> List[str]:
+    """profile_step.py: operator time per training step by category, one column per file."""
+    lines = _header(" | ".join(["category", *(f"{r.name.removesuffix('.json')} ms (calls)" for r in results)]))
+    cols = []
+    for result in results:
+        ms, calls = result.data["ms_per_step"], result.data["operators"]
+        named = {op for _, ops in _PROFILE_GROUPS for op in ops}
+        col = [f"{sum(ms[o] for o in ops):.1f} ({sum(calls[o] for o in ops)})" for _, ops in _PROFILE_GROUPS]
+        col.append(f"{sum(v for o, v in ms.items() if o not in named):.1f}")
+        col.append(f"**{sum(ms.values()):.1f}** (unprofiled median step {result.data['median_step_s']:.3f} s)")
+        cols.append(col)
+    labels = [label for label, _ in _PROFILE_GROUPS] + ["everything else", "**sum**"]
+    lines += [_row([label, *(col[i] for col in cols)]) for i, label in enumerate(labels)]
+    return lines
+
+
+@kind("fusion")
+def fusion_table(results: List[Result]) -> List[str]:
+    """bench_fusion.py: eval forward with the BatchNorm/ReLU fusion against the layers run one by one."""
+    lines = _header("mode | model | batch | size | fused s | unfused s | speed-up | calls each")
+    for result in results:
+        for r in result.data["rows"]:
+            lines.append(
+                _row(
+                    [
+                        r["mode"],
+                        r["model"],
+                        r["batch"],
+                        r["size"],
+                        f"{r['fused_s']:.3f}",
+                        f"{r['unfused_s']:.3f}",
+                        f"**{r['unfused_s'] / r['fused_s']:.2f}x**",
+                        r["calls_each"],
+                    ]
+                )
+            )
+    return lines
+
+
+@kind("mindcv-fidelity")
+def mindcv_fidelity_table(results: List[Result]) -> List[str]:
+    """bench_mindcv_fidelity.py: val top-1 (%) / training seconds per run (or seed) and system."""
+    systems: List[str] = []
+    for result in results:
+        systems += [s for s in result.data["summary"] if s in {r["system"] for r in result.data["runs"]}]
+    systems = list(dict.fromkeys(systems))
+    lines = _header(" | ".join(["file", "run", "seed", *(f"{s} top-1 % / s" for s in systems)]))
+    for result in results:
+        rows: Dict[tuple, Dict[str, dict]] = {}
+        for run in result.data["runs"]:
+            rows.setdefault((run.get("run", "-"), run.get("seed", "-")), {})[run["system"]] = run
+        for (run_no, seed), by_system in rows.items():
+            cells = [
+                f"{100 * by_system[s]['val_top1']:.2f} / {by_system[s]['train_seconds']:.1f}" if s in by_system else "-"
+                for s in systems
+            ]
+            lines.append(_row([result.name.removesuffix(".json"), run_no, seed, *cells]))
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------- markers
+
+
+def load(names: Sequence[str]) -> List[Result]:
+    """Read result files named relative to ``benchmarks/results/``."""
+    out = []
+    for name in names:
+        path = RESULTS / name
+        if not path.is_file():
+            raise TableError(f"result file benchmarks/results/{name} does not exist")
+        out.append(Result(name, json.loads(path.read_text(encoding="utf-8"))))
+    return out
+
+
+def render(kind_name: str, names: Sequence[str]) -> str:
+    """One table (its lines and the source line), as it goes between the markers."""
+    if kind_name not in KINDS:
+        raise TableError(f"unknown table kind {kind_name!r}; known: {', '.join(sorted(KINDS))}")
+    if not names:
+        raise TableError(f"table:{kind_name} names no result file")
+    results = load(names)
+    try:
+        lines = KINDS[kind_name](results)
+    except KeyError as err:
+        raise TableError(f"table:{kind_name}: a file lacks the field {err} ({', '.join(names)})") from None
+    return "\n".join(lines) + "\n\n" + source_line(results) + "\n"
+
+
+def fill(text: str) -> str:
+    """``text`` with every generated table rendered afresh."""
+
+    def one(match: re.Match) -> str:
+        body = render(match["kind"], match["files"].split())
+        return match["open"] + body + match["close"]
+
+    return MARKER.sub(one, text)
+
+
+def tables(text: str) -> List[str]:
+    """The opening markers in ``text`` (kind and files), in order."""
+    return [f"table:{m['kind']}{m['files']}" for m in MARKER.finditer(text)]
+
+
+def documents() -> List[Path]:
+    return sorted({p for pattern in DOCS for p in ROOT.glob(pattern)})
+
+
+def stale() -> List[str]:
+    """Each generated table whose committed text differs from what the result files give."""
+    out = []
+    for path in documents():
+        text = path.read_text(encoding="utf-8")
+        for match in MARKER.finditer(text):
+            if match["body"] != render(match["kind"], match["files"].split()):
+                out.append(f"{path.relative_to(ROOT)}: table:{match['kind']}{match['files']}")
+    return out
+
+
+def write_all() -> List[Path]:
+    changed = []
+    for path in documents():
+        text = path.read_text(encoding="utf-8")
+        new = fill(text)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated table is stale")
+    parser.add_argument("--kind", help=f"print one table of this kind ({', '.join(sorted(KINDS))})")
+    parser.add_argument("files", nargs="*", help="result files for --kind (default kind: models)")
+    args = parser.parse_args(argv)
+    try:
+        if args.files or args.kind:
+            names = [str(Path(f).resolve().relative_to(RESULTS)) for f in args.files]
+            sys.stdout.write(render(args.kind or "models", names))
+            return 0
+        if args.check:
+            bad = stale()
+            for entry in bad:
+                print(f"stale: {entry}", file=sys.stderr)
+            if bad:
+                print(f"run: {COMMAND}", file=sys.stderr)
+            return 1 if bad else 0
+        for path in write_all():
+            print(f"updated {path.relative_to(ROOT)}")
+        return 0
+    except (TableError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
