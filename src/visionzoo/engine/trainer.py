@@ -189,7 +189,7 @@ class Trainer:
         self.ema = EMA(self.network, cfg.ema_decay) if cfg.ema else None
         # val_amp_level differing from amp_level: validation runs a second network built at that level
         self.eval_network = (
-            build_network(cfg, checkpoint_path="", amp_level=cfg.val_amp_level)
+            build_network(cfg, amp_level=cfg.val_amp_level, load_weights=False)
             if cfg.val_while_train and cfg.val_amp_level != cfg.amp_level
             else None
         )

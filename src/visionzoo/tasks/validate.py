@@ -11,7 +11,7 @@ from ..checkpoint import best_checkpoint, load_checkpoint, read_checkpoint
 from ..config import Config
 from ..data import build_dataset
 from ..distributed import setup_context
-from ..engine.build import build_network
+from ..engine.build import build_network, tag_weight
 from ..engine.evaluate import evaluate
 from ..errors import CheckpointError, CheckpointNotFoundError, ConfigError
 
@@ -26,20 +26,6 @@ __all__ = [
 
 #: Recipe keys a weight tag's preprocessing sets (see WeightSpec.preprocessing).
 PREPROCESSING_KEYS = ("image_resize", "crop_pct", "interpolation", "mean", "std")
-
-
-def tag_weight(cfg: Config) -> Any:
-    """The WeightSpec a recipe's network uses: the tag in ``model`` ("vgg16_bn.tv_in1k"), else the
-    model's default tag when ``pretrained`` is set; None without one."""
-    from ..registry import get_model_spec, split_name
-
-    base, tag = split_name(cfg.model)
-    spec = get_model_spec(base)
-    if tag:
-        return spec.get_weight(tag)
-    if cfg.pretrained and spec.weights:
-        return spec.get_weight(True)
-    return None
 
 
 def with_tag_preprocessing(cfg: Config) -> Config:
@@ -98,7 +84,7 @@ def load_for_eval(cfg: Config, path: str) -> nn.Cell:
 
     A misfit raises CheckpointError naming the parameters (with both shapes) and the recipe to use.
     """
-    network = build_network(cfg, checkpoint_path="", amp_level="O0")
+    network = build_network(cfg, amp_level="O0", load_weights=False)
     try:
         # classifier=(): a head of another class count is a misfit here, not a head to re-initialise
         load_checkpoint(network, path, strict=True, classifier=())
