@@ -60,3 +60,40 @@ def test_the_trainers_second_eval_network_fetches_nothing(published, tmp_path):
     assert published == [TAG]  # once, for the training network
     names = sorted(p.name for p in trainer.eval_network.get_parameters())
     assert names == sorted(p.name for p in trainer.network.get_parameters())
+
+
+def _ema_checkpoint(path):
+    """A TinyNet checkpoint with EMA averages (weights + 1) and the update counter, as training saves it."""
+    from visionzoo.engine.ema import EMA
+
+    net = tiny_model.TinyNet()
+    ema = EMA(net, 0.9)
+    for average in ema.averages:
+        average.set_data(ms.Tensor(average.asnumpy() + 1))
+    ms.save_checkpoint([*net.get_parameters(), *ema.averages, ema.updates], path)
+    return {p.name: p.asnumpy() + 1 for p in net.get_parameters()}
+
+
+def test_scoring_ema_weights_reads_the_checkpoint_once(tmp_path, monkeypatch):
+    path = str(tmp_path / "ema.ckpt")
+    averages = _ema_checkpoint(path)
+    reads = []
+    real = ms.load_checkpoint
+    monkeypatch.setattr(ms, "load_checkpoint", lambda f, *a, **k: reads.append(f) or real(f, *a, **k))
+    network = load_for_eval(tiny_config(tmp_path / "ckpt", ema=True), path)
+    assert reads == [path]  # one read: such a file holds the weights twice (and the optimizer state)
+    for p in network.get_parameters():
+        np.testing.assert_array_equal(p.asnumpy(), averages[p.name], err_msg=p.name)
+
+
+def test_ema_true_on_a_checkpoint_without_averages_is_one_error(tmp_path):
+    from visionzoo.errors import CheckpointError
+
+    path = str(tmp_path / "plain.ckpt")
+    ms.save_checkpoint(tiny_model.TinyNet(), path)
+    with pytest.raises(CheckpointError) as e:
+        load_for_eval(tiny_config(tmp_path / "ckpt", ema=True), path)
+    assert str(e.value) == (
+        f"{path}: ema True, but the checkpoint holds no EMA weights (ema.<name>); "
+        "load it with ema False, or pick a checkpoint trained with ema True"
+    )

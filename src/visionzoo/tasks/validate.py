@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 import mindspore as ms
 from mindspore import nn
 
-from ..checkpoint import best_checkpoint, load_checkpoint, read_checkpoint
+from ..checkpoint import best_checkpoint, load_checkpoint
 from ..config import Config
 from ..data import build_dataset
 from ..distributed import setup_context
@@ -85,25 +85,17 @@ def load_for_eval(cfg: Config, path: str) -> nn.Cell:
     A misfit raises CheckpointError naming the parameters (with both shapes) and the recipe to use.
     """
     network = build_network(cfg, amp_level="O0", load_weights=False)
-    try:
-        # classifier=(): a head of another class count is a misfit here, not a head to re-initialise
-        load_checkpoint(network, path, strict=True, classifier=())
-    except CheckpointError as e:
-        raise e.with_hint(
-            f"use the recipe the checkpoint was trained with (this run has model {cfg.model!r}, "
-            f"num_classes {cfg.num_classes}); --model/--num_classes override it"
-        ) from None
-    if cfg.ema:  # a checkpoint trained with ema holds the averages as ema.<name>: score those
-        from ..engine.ema import ema_weights_of
-
-        averages = ema_weights_of(read_checkpoint(path))
-        if not averages:
-            raise CheckpointError(
-                "ema True, but this checkpoint holds no EMA weights (ema.<name>)",
-                path=path,
-                hint="score it with --ema False, or pick a checkpoint trained with ema True",
-            )
-        ms.load_param_into_net(network, averages, strict_load=True)
+    # classifier=(): a head of another class count is a misfit here, not a head to re-initialise;
+    # ema: a checkpoint trained with ema holds the averages as ema.<name>: score those (one read of the file)
+    load_checkpoint(
+        network,
+        path,
+        strict=True,
+        classifier=(),
+        ema=cfg.ema,
+        misfit_hint=f"use the recipe the checkpoint was trained with (this run has model {cfg.model!r}, "
+        f"num_classes {cfg.num_classes}); --model/--num_classes override it",
+    )
     if cfg.val_amp_level != "O0":
         network = ms.amp.auto_mixed_precision(network, cfg.val_amp_level)
     return network
