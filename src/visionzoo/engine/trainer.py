@@ -24,6 +24,7 @@ from mindspore import ParameterTuple
 
 from ..checkpoint import (
     checkpoint_name,
+    keep_top_k,
     latest_checkpoint,
     list_resume_points,
     prune,
@@ -39,7 +40,6 @@ from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..files import write_text_atomic
 from .accounting import EpochAccount
 from .build import build_network
-from .ckpt_policy import keep_top_k
 from .ema import EMA, EMA_PREFIX
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
