@@ -20,10 +20,13 @@ MINDCV_INIT_MODES = ("mindcv_googlenet",)
 
 
 def model_options(cfg: Config) -> Dict[str, Any]:
-    """The builder options a recipe sets: ``model_kwargs`` plus ``drop_rate`` and ``aux_logits``."""
+    """The builder options a recipe sets: ``model_kwargs`` plus ``drop_rate``, ``drop_path_rate`` (when not 0:
+    the config admits it only for a model that takes it) and ``aux_logits``."""
     kwargs: Dict[str, Any] = dict(cfg.model_kwargs)
     if cfg.drop_rate is not None:
         kwargs["drop_rate"] = cfg.drop_rate
+    if cfg.drop_path_rate:
+        kwargs["drop_path_rate"] = cfg.drop_path_rate
     if cfg.aux_logits:
         kwargs["aux_logits"] = True
     return kwargs
