@@ -610,6 +610,34 @@ def _check_drop_path(cfg: Config) -> None:
         ) from None
 
 
+#: The augmentation keys the array datasets' pipelines never read (data/transforms.py array_train/array_eval),
+#: and what those pipelines do instead. Digits never flip horizontally: a mirrored digit is another symbol.
+_ARRAY_PIPELINE = "random crop with crop_padding, flips, resize to image_resize"
+_NOT_APPLIED = {
+    "cifar10": (("color_jitter", "scale", "ratio", "crop_pct"), _ARRAY_PIPELINE),
+    "cifar100": (("color_jitter", "scale", "ratio", "crop_pct"), _ARRAY_PIPELINE),
+    "digits": (
+        ("color_jitter", "scale", "ratio", "crop_pct", "hflip"),
+        "resize to image_resize, random crop with crop_padding, vertical flip only",
+    ),
+}
+#: Values of those keys that ask for nothing (besides the schema default, which every recipe inherits).
+_NEUTRAL = {"color_jitter": (None, 0.0), "hflip": (0.0,)}
+
+
+def _check_augmentation(cfg: Config) -> None:
+    """Refuse augmentation a CIFAR or digits pipeline would silently skip (a value other than the
+    schema default and the key's neutral value)."""
+    keys, pipeline = _NOT_APPLIED.get(cfg.dataset, ((), ""))
+    asked = [k for k in keys if getattr(cfg, k) != KEYS[k].default and getattr(cfg, k) not in _NEUTRAL.get(k, ())]
+    if asked:
+        listed = ", ".join(f"{k} {getattr(cfg, k)!r}" for k in asked)
+        raise ConfigError(
+            f"dataset {cfg.dataset!r} cannot honour {listed}: its training pipeline is {pipeline}",
+            hint=f"remove {', '.join(asked)} from the recipe and command line",
+        )
+
+
 def _check_cross_fields(cfg: Config) -> None:
     if cfg.loss_scale_type != "none" and cfg.loss_scale <= 0:
         raise ConfigError(
@@ -682,6 +710,7 @@ def _build_config(recipe: Dict[str, Any], where: Optional[str], overrides: Optio
             ) from None
     _check_cross_fields(cfg)
     _check_unhonoured(cfg)
+    _check_augmentation(cfg)
     _check_model(cfg)
     _check_drop_path(cfg)
     return cfg
