@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -716,14 +716,14 @@ def _build_config(recipe: Dict[str, Any], where: Optional[str], overrides: Optio
     return cfg
 
 
-def help_text() -> str:
-    """One line per key, grouped, for ``--help``."""
+def help_text(names: Optional[Sequence[str]] = None) -> str:
+    """One line per key (every key, or those in ``names``), grouped, for ``--help``."""
     lines: List[str] = []
     for group in GROUPS:
-        lines.append(f"{group}:")
-        for key in SCHEMA:
-            if key.group != group:
-                continue
+        keys = [k for k in SCHEMA if k.group == group and (names is None or k.name in names)]
+        if keys:
+            lines.append(f"{group}:")
+        for key in keys:
             choices = f" {{{', '.join(str(c) for c in key.choices)}}}" if key.choices else ""
             lines.append(f"  --{key.name} ({key.kind}, default {key.default!r}){choices}: {key.help}")
     return "\n".join(lines)
