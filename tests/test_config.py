@@ -102,6 +102,12 @@ def test_lists_tuples_and_numbers_from_strings():
         ("distribute", "maybe", "key 'distribute' must be true or false, got 'maybe'"),
         ("amp_level", "O4", "key 'amp_level' got 'O4'; allowed values: O0, O1, O2, O3"),
         ("device_target", "TPU", "allowed values: Ascend, GPU, CPU"),
+        # MindCV's mnist has no pipeline here: refused when the recipe is read, not when data is built
+        (
+            "dataset",
+            "mnist",
+            "key 'dataset' got 'mnist'; allowed values: imagenet, cifar10, cifar100, digits, synthetic",
+        ),
         ("scale", "0.1", "key 'scale' needs 2 comma-separated numbers"),
         ("lr", "-1", "key 'lr' must be >= 0"),
         ("batch_size", "0", "key 'batch_size' must be >= 1"),
@@ -219,3 +225,44 @@ def test_help_lists_every_key():
     assert proc.returncode == 0
     for key in SCHEMA:
         assert f"--{key.name} " in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            {"dataset": "cifar10", "color_jitter": "0.2", "scale": "0.5,1.0"},
+            "dataset 'cifar10' cannot honour color_jitter 0.2, scale (0.5, 1.0): its training pipeline is random "
+            "crop with crop_padding, flips, resize to image_resize; remove color_jitter, scale from the recipe and "
+            "command line",
+        ),
+        (
+            {"dataset": "cifar100", "crop_pct": "0.9", "ratio": "0.5,2"},
+            "dataset 'cifar100' cannot honour ratio (0.5, 2.0), crop_pct 0.9: its training pipeline is random crop "
+            "with crop_padding, flips, resize to image_resize; remove ratio, crop_pct from the recipe and command line",
+        ),
+        (
+            {"dataset": "digits", "hflip": "0.3"},
+            "dataset 'digits' cannot honour hflip 0.3: its training pipeline is resize to image_resize, random crop "
+            "with crop_padding, vertical flip only; remove hflip from the recipe and command line",
+        ),
+    ],
+)
+def test_augmentation_a_dataset_cannot_apply_is_refused(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"dataset": "cifar10"},  # the schema defaults every recipe inherits
+        {"dataset": "cifar10", "color_jitter": "0", "hflip": "0.5", "vflip": "0.5", "auto_augment": "autoaug"},
+        {"dataset": "digits", "hflip": "0", "color_jitter": "none", "vflip": "0.2"},
+        {"dataset": "imagenet", "color_jitter": "0.2", "scale": "0.5,1.0", "ratio": "0.5,2", "crop_pct": "0.9"},
+    ],
+)
+def test_augmentation_a_dataset_applies_or_that_asks_nothing_loads(overrides, tmp_path):
+    cfg = load_config(None, overrides)
+    assert load_config(write(tmp_path, cfg.dump_yaml())) == cfg  # a stored recipe loads back

@@ -219,7 +219,7 @@ def test_class_count_mismatch_states_both_numbers(tmp_path):
         build_dataset(_cfg(dataset="cifar10", data_dir=str(tmp_path), num_classes=100), "val")
 
 
-# ------------------------------------------------------------------------------ digits, synthetic, mnist
+# ------------------------------------------------------------------------------ digits, synthetic
 
 
 def test_digits_split_sizes_balance_and_fixed_seed():
@@ -265,15 +265,6 @@ def test_synthetic_size_and_determinism():
     assert not np.array_equal(a_img, c_img)
     default = build_dataset(_cfg(dataset="synthetic", num_classes=5, image_resize=8), "val")
     assert default.num_samples == 1024
-
-
-def test_mnist_is_refused_with_the_supported_list():
-    with pytest.raises(
-        DataError,
-        match=r"dataset 'mnist' is not supported by visionzoo; supported datasets: "
-        r"imagenet, cifar10, cifar100, digits, synthetic",
-    ):
-        build_dataset(_cfg(dataset="mnist", num_classes=10), "train")
 
 
 def test_in_channels_other_than_three_is_refused():

@@ -11,12 +11,12 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-import tiny_model  # noqa: F401  registers vz_tiny_test
+import tiny_model  # registers vz_tiny_test
 from script_utils import REPO, script_env
 from test_trainer import read_metrics, tiny_cfg
+from visionzoo.checkpoint import keep_top_k, top_k_epochs
 from visionzoo.config import load_config
 from visionzoo.data.mixup import BatchMixer
-from visionzoo.engine.ckpt_policy import keep_top_k, top_k_epochs
 from visionzoo.engine.ema import EMA, EMA_WARMUP_UPDATES, ema_weights_of
 from visionzoo.engine.trainer import Trainer
 from visionzoo.errors import ConfigError, TrainingDiverged
@@ -91,10 +91,14 @@ def test_top_k_keeps_the_best_by_validation_top1(tmp_path):
     d = tmp_path
     for e in range(1, 7):
         (d / f"m-e{e:04d}.ckpt").write_bytes(b"x")
+    # not epoch checkpoints of m: the one name parser of checkpoint/store.py leaves them alone
+    others = ["m-best.ckpt", "m-e0007-s0003.ckpt", "m-x-e0001.ckpt", "n-e0001.ckpt"]
+    for name in others:
+        (d / name).write_bytes(b"x")
     scores = {1: 0.5, 2: 0.9, 3: 0.7, 4: 0.9, 5: 0.1, 6: 0.2}
     assert top_k_epochs(scores, 3) == [2, 4, 3]  # ties: the earlier epoch first
     keep_top_k(str(d), "m", 2, scores)
-    assert sorted(os.listdir(d)) == ["m-e0002.ckpt", "m-e0004.ckpt", "m-e0006.ckpt"]  # best two + newest
+    assert sorted(os.listdir(d)) == sorted(["m-e0002.ckpt", "m-e0004.ckpt", "m-e0006.ckpt", *others])  # best 2 + newest
 
 
 def test_top_k_in_training_and_its_refusal(tmp_path):
@@ -312,3 +316,56 @@ def test_validate_cli_writes_results_file(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = json.load(open(tmp_path / "out.json"))
     assert saved["top1"] == pytest.approx(json.loads(proc.stdout.strip().splitlines()[-1])["top1"])
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        (
+            "drop_path_rate",
+            "0.1",
+            "key 'drop_path_rate' got 0.1: model 'googlenet' has no drop path (stochastic depth), so it would do "
+            "nothing; set drop_path_rate 0 or remove the key (drop_rate sets the classifier's dropout)",
+        ),
+        (
+            "cycle_decay",
+            "0.5",
+            "key 'cycle_decay' got 0.5: it scales the lr peak of each cosine cycle after the first, and visionzoo "
+            "runs one cycle (num_cycles 1), so it would do nothing; set cycle_decay 1 or remove the key",
+        ),
+        (
+            "amp_cast_list",
+            "[nn.Dense]",
+            "key 'amp_cast_list' got '[nn.Dense]': casting a list of cells to float16 is not implemented in "
+            "visionzoo; remove the key; amp_level (O1/O2/O3) decides what runs in float16",
+        ),
+    ],
+)
+def test_mindcv_keys_nothing_would_honour_are_refused_in_one_line(key, value, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, {"model": "googlenet", key: value})
+    assert str(e.value) == message
+
+
+def test_the_neutral_values_mindcvs_recipes_carry_load(tmp_path):
+    # the values of these keys in MindCV's configs/**.yaml: drop_path_rate 0.0, cycle_decay 1 / 1.0, num_cycles 1
+    for text in ("drop_path_rate: 0.0\ncycle_decay: 1.0\nnum_cycles: 1\n", "cycle_decay: 1\namp_cast_list: null\n"):
+        path = tmp_path / "mindcv.yaml"
+        path.write_text("model: vgg16\n" + text)
+        cfg = load_config(str(path))
+        assert cfg.cycle_decay == 1.0 and not cfg.drop_path_rate and cfg.amp_cast_list is None
+
+
+def test_drop_path_rate_reaches_a_model_that_takes_it(isolated_registry):
+    from visionzoo.engine.build import build_network
+
+    seen = []
+
+    @isolated_registry.register_model(name="vz_tiny_drop_path")
+    def vz_tiny_drop_path(num_classes=10, in_channels=3, drop_path_rate=0.0):
+        seen.append(drop_path_rate)
+        return tiny_model.TinyNet(num_classes, in_channels)
+
+    build_network(load_config(None, {"model": "vz_tiny_drop_path", "num_classes": "10", "drop_path_rate": "0.2"}))
+    build_network(load_config(None, {"model": "vz_tiny_drop_path", "num_classes": "10"}))
+    assert seen == [0.2, 0.0]

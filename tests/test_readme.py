@@ -29,3 +29,26 @@ def test_demo_recipe_exists_and_is_the_one_validated():
     recipes = re.findall(r"-c (\S+\.yaml)", demo)
     assert len(recipes) == 2 and recipes[0] == recipes[1]
     assert os.path.isfile(os.path.join(REPO, recipes[0]))
+
+
+def _readme():
+    return " ".join(open(os.path.join(REPO, "README.md"), encoding="utf-8").read().split())
+
+
+def test_the_demo_claim_is_what_the_demo_test_asserts():
+    from test_demo import CLAIMED_TOP1, HELD_OUT
+
+    text = _readme()
+    assert f"reaches at least {CLAIMED_TOP1:.0%} top-1 on the held-out digits" in text
+    assert f'"num_samples": {HELD_OUT}}}' in text and f"{HELD_OUT} held-out images" in text
+
+
+def test_the_compiler_requirement_and_fallback_are_named_as_the_build_does_them():
+    from visionzoo.ops._build import CXXFLAGS
+    from visionzoo.runtime import FAST_OPS_ENV
+
+    text = _readme()
+    assert "-std=c++17" in CXXFLAGS and "-fopenmp" in CXXFLAGS
+    assert "it needs a C++17 compiler with OpenMP (`$CXX`, else `g++`, else `c++`" in text
+    assert "everything runs on MindSpore's standard operators" in text
+    assert f"`python -m visionzoo.ops build` succeeds; with `{FAST_OPS_ENV}=require` it is an error instead" in text

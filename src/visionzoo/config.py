@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -92,8 +92,8 @@ SCHEMA: Tuple[Key, ...] = (
         "dataset",
         "str",
         "imagenet",
-        "dataset type",
-        choices=("imagenet", "cifar10", "cifar100", "digits", "synthetic", "mnist"),
+        "dataset type (digits: scikit-learn's handwritten digits, the demo)",
+        choices=("imagenet", "cifar10", "cifar100", "digits", "synthetic"),
     ),
     _k("dataset", "data_dir", "str", "./", "dataset root folder"),
     _k("dataset", "train_split", "str", "train", "training split (folder name for imagenet)"),
@@ -199,7 +199,8 @@ SCHEMA: Tuple[Key, ...] = (
         "drop_path_rate",
         "float",
         None,
-        "unused by these models; accepted for MindCV recipes",
+        "stochastic depth rate, passed to a model whose builder takes it; GoogLeNet and VGG have none "
+        "(unset or 0 only)",
         optional=True,
         min=0,
     ),
@@ -315,7 +316,14 @@ SCHEMA: Tuple[Key, ...] = (
     ),
     _k("scheduler", "lr_epoch_stair", "bool", False, "hold the lr constant within an epoch"),
     _k("scheduler", "num_cycles", "int", 1, "cosine cycles (1 supported)", choices=(1,)),
-    _k("scheduler", "cycle_decay", "float", 1.0, "cosine cycle decay (unused with one cycle)", min=0),
+    _k(
+        "scheduler",
+        "cycle_decay",
+        "float",
+        1.0,
+        "lr peak factor per cosine cycle after the first: 1 only (one cycle, where MindCV ignores it too)",
+        min=0,
+    ),
     # loss
     _k("loss", "loss", "str", "CE", "loss function", choices=("CE", "ce")),
     _k("loss", "label_smoothing", "float", 0.0, "label smoothing", min=0),
@@ -332,7 +340,14 @@ SCHEMA: Tuple[Key, ...] = (
         "network at this level when it differs from amp_level)",
         choices=("O0", "O1", "O2", "O3"),
     ),
-    _k("amp", "amp_cast_list", "str", None, "unused; accepted for MindCV recipes", optional=True),
+    _k(
+        "amp",
+        "amp_cast_list",
+        "str",
+        None,
+        "MindCV's list of cells to cast to float16: not implemented, unset only (amp_level decides precision)",
+        optional=True,
+    ),
     _k("amp", "loss_scale_type", "str", "fixed", "loss scale manager", choices=("fixed", "dynamic", "auto", "none")),
     _k("amp", "loss_scale", "float", 1.0, "(initial) loss scale", min=0),
     _k(
@@ -563,6 +578,66 @@ def _check_model(cfg: Config) -> None:
         raise ConfigError(f"key 'model_kwargs': {e.what}", hint=e.hint) from None
 
 
+def _check_unhonoured(cfg: Config) -> None:
+    """Refuse values of MindCV keys that nothing here would act on (their neutral values load)."""
+    if cfg.cycle_decay != 1.0:
+        raise ConfigError(
+            f"key 'cycle_decay' got {cfg.cycle_decay:g}: it scales the lr peak of each cosine cycle after the "
+            "first, and visionzoo runs one cycle (num_cycles 1), so it would do nothing",
+            hint="set cycle_decay 1 or remove the key",
+        )
+    if cfg.amp_cast_list:
+        raise ConfigError(
+            f"key 'amp_cast_list' got {cfg.amp_cast_list!r}: casting a list of cells to float16 is not "
+            "implemented in visionzoo",
+            hint="remove the key; amp_level (O1/O2/O3) decides what runs in float16",
+        )
+
+
+def _check_drop_path(cfg: Config) -> None:
+    """A non-zero ``drop_path_rate`` goes to the model's builder; refused when the model has no drop path."""
+    from .registry import check_model_options
+
+    if not cfg.drop_path_rate:
+        return
+    try:
+        check_model_options(cfg.model, ["drop_path_rate"])
+    except ModelError:
+        raise ConfigError(
+            f"key 'drop_path_rate' got {cfg.drop_path_rate:g}: model {cfg.model!r} has no drop path "
+            "(stochastic depth), so it would do nothing",
+            hint="set drop_path_rate 0 or remove the key (drop_rate sets the classifier's dropout)",
+        ) from None
+
+
+#: The augmentation keys the array datasets' pipelines never read (data/transforms.py array_train/array_eval),
+#: and what those pipelines do instead. Digits never flip horizontally: a mirrored digit is another symbol.
+_ARRAY_PIPELINE = "random crop with crop_padding, flips, resize to image_resize"
+_NOT_APPLIED = {
+    "cifar10": (("color_jitter", "scale", "ratio", "crop_pct"), _ARRAY_PIPELINE),
+    "cifar100": (("color_jitter", "scale", "ratio", "crop_pct"), _ARRAY_PIPELINE),
+    "digits": (
+        ("color_jitter", "scale", "ratio", "crop_pct", "hflip"),
+        "resize to image_resize, random crop with crop_padding, vertical flip only",
+    ),
+}
+#: Values of those keys that ask for nothing (besides the schema default, which every recipe inherits).
+_NEUTRAL = {"color_jitter": (None, 0.0), "hflip": (0.0,)}
+
+
+def _check_augmentation(cfg: Config) -> None:
+    """Refuse augmentation a CIFAR or digits pipeline would silently skip (a value other than the
+    schema default and the key's neutral value)."""
+    keys, pipeline = _NOT_APPLIED.get(cfg.dataset, ((), ""))
+    asked = [k for k in keys if getattr(cfg, k) != KEYS[k].default and getattr(cfg, k) not in _NEUTRAL.get(k, ())]
+    if asked:
+        listed = ", ".join(f"{k} {getattr(cfg, k)!r}" for k in asked)
+        raise ConfigError(
+            f"dataset {cfg.dataset!r} cannot honour {listed}: its training pipeline is {pipeline}",
+            hint=f"remove {', '.join(asked)} from the recipe and command line",
+        )
+
+
 def _check_cross_fields(cfg: Config) -> None:
     if cfg.loss_scale_type != "none" and cfg.loss_scale <= 0:
         raise ConfigError(
@@ -634,18 +709,21 @@ def _build_config(recipe: Dict[str, Any], where: Optional[str], overrides: Optio
                 ConfigError(e.what, path=where, hint=e.hint) if where and name not in (overrides or {}) else e
             ) from None
     _check_cross_fields(cfg)
+    _check_unhonoured(cfg)
+    _check_augmentation(cfg)
     _check_model(cfg)
+    _check_drop_path(cfg)
     return cfg
 
 
-def help_text() -> str:
-    """One line per key, grouped, for ``--help``."""
+def help_text(names: Optional[Sequence[str]] = None) -> str:
+    """One line per key (every key, or those in ``names``), grouped, for ``--help``."""
     lines: List[str] = []
     for group in GROUPS:
-        lines.append(f"{group}:")
-        for key in SCHEMA:
-            if key.group != group:
-                continue
+        keys = [k for k in SCHEMA if k.group == group and (names is None or k.name in names)]
+        if keys:
+            lines.append(f"{group}:")
+        for key in keys:
             choices = f" {{{', '.join(str(c) for c in key.choices)}}}" if key.choices else ""
             lines.append(f"  --{key.name} ({key.kind}, default {key.default!r}){choices}: {key.help}")
     return "\n".join(lines)

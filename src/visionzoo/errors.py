@@ -48,10 +48,6 @@ class VisionZooError(Exception):
         """A copy of this error with another ``hint`` (same type, ``what`` and ``path``)."""
         return type(self)(self.what, path=self.path, hint=hint)
 
-    def with_what(self: _E, what: str) -> _E:
-        """A copy of this error with another ``what`` (same type, ``path`` and ``hint``)."""
-        return type(self)(what, path=self.path, hint=self.hint)
-
 
 class ConfigError(VisionZooError, ValueError):
     """A recipe key or value is wrong."""

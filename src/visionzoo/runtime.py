@@ -21,12 +21,13 @@ fast convolution               MindSpore hands oneDNN plain NCHW tensors,    ``V
 (CPU target)                   so convolutions run as im2col + GEMM; a C++   :func:`use_fast_conv`\\ ``(False)``
                                kernel lets oneDNN pick blocked layouts and
                                its direct kernels (~1.6x on VGG's convs)
-conv formulation tuning        each conv geometry keeps the fastest of up    ``VISIONZOO_CONV_TUNING=0``:
-(fast convolution)             to five formulations, timed in its first      always oneDNN's blocked one
-                               call; they round differently in the last      (one formulation per layer);
-                               bits, and the choice depends on timings;      ``=fresh``: tune, but neither
-                               choices are saved per (geometry, ISA,         read nor save choices;
-                               threads) and reused by later runs             ``python -m visionzoo.ops clear``
+conv formulation tuning        each conv geometry and direction keeps the    ``VISIONZOO_CONV_TUNING=0``:
+(fast convolution)             fastest of its formulations (ops/conv.py      always oneDNN's blocked one
+                               lists them), timed in its first call; they    (one formulation per layer);
+                               round differently in the last bits, and the   ``=fresh``: tune, but neither
+                               choice depends on timings; it is saved per    read nor save choices;
+                               (geometry, ISA, threads) and reused by        ``python -m visionzoo.ops clear``
+                               later runs
 =============================  ===========================================  ==============================
 """
 

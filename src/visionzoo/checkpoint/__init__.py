@@ -11,6 +11,7 @@ from .store import (
     BEST_SUFFIX,
     best_checkpoint,
     checkpoint_name,
+    keep_top_k,
     latest_checkpoint,
     list_epoch_checkpoints,
     list_resume_points,
@@ -18,6 +19,7 @@ from .store import (
     read_training_state,
     remove_stop_checkpoints,
     stop_checkpoint_name,
+    top_k_epochs,
 )
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "remove_stop_checkpoints",
     "stop_checkpoint_name",
     "prune",
+    "keep_top_k",
+    "top_k_epochs",
     "read_training_state",
     "CheckpointError",
     "CheckpointNotFoundError",

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 from .io import read_checkpoint
-from .records import is_training_state
+from .records import ema_entries, is_training_state
 from .torch_pth import convert_state_dict, is_torch_file, read_torch_state_dict
 
 __all__ = ["LoadReport", "load_checkpoint", "read_weights", "MISFIT_HINT"]
@@ -108,6 +108,7 @@ def load_checkpoint(
     num_classes: Optional[int] = None,
     classifier: Union[None, str, Sequence[str]] = None,
     ema: bool = False,
+    misfit_hint: str = MISFIT_HINT,
 ) -> LoadReport:
     """Load weights from ``path`` (a ``.ckpt``, a torch ``.pth``/``.pt`` state dict, or a
     ``{name: Parameter}`` dict) into ``model``.
@@ -121,6 +122,7 @@ def load_checkpoint(
     Args:
         num_classes: the model's class count, for the messages (default: read from the head).
         ema: load the checkpoint's ``ema.*`` copies instead of the raw weights.
+        misfit_hint: the fix a misfit error suggests (callers that know the recipe name a better one).
     """
     converted_away: Tuple[str, ...] = ()
     if isinstance(path, Mapping):
@@ -129,12 +131,13 @@ def load_checkpoint(
         where = os.fspath(path)
         params, converted_away = read_weights(model, path)
     if ema:
-        ema_params = {k[len("ema.") :]: v for k, v in params.items() if k.startswith("ema.")}
-        if not ema_params:
+        params = ema_entries(params)
+        if not params:
             raise CheckpointError(
-                "checkpoint holds no EMA weights ('ema.*')", path=where, hint="load it with ema=False"
+                "ema True, but the checkpoint holds no EMA weights (ema.<name>)",
+                path=where,
+                hint="load it with ema False, or pick a checkpoint trained with ema True",
             )
-        params = ema_params
 
     model_params = {p.name: p for p in model.get_parameters()}
     heads = _classifier_prefixes(model, classifier)
@@ -188,7 +191,7 @@ def load_checkpoint(
         error = CheckpointError(
             f"checkpoint does not fit {type(model).__name__} (" + "; ".join(problems) + ")",
             path=where,
-            hint=MISFIT_HINT,
+            hint=misfit_hint,
         )
         if strict:
             raise error

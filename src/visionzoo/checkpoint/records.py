@@ -8,7 +8,9 @@ validation and prediction.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, Mapping, Tuple, TypeVar
+
+_V = TypeVar("_V")
 
 __all__ = [
     "PREFIX",
@@ -23,6 +25,9 @@ __all__ = [
     "PROGRESS",
     "CHECKSUM",
     "ACCUM_PREFIX",
+    "EMA_PREFIX",
+    "EMA_UPDATES",
+    "ema_entries",
     "TRAINING_STATE_PREFIXES",
     "TRAINING_STATE_NAMES",
     "is_training_state",
@@ -42,6 +47,8 @@ SKIPPED_STEPS = PREFIX + "skipped_steps"  # int32: overflowed (dropped) updates 
 PROGRESS = PREFIX + "progress"  # str: JSON position inside an epoch of a mid-epoch (stop) checkpoint
 CHECKSUM = PREFIX + "checksum"  # str: SHA-256 of every other entry (checkpoint/integrity.py), written last
 ACCUM_PREFIX = PREFIX + "accum"  # gradient-accumulation buffers (prefix of a ParameterTuple clone)
+EMA_PREFIX = "ema."  # the EMA's average of weight <name> is saved as ema.<name> (engine/ema.py), as MindCV does
+EMA_UPDATES = EMA_PREFIX + "updates"  # float32: the EMA's update counter
 
 # Training-checkpoint entries that are not model weights: the trainer's own records above and
 # MindSpore optimizers' state.
@@ -53,7 +60,7 @@ TRAINING_STATE_PREFIXES: Tuple[str, ...] = (
     "moment1.",
     "moment2.",
     "vhat.",  # AdamWeightDecay variants, AMSGrad
-    "ema.",  # EMA copies of the weights (loaded instead with ema=True)
+    EMA_PREFIX,  # EMA copies of the weights (loaded instead with ema=True)
     "accumulated_grads.",
     "grad_accum.",  # gradient accumulation buffers
     "learning_rate_group_",  # per-group LR tables (backbone_lr_scale)
@@ -91,3 +98,8 @@ def is_lr_table(name: str) -> bool:
     """True for an optimizer's LR table (``learning_rate``, or ``learning_rate_group_<i>`` with
     parameter groups): a resumed run recomputes these from its recipe."""
     return name == "learning_rate" or name.startswith("learning_rate_group_")
+
+
+def ema_entries(params: Mapping[str, _V]) -> Dict[str, _V]:
+    """The EMA averages of a checkpoint's entries under the network's own names ({} if none)."""
+    return {k[len(EMA_PREFIX) :]: v for k, v in params.items() if k.startswith(EMA_PREFIX) and k != EMA_UPDATES}

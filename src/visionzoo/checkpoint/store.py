@@ -1,4 +1,11 @@
-"""A run's checkpoint folder: names, rotation, latest/best, and reading a checkpoint back for resume."""
+"""A run's checkpoint folder: names, rotation (latest_k: :func:`prune`, top_k: :func:`keep_top_k`),
+latest/best, and reading a checkpoint back for resume.
+
+``ckpt_save_policy: top_k`` keeps the K epoch checkpoints with the best validation top-1. MindCV's
+CheckpointManager keeps the K best and nothing else; visionzoo also keeps the newest epoch checkpoint
+(even when it is not among the best), so ``resume auto`` continues where training stopped; ties go to
+the earlier epoch (a later one must be strictly better to displace it, as in MindCV).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import glob
 import logging
 import os
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import CheckpointError
 from . import records
@@ -18,6 +25,8 @@ __all__ = [
     "latest_checkpoint",
     "best_checkpoint",
     "prune",
+    "keep_top_k",
+    "top_k_epochs",
     "read_training_state",
     "BEST_SUFFIX",
     "stop_checkpoint_name",
@@ -65,14 +74,19 @@ def remove_stop_checkpoints(directory: str, model: str) -> List[str]:
     return removed
 
 
-def list_epoch_checkpoints(directory: str, model: Optional[str] = None) -> List[str]:
-    """Epoch checkpoints in ``directory`` (of ``model`` when given), oldest first."""
+def _epoch_checkpoints(directory: str, model: Optional[str] = None) -> List[Tuple[int, str]]:
+    """``(epoch, path)`` of the epoch checkpoints in ``directory`` (of ``model`` when given), oldest first."""
     found = []
     for path in glob.glob(os.path.join(glob.escape(directory), "*.ckpt")):
         m = _EPOCH_RE.match(os.path.basename(path))
         if m and not _STOP_RE.match(os.path.basename(path)) and (model is None or m.group("model") == model):
             found.append((int(m.group("epoch")), path))
-    return [p for _, p in sorted(found)]
+    return sorted(found)
+
+
+def list_epoch_checkpoints(directory: str, model: Optional[str] = None) -> List[str]:
+    """Epoch checkpoints in ``directory`` (of ``model`` when given), oldest first."""
+    return [p for _, p in _epoch_checkpoints(directory, model)]
 
 
 def latest_checkpoint(directory: str, model: Optional[str] = None) -> Optional[str]:
@@ -93,6 +107,23 @@ def prune(directory: str, model: str, keep: int) -> List[str]:
     removed = found[:-keep] if keep > 0 else []
     for path in removed:
         os.remove(path)
+    return removed
+
+
+def top_k_epochs(scores: Dict[int, float], k: int) -> List[int]:
+    """The ``k`` epochs with the highest score, best first; ties keep the earlier epoch."""
+    return [e for e, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))[: max(int(k), 0)]]
+
+
+def keep_top_k(directory: str, model: str, k: int, scores: Dict[int, Optional[float]]) -> List[str]:
+    """Delete ``model``'s epoch checkpoints in ``directory`` that are neither among the ``k`` best by
+    ``scores`` (epoch -> validation top-1) nor the newest. Returns the removed paths."""
+    keep = set(top_k_epochs({e: s for e, s in scores.items() if s is not None}, k))
+    removed = []
+    for epoch, path in _epoch_checkpoints(directory, model)[:-1]:  # the newest stays for resume
+        if epoch not in keep:
+            os.remove(path)
+            removed.append(path)
     return removed
 
 

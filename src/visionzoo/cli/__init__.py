@@ -45,12 +45,16 @@ def setup_logging(
         root.addHandler(handler)
 
 
-def parse_args(argv: Sequence[str], flags: Iterable[str] = ()) -> Tuple[Optional[str], Dict[str, str], Dict[str, Any]]:
+def parse_args(
+    argv: Sequence[str], flags: Iterable[str] = (), keys: Optional[Sequence[str]] = None
+) -> Tuple[Optional[str], Dict[str, str], Dict[str, Any]]:
     """Split ``argv`` into (config path, ``{key: raw value}`` overrides, ``{flag: value}``).
 
     ``flags`` names extra options of the calling script. A name ending in ``?`` is a boolean switch
-    (``--dry_run``); others take one value. Unknown keys are refused with suggestions.
+    (``--dry_run``); others take one value. ``keys`` limits the recipe keys accepted (default: all).
+    Unknown keys are refused with suggestions.
     """
+    known = list(KEYS) + list(ALIASES) if keys is None else list(keys)
     switch = {f[:-1] for f in flags if f.endswith("?")}
     valued = {f for f in flags if not f.endswith("?")}
     config_path: Optional[str] = None
@@ -78,8 +82,8 @@ def parse_args(argv: Sequence[str], flags: Iterable[str] = ()) -> Tuple[Optional
             extra[name] = parse_scalar(Key(name, "bool", False, ""), "bool", inline) if eq else True
             i += 1
             continue
-        if name not in KEYS and name not in ALIASES and name not in valued:
-            close = difflib.get_close_matches(name, list(KEYS) + list(valued) + list(switch), n=3, cutoff=0.75)
+        if name not in known and name not in valued:
+            close = difflib.get_close_matches(name, known + list(valued) + list(switch), n=3, cutoff=0.75)
             hint = f"; did you mean {', '.join('--' + c for c in close)}?" if close else "; see --help for the keys"
             raise ConfigError(f"unknown option '--{name}'{hint}")
         if eq:
@@ -108,12 +112,22 @@ class Invocation:
     flags: Dict[str, Any]
 
 
-def parse_cli(argv: Sequence[str], prog: str, usage: str, flags: Iterable[str] = ()) -> Invocation:
-    """Parse a command's arguments once. ``-h/--help`` prints help and exits 0."""
+def parse_cli(
+    argv: Sequence[str],
+    prog: str,
+    usage: str,
+    flags: Iterable[str] = (),
+    keys: Optional[Sequence[str]] = None,
+    about: str = "",
+) -> Invocation:
+    """Parse a command's arguments once. ``-h/--help`` prints the usage, ``about`` (the command's own
+    arguments) and the recipe keys it takes (``keys``, default all), then exits 0."""
     if any(a in ("-h", "--help") for a in argv):
-        sys.stdout.write(f"usage: {prog} {usage}\n\nRecipe keys (any of them as --key value):\n{help_text()}\n")
+        which = "any of them" if keys is None else "these"
+        about = f"{about.rstrip()}\n\n" if about else ""
+        sys.stdout.write(f"usage: {prog} {usage}\n\n{about}Recipe keys ({which} as --key value):\n{help_text(keys)}\n")
         raise SystemExit(0)
-    path, overrides, extra = parse_args(argv, flags)
+    path, overrides, extra = parse_args(argv, flags, keys)
     return Invocation(cfg=load_config(path, overrides), recipe=path, overrides=overrides, flags=extra)
 
 

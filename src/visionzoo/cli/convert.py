@@ -8,7 +8,9 @@ parameter must fit, the classifier included: ``--num_classes`` gives the head's 
 the tag's) and written atomically to ``OUT``. ``--model`` is a registered name, usually with the tag
 whose architecture the weights have (``vgg16_bn.tv_in1k`` builds torchvision's VGG-16-BN: conv biases,
 adaptive pool). The last line of stdout is one JSON object ``{"file", "model", "source", "loaded",
-"ignored"}`` (counts of parameters loaded and of entries ignored). Errors are one line on stderr, exit status 2.
+"ignored"}`` (counts of parameters loaded and of entries ignored). Arguments are parsed as the other commands'
+(:func:`visionzoo.cli.parse_cli`; ``-c RECIPE`` may give the model and class count); errors are one line on
+stderr, exit status 2.
 
 Example::
 
@@ -18,27 +20,59 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
-from . import run_main, setup_logging
+from . import parse_cli, run_main, setup_logging
 
 __all__ = ["main", "entry"]
 
+USAGE = "SRC --model NAME[.TAG] -o OUT.ckpt [--num_classes N]"
+ABOUT = """arguments:
+  SRC                    a torch .pth/.pt state dict (or a MindSpore .ckpt)
+  -o, --output OUT.ckpt  the .ckpt to write
+  --model NAME[.TAG]     registered model, e.g. vgg16_bn.tv_in1k (or -c RECIPE: the recipe's model)
+  --num_classes N        head size (default: the tag's)"""
+FLAGS = ("source", "output")
+KEYS = ("model", "num_classes")
+
+
+def _as_options(argv: Sequence[str]) -> List[str]:
+    """``SRC`` and ``-o OUT`` as ``--source SRC`` and ``--output OUT``, the form :func:`parse_cli` reads
+    (every option here takes a value; a second bare argument is left for parse_cli to refuse)."""
+    out: List[str] = []
+    args, i, seen_source = list(argv), 0, False
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-") and arg != "-":
+            out.append("--output" if arg == "-o" else arg)
+            if "=" not in arg and arg not in ("-h", "--help") and i + 1 < len(args):
+                out.append(args[i + 1])
+                i += 1
+        elif not seen_source:
+            out += ["--source", arg]
+            seen_source = True
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
 
 def main(argv: Sequence[str]) -> Optional[int]:
-    parser = argparse.ArgumentParser(prog="python -m visionzoo.convert", description=__doc__.splitlines()[0])
-    parser.add_argument("source", help="a torch .pth/.pt state dict (or a MindSpore .ckpt)")
-    parser.add_argument("--model", required=True, help="registered model, e.g. vgg16_bn.tv_in1k")
-    parser.add_argument("-o", "--output", required=True, help="the .ckpt to write")
-    parser.add_argument("--num_classes", type=int, default=None, help="head size (default: the tag's)")
-    args = parser.parse_args(list(argv))
+    from ..errors import ConfigError
+
+    inv = parse_cli(_as_options(argv), "visionzoo-convert", USAGE, FLAGS, keys=KEYS, about=ABOUT)
+    for flag, what in (("source", "a source checkpoint SRC"), ("output", "-o OUT.ckpt")):
+        if not inv.flags.get(flag):
+            raise ConfigError(f"convert needs {what}", hint=f"usage: visionzoo-convert {USAGE}")
+    if inv.recipe is None and "model" not in inv.overrides:
+        raise ConfigError("convert needs --model NAME[.TAG] (or -c RECIPE)", hint=f"usage: visionzoo-convert {USAGE}")
     setup_logging()
     from ..tasks.convert import convert_checkpoint
 
-    result = convert_checkpoint(args.source, args.model, args.output, args.num_classes)
+    classes = inv.cfg.num_classes if inv.recipe or "num_classes" in inv.overrides else None
+    result = convert_checkpoint(inv.flags["source"], inv.cfg.model, inv.flags["output"], classes)
     sys.stdout.write(
         f"converted {result['source']} -> {result['file']} ({result['model']}, "
         f"{result['loaded']} parameters, {result['ignored']} entries ignored: "

@@ -1,4 +1,4 @@
-"""ImageNet-style folders: ``<data_dir>/<split>/<class>/*.jpg|jpeg|png``.
+"""ImageNet-style folders: ``<data_dir>/<split>/<class>/<image>``, images named .jpg, .jpeg, .png or .bmp.
 
 Classes are the sorted sub-folder names (any number). Files are the direct children of each class
 folder whose extension is one of :data:`EXTENSIONS` (exact case, as MindSpore's ImageFolderDataset

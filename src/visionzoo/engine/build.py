@@ -11,42 +11,65 @@ from mindspore.common import initializer as init
 
 from ..config import Config
 from ..factory import create_model
+from ..registry import get_model_spec, split_name
 
-__all__ = ["build_network", "model_options", "mindcv_seeded_init", "MINDCV_INIT_MODES"]
+__all__ = ["build_network", "model_options", "tag_weight", "mindcv_seeded_init", "MINDCV_INIT_MODES"]
 
 #: Initialisation schemes that are MindCV's own (its googlenet): for these a seed gives MindCV's weights.
 MINDCV_INIT_MODES = ("mindcv_googlenet",)
 
 
 def model_options(cfg: Config) -> Dict[str, Any]:
-    """The builder options a recipe sets: ``model_kwargs`` plus ``drop_rate`` and ``aux_logits``."""
+    """The builder options a recipe sets: ``model_kwargs`` plus ``drop_rate``, ``drop_path_rate`` (when not 0:
+    the config admits it only for a model that takes it) and ``aux_logits``."""
     kwargs: Dict[str, Any] = dict(cfg.model_kwargs)
     if cfg.drop_rate is not None:
         kwargs["drop_rate"] = cfg.drop_rate
+    if cfg.drop_path_rate:
+        kwargs["drop_path_rate"] = cfg.drop_path_rate
     if cfg.aux_logits:
         kwargs["aux_logits"] = True
     return kwargs
 
 
-def build_network(cfg: Config, checkpoint_path: Optional[str] = None, amp_level: Optional[str] = None):
+def tag_weight(cfg: Config) -> Any:
+    """The WeightSpec a recipe's network uses: the tag in ``model`` ("vgg16_bn.tv_in1k"), else the
+    model's default tag when ``pretrained`` is set; None without one."""
+    base, tag = split_name(cfg.model)
+    spec = get_model_spec(base)
+    if tag:
+        return spec.get_weight(tag)
+    if cfg.pretrained and spec.weights:
+        return spec.get_weight(True)
+    return None
+
+
+def build_network(
+    cfg: Config, checkpoint_path: Optional[str] = None, amp_level: Optional[str] = None, *, load_weights: bool = True
+):
     """Create ``cfg.model`` with the recipe's classes, dropout and aux heads; apply AMP.
 
     ``checkpoint_path`` (default ``cfg.ckpt_path``) loads weights with the registry's strict report.
+    ``load_weights=False`` is for a caller that sets the weights itself (a checkpoint to score, the
+    training network's weights): the network has the architecture ``pretrained`` or the model's tag
+    selects, but neither the published weights (no download) nor a checkpoint is read.
     O2 keeps BatchNorm in float32; with ``keep_batchnorm_fp32: False`` the whole network runs in
     float16 (MindSpore's O3), as the model_zoo GoogLeNet CIFAR-10 recipe does.
     """
     kwargs = model_options(cfg)
-    path = cfg.ckpt_path if checkpoint_path is None else checkpoint_path
+    path = (cfg.ckpt_path if checkpoint_path is None else checkpoint_path) if load_weights else ""
+    weight = None if load_weights else tag_weight(cfg)
     network = create_model(
-        cfg.model,
-        pretrained=cfg.pretrained,
+        # the tag's name builds the architecture its weights need, without loading them
+        cfg.model if weight is None else f"{split_name(cfg.model)[0]}.{weight.tag}",
+        pretrained=cfg.pretrained and load_weights,
         num_classes=cfg.num_classes,
         in_channels=cfg.in_channels,
         checkpoint_path=path or None,
         device=cfg.device_target,
         **kwargs,
     )
-    if not (cfg.pretrained or path):
+    if load_weights and not (cfg.pretrained or path):
         mindcv_seeded_init(network, cfg.seed)
     level = cfg.amp_level if amp_level is None else amp_level
     if level == "O2" and not cfg.keep_batchnorm_fp32:

@@ -21,9 +21,10 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
+from ..checkpoint.records import EMA_PREFIX, EMA_UPDATES, ema_entries
+
 __all__ = ["EMA", "EMA_PREFIX", "ema_weights_of", "EMA_WARMUP_UPDATES"]
 
-EMA_PREFIX = "ema."
 #: MindCV's decay warm-up constant: the effective decay is ema_decay * (1 - exp(-updates / this)).
 EMA_WARMUP_UPDATES = 2000.0
 
@@ -42,7 +43,7 @@ class EMA(nn.Cell):
         super().__init__(auto_prefix=False)
         self.weights = ParameterTuple(list(network.get_parameters()))
         self.averages = self.weights.clone(prefix=EMA_PREFIX.rstrip("."), init="same")
-        self.updates = Parameter(Tensor(0.0, ms.float32), name=EMA_PREFIX + "updates", requires_grad=False)
+        self.updates = Parameter(Tensor(0.0, ms.float32), name=EMA_UPDATES, requires_grad=False)
         self.decay = Tensor(float(decay), ms.float32)
         self.hyper_map = ops.HyperMap()
 
@@ -71,9 +72,7 @@ class EMA(nn.Cell):
 def ema_weights_of(params: Dict[str, object]) -> Dict[str, object]:
     """From a checkpoint's parameter dict, the averaged weights under the network's own names ({} if none)."""
     out = {}
-    for name, value in params.items():
-        if name.startswith(EMA_PREFIX) and name != EMA_PREFIX + "updates":
-            plain = name[len(EMA_PREFIX) :]
-            data = value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
-            out[plain] = Parameter(Tensor(data), name=plain)
+    for plain, value in ema_entries(params).items():
+        data = value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
+        out[plain] = Parameter(Tensor(data), name=plain)
     return out

@@ -24,6 +24,7 @@ from mindspore import ParameterTuple
 
 from ..checkpoint import (
     checkpoint_name,
+    keep_top_k,
     latest_checkpoint,
     list_resume_points,
     prune,
@@ -39,7 +40,6 @@ from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from ..files import write_text_atomic
 from .accounting import EpochAccount
 from .build import build_network
-from .ckpt_policy import keep_top_k
 from .ema import EMA, EMA_PREFIX
 from .evaluate import EvalStep, evaluate
 from .loss import NetWithLoss, build_loss
@@ -189,7 +189,7 @@ class Trainer:
         self.ema = EMA(self.network, cfg.ema_decay) if cfg.ema else None
         # val_amp_level differing from amp_level: validation runs a second network built at that level
         self.eval_network = (
-            build_network(cfg, checkpoint_path="", amp_level=cfg.val_amp_level)
+            build_network(cfg, amp_level=cfg.val_amp_level, load_weights=False)
             if cfg.val_while_train and cfg.val_amp_level != cfg.amp_level
             else None
         )

@@ -1,4 +1,4 @@
-"""Built-in models. Importing this package registers them (visionzoo.registry does it lazily)."""
+"""Built-in models. Importing this package registers them (visionzoo.factory and config's model check import it)."""
 
 from .googlenet import GoogLeNet
 from .vgg import VGG

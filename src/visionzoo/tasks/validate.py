@@ -7,11 +7,11 @@ from typing import Any, Dict, Optional
 import mindspore as ms
 from mindspore import nn
 
-from ..checkpoint import best_checkpoint, load_checkpoint, read_checkpoint
+from ..checkpoint import best_checkpoint, load_checkpoint
 from ..config import Config
 from ..data import build_dataset
 from ..distributed import setup_context
-from ..engine.build import build_network
+from ..engine.build import build_network, tag_weight
 from ..engine.evaluate import evaluate
 from ..errors import CheckpointError, CheckpointNotFoundError, ConfigError
 
@@ -26,20 +26,6 @@ __all__ = [
 
 #: Recipe keys a weight tag's preprocessing sets (see WeightSpec.preprocessing).
 PREPROCESSING_KEYS = ("image_resize", "crop_pct", "interpolation", "mean", "std")
-
-
-def tag_weight(cfg: Config) -> Any:
-    """The WeightSpec a recipe's network uses: the tag in ``model`` ("vgg16_bn.tv_in1k"), else the
-    model's default tag when ``pretrained`` is set; None without one."""
-    from ..registry import get_model_spec, split_name
-
-    base, tag = split_name(cfg.model)
-    spec = get_model_spec(base)
-    if tag:
-        return spec.get_weight(tag)
-    if cfg.pretrained and spec.weights:
-        return spec.get_weight(True)
-    return None
 
 
 def with_tag_preprocessing(cfg: Config) -> Config:
@@ -98,26 +84,18 @@ def load_for_eval(cfg: Config, path: str) -> nn.Cell:
 
     A misfit raises CheckpointError naming the parameters (with both shapes) and the recipe to use.
     """
-    network = build_network(cfg, checkpoint_path="", amp_level="O0")
-    try:
-        # classifier=(): a head of another class count is a misfit here, not a head to re-initialise
-        load_checkpoint(network, path, strict=True, classifier=())
-    except CheckpointError as e:
-        raise e.with_hint(
-            f"use the recipe the checkpoint was trained with (this run has model {cfg.model!r}, "
-            f"num_classes {cfg.num_classes}); --model/--num_classes override it"
-        ) from None
-    if cfg.ema:  # a checkpoint trained with ema holds the averages as ema.<name>: score those
-        from ..engine.ema import ema_weights_of
-
-        averages = ema_weights_of(read_checkpoint(path))
-        if not averages:
-            raise CheckpointError(
-                "ema True, but this checkpoint holds no EMA weights (ema.<name>)",
-                path=path,
-                hint="score it with --ema False, or pick a checkpoint trained with ema True",
-            )
-        ms.load_param_into_net(network, averages, strict_load=True)
+    network = build_network(cfg, amp_level="O0", load_weights=False)
+    # classifier=(): a head of another class count is a misfit here, not a head to re-initialise;
+    # ema: a checkpoint trained with ema holds the averages as ema.<name>: score those (one read of the file)
+    load_checkpoint(
+        network,
+        path,
+        strict=True,
+        classifier=(),
+        ema=cfg.ema,
+        misfit_hint=f"use the recipe the checkpoint was trained with (this run has model {cfg.model!r}, "
+        f"num_classes {cfg.num_classes}); --model/--num_classes override it",
+    )
     if cfg.val_amp_level != "O0":
         network = ms.amp.auto_mixed_precision(network, cfg.val_amp_level)
     return network
