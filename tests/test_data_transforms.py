@@ -204,3 +204,101 @@ def test_mean_std_validation():
     with pytest.raises(DataError, match=r"std values must be > 0"):
         tf.resolve_mean_std(_cfg(std=(1, 0, 1)), "imagenet")
     assert tf.resolve_mean_std(_cfg(), "digits") == (tf.DIGITS_MEAN, tf.DIGITS_STD)
+
+
+# ------------------------------------------------------------------ changed ops against the ops they replace
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """16 real photos (crops of scikit-learn's sample photos), 500x375, JPEG quality 90."""
+    root = str(tmp_path_factory.mktemp("photos"))
+    du.write_photo_folder(root, "train", classes=2, per_class=8)
+    return root
+
+
+def _run_ops(root: str, ops, seed: int):
+    """The images the ops give for every file of ``root/train`` in file order, under dataset seed ``seed``."""
+    import mindspore.dataset as ds
+
+    previous = ds.config.get_seed()
+    ds.config.set_seed(seed)
+    try:
+        data = ds.ImageFolderDataset(os.path.join(root, "train"), shuffle=False, num_parallel_workers=1)
+        data = data.map(operations=ops, input_columns="image", num_parallel_workers=1)
+        return [row[0] for row in data.create_tuple_iterator(output_numpy=True, num_epochs=1)]
+    finally:
+        ds.config.set_seed(previous)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_train_crop_decode_matches_decode_then_random_resized_crop(photo_folder, interpolation):
+    import mindspore.dataset.vision as V
+
+    cfg = _cfg(dataset="imagenet", image_resize=224, interpolation=interpolation)
+    first = tf.imagenet_train(cfg, tf.IMAGENET_MEAN, tf.IMAGENET_STD)[0]
+    assert isinstance(first, V.RandomCropDecodeResize)
+    reference = [
+        V.Decode(),
+        V.RandomResizedCrop(
+            224, scale=tuple(cfg.scale), ratio=tuple(cfg.ratio), interpolation=tf._interpolation(interpolation)
+        ),
+    ]
+    for seed in (1, 2):
+        ours, theirs = _run_ops(photo_folder, [first], seed), _run_ops(photo_folder, reference, seed)
+        for a, b in zip(ours, theirs):
+            assert a.shape == b.shape == (224, 224, 3)
+            diff = np.abs(a.astype(np.int16) - b).max(axis=-1)
+            # same crop box: away from the box's edge the pixels are identical; at the edge the JPEG
+            # decoder's chroma upsampling sees no neighbours outside the crop, so a few pixels differ
+            assert diff[8:-8, 8:-8].max() == 0
+            assert (diff <= 1).mean() >= 0.99
+
+
+def test_eval_pil_decode_gives_mindspore_decode_pixels(photo_folder, tmp_path):
+    import mindspore.dataset.vision as V
+
+    from visionzoo.data.decode import PilDecode
+
+    photo = np.asarray(Image.open(du.write_photo_folder(str(tmp_path), "x", classes=1, per_class=1)[0]))
+    files = {}
+    for mode in ("RGB", "L", "P", "RGBA"):
+        image = Image.fromarray(photo).convert(mode)
+        for fmt in ("PNG", "JPEG") if mode in ("RGB", "L") else ("PNG",):
+            path = str(tmp_path / f"{mode}.{fmt.lower()}")
+            image.save(path, format=fmt, quality=90)
+            files[path] = mode
+    files.update({p: "RGB" for p in du.write_photo_folder(str(tmp_path), "more", classes=1, per_class=4, seed=3)})
+    for path in files:
+        raw = np.fromfile(path, dtype=np.uint8)
+        ours, theirs = PilDecode()(raw), V.Decode()(raw)
+        assert ours.dtype == np.uint8 and ours.shape == theirs.shape == photo.shape[:2] + (3,)
+        np.testing.assert_array_equal(ours, theirs, err_msg=path)
+    with pytest.raises(OSError):
+        PilDecode()(np.frombuffer(b"\xff\xd8\xff\xe0 not a jpeg body \xff\xd9", dtype=np.uint8))
+
+
+def test_eval_ops_match_mindcv_eval_transforms(photo_folder):
+    from mindcv.data import create_transforms
+
+    cfg = _cfg(dataset="imagenet", image_resize=224, crop_pct=0.875)
+    ours = _run_ops(photo_folder, tf.imagenet_eval(cfg, tf.IMAGENET_MEAN, tf.IMAGENET_STD), 0)
+    theirs = _run_ops(photo_folder, create_transforms("imagenet", image_resize=224, is_training=False), 0)
+    assert len(ours) == len(theirs) == 16
+    for a, b in zip(ours, theirs):  # MindCV rescales to 0-1 first: float rounding only
+        assert a.shape == b.shape == (3, 224, 224) and a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_chw_before_normalize_gives_the_same_numbers(photo_folder):
+    import mindspore.dataset.vision as V
+
+    mean, std = list(tf.IMAGENET_MEAN), list(tf.IMAGENET_STD)
+    decoded = _run_ops(photo_folder, [V.Decode(), V.CenterCrop(224)], 0)
+    for image in decoded[:4]:
+        ours = image
+        for op in tf._normalize_chw(mean, std):
+            ours = op(ours)
+        theirs = V.HWC2CHW()(V.Normalize(mean=mean, std=std)(image))
+        assert ours.dtype == theirs.dtype == np.float32
+        np.testing.assert_array_equal(ours, theirs)
