@@ -302,3 +302,84 @@ def test_chw_before_normalize_gives_the_same_numbers(photo_folder):
         theirs = V.HWC2CHW()(V.Normalize(mean=mean, std=std)(image))
         assert ours.dtype == theirs.dtype == np.float32
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.fixture(scope="module")
+def photo_batch(photo_folder):
+    """16 real photos as a uint8 16 x 32 x 32 x 3 batch (CIFAR-sized)."""
+    paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(photo_folder) for f in fs)
+    return np.stack([np.asarray(Image.open(p).convert("RGB").resize((32, 32), Image.BILINEAR)) for p in paths])
+
+
+def test_batch_random_crop_is_mindspore_pad_then_crop_at_the_drawn_offsets(photo_batch):
+    import mindspore.dataset.vision as V
+
+    from visionzoo.data.batches import BatchRandomCrop
+
+    op = BatchRandomCrop(32, 4, seed=0)
+    seen = []
+    for _ in range(8):
+        out = op(photo_batch)
+        assert out.shape == photo_batch.shape and out.dtype == np.uint8
+        for image, crop, (top, left) in zip(photo_batch, out, op.last):
+            np.testing.assert_array_equal(crop, V.Crop((int(top), int(left)), 32)(V.Pad(4)(image)))
+        seen.append(op.last)
+    offsets = np.concatenate(seen)
+    # MindSpore's RandomCrop: every offset 0..2*padding equally likely, rows and columns drawn apart
+    assert set(offsets[:, 0].tolist()) == set(offsets[:, 1].tolist()) == set(range(9))
+
+
+@pytest.mark.parametrize("axis", [1, 2])
+def test_batch_flip_is_mindspore_flip_with_its_probability(photo_batch, axis):
+    import mindspore.dataset.vision as V
+
+    from visionzoo.data.batches import BatchFlip
+
+    reference = V.VerticalFlip() if axis == 1 else V.HorizontalFlip()
+    op = BatchFlip(0.3, axis=axis, seed=1)
+    flips = []
+    for _ in range(40):
+        out = op(photo_batch)
+        for image, got, flipped in zip(photo_batch, out, op.last):
+            np.testing.assert_array_equal(got, reference(image) if flipped else image)
+        flips.append(op.last)
+    assert 0.25 < np.mean(flips) < 0.35  # 640 draws of p = 0.3: 4 standard deviations either side
+
+
+def test_batch_normalize_chw_is_mindspore_normalize_bit_for_bit(photo_batch):
+    import mindspore.dataset.vision as V
+
+    from visionzoo.data.batches import BatchNormalizeCHW
+
+    for mean, std in ((tf.CIFAR_MEAN, tf.CIFAR_STD), (tf.IMAGENET_MEAN, tf.IMAGENET_STD)):
+        out = BatchNormalizeCHW(mean, std)(photo_batch)
+        ref = np.stack([V.HWC2CHW()(V.Normalize(list(mean), list(std))(image)) for image in photo_batch])
+        assert out.dtype == ref.dtype == np.float32
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_batched_resize_gives_each_image_its_own_resize(photo_batch):
+    import mindspore.dataset.vision as V
+
+    for inter in (V.Inter.BILINEAR, V.Inter.BICUBIC):
+        op = V.Resize(56, interpolation=inter)
+        np.testing.assert_array_equal(op(photo_batch), np.stack([op(image) for image in photo_batch]))
+
+
+def test_cifar_batches_are_the_same_with_one_or_two_workers(tmp_path, monkeypatch):
+    from visionzoo.data import loader
+
+    monkeypatch.setattr(loader, "IN_MEMORY_ONE_WORKER_CPUS", 0)  # really use two workers here
+    du.write_cifar10(str(tmp_path), per_file=(8,) * 5)
+    runs = []
+    for workers in (1, 2, 2):
+        cfg = _cfg(
+            dataset="cifar10", data_dir=str(tmp_path), num_classes=10, image_resize=40, num_parallel_workers=workers
+        )
+        rows = build_dataset(cfg, "train").dataset.create_tuple_iterator(output_numpy=True, num_epochs=1)
+        runs.append([(x, y) for x, y in rows])
+    for other in runs[1:]:
+        for (x, y), (x2, y2) in zip(runs[0], other):
+            assert x.shape == (8, 3, 40, 40) and x.dtype == np.float32 and y.dtype == np.int32
+            np.testing.assert_array_equal(x, x2)
+            np.testing.assert_array_equal(y, y2)

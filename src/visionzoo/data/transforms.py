@@ -38,6 +38,7 @@ from mindspore.dataset.vision import Inter
 
 from ..constants import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DataError
+from .batches import BatchFlip, BatchNormalizeCHW, BatchRandomCrop, PerImage
 from .decode import PilDecode
 
 __all__ = [
@@ -99,18 +100,22 @@ def resolve_mean_std(cfg: Any, dataset: str) -> Tuple[Tuple[float, ...], Tuple[f
     return mean, std
 
 
-def _normalize_chw(mean: Sequence[float], std: Sequence[float]) -> List[Any]:
+def _normalize_chw(mean: Sequence[float], std: Sequence[float], batched: bool = False) -> List[Any]:
     # uint8 HWC -> uint8 CHW -> float32 CHW ((x - mean) / std): transposing 1-byte pixels moves a
     # quarter of the bytes of transposing the float result; the numbers are the same
+    if batched:
+        return [BatchNormalizeCHW(mean, std)]
     return [V.HWC2CHW(), V.Normalize(mean=list(mean), std=list(std), is_hwc=False)]
 
 
-def _flips(cfg: Any, allow_hflip: bool = True) -> List[Any]:
+def _flips(cfg: Any, allow_hflip: bool = True, batched: bool = False) -> List[Any]:
     ops: List[Any] = []
     if allow_hflip and cfg.hflip > 0:
-        ops.append(V.RandomHorizontalFlip(prob=min(float(cfg.hflip), 1.0)))
+        p = min(float(cfg.hflip), 1.0)
+        ops.append(BatchFlip(p, axis=2) if batched else V.RandomHorizontalFlip(prob=p))
     if cfg.vflip > 0:
-        ops.append(V.RandomVerticalFlip(prob=min(float(cfg.vflip), 1.0)))
+        p = min(float(cfg.vflip), 1.0)
+        ops.append(BatchFlip(p, axis=1) if batched else V.RandomVerticalFlip(prob=p))
     return ops
 
 
@@ -201,7 +206,8 @@ def array_train(
     crop_after_resize: bool = False,
     allow_hflip: bool = True,
 ) -> List[Any]:
-    """Training ops for uint8 HWC arrays of ``native_size`` pixels (CIFAR: 32, digits: 8).
+    """Training ops for a batch of uint8 N x H x W x C arrays of ``native_size`` pixels (CIFAR: 32,
+    digits: 8), run a batch at a time (:mod:`visionzoo.data.batches`).
 
     CIFAR: RandomCrop(32, crop_padding) -> flips -> Resize(image_resize) if it differs -> normalise.
     digits (``crop_after_resize``): Resize(image_resize) -> RandomCrop(image_resize, crop_padding),
@@ -210,29 +216,23 @@ def array_train(
     size = int(cfg.image_resize)
     pad = int(cfg.crop_padding)
     resize = [V.Resize(size, interpolation=_interpolation(cfg.interpolation))] if size != native_size else []
-    ops: List[Any] = []
-    if crop_after_resize:
-        ops += resize
-        if pad > 0:
-            ops.append(V.RandomCrop(size, padding=pad))
-        ops += _flips(cfg, allow_hflip=allow_hflip)
-    else:
-        if pad > 0:
-            ops.append(V.RandomCrop(native_size, padding=pad))
-        ops += _flips(cfg, allow_hflip=allow_hflip)
-        ops += resize
-    ops += _auto_augment(cfg, mean, size)
-    ops += _normalize_chw(mean, std)
-    return ops
+    crop = [BatchRandomCrop(size if crop_after_resize else native_size, pad)] if pad > 0 else []
+    flips = _flips(cfg, allow_hflip=allow_hflip, batched=True)
+    ops = resize + crop + flips if crop_after_resize else crop + flips + resize
+    ops += [PerImage(op) for op in _auto_augment(cfg, mean, size)]
+    return ops + _normalize_chw(mean, std, batched=True)
 
 
-def array_eval(cfg: Any, mean: Sequence[float], std: Sequence[float], native_size: int) -> List[Any]:
-    """Eval ops for uint8 HWC arrays: Resize(image_resize) only if it differs, normalise, CHW."""
+def array_eval(
+    cfg: Any, mean: Sequence[float], std: Sequence[float], native_size: int, batched: bool = False
+) -> List[Any]:
+    """Eval ops for uint8 HWC arrays (``batched``: N x H x W x C batches): Resize(image_resize) only if
+    it differs, normalise, CHW."""
     size = int(cfg.image_resize)
     ops: List[Any] = []
     if size != native_size:
         ops.append(V.Resize(size, interpolation=_interpolation(cfg.interpolation)))
-    return ops + _normalize_chw(mean, std)
+    return ops + _normalize_chw(mean, std, batched=batched)
 
 
 def label_transform() -> List[Any]:
