@@ -383,3 +383,13 @@ def test_cifar_batches_are_the_same_with_one_or_two_workers(tmp_path, monkeypatc
             assert x.shape == (8, 3, 40, 40) and x.dtype == np.float32 and y.dtype == np.int32
             np.testing.assert_array_equal(x, x2)
             np.testing.assert_array_equal(y, y2)
+
+
+def test_batch_augmentation_does_not_depend_on_the_batch_size(photo_batch):
+    from visionzoo.data.batches import BatchFlip, BatchRandomCrop
+
+    for make in (lambda: BatchRandomCrop(32, 4, seed=5), lambda: BatchFlip(0.5, axis=2, seed=5)):
+        whole, halves = make(), make()
+        np.testing.assert_array_equal(
+            whole(photo_batch), np.concatenate([halves(photo_batch[:8]), halves(photo_batch[8:])])
+        )

@@ -79,8 +79,10 @@ class BatchRandomCrop(_Seeded):
         p, s = self.padding, self.size
         padded = np.pad(images, ((0, 0), (p, p), (p, p), (0, 0)))
         n, height, width = padded.shape[:3]
-        top = self.rng.integers(0, height - s + 1, size=n)
-        left = self.rng.integers(0, width - s + 1, size=n)
+        # one (top, left) pair per image from uniform doubles (one generator word each, never buffered),
+        # so the crops do not depend on how the images are split into batches
+        draws = self.rng.random((n, 2)) * np.array([height - s + 1, width - s + 1])
+        top, left = draws.astype(np.int64).T
         self.last = np.stack([top, left], axis=1)
         out = np.empty((n, s, s) + padded.shape[3:], dtype=padded.dtype)
         for i in range(n):  # one slice copy per image: ~8x faster than one fancy index over the batch
