@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
 import mindspore.dataset as ds
+import mindspore.dataset.vision as V
 import numpy as np
 
 from ..errors import DataError
@@ -200,7 +201,8 @@ class ShardSampler(ds.Sampler):
 
 
 def choose_workers(requested: int, in_memory: bool, cpus: Optional[int] = None) -> int:
-    """Map workers: ``requested`` capped at the CPU count; 1 for in-memory sources on small machines.
+    """Map workers: ``requested`` capped at the CPU count; 1 for cheap in-memory batches (``in_memory``:
+    CIFAR, digits or synthetic batches that are not resized) on small machines.
 
     MindSpore refuses more workers than CPUs (recipes written for Ascend servers ask for 8 or more).
     """
@@ -372,7 +374,9 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
         # shard so ranks do not apply the same sequence of crops (the order above uses cfg.seed alone)
         ds.config.set_seed(int(cfg.seed) + shard_id)
         random.seed(int(cfg.seed) + shard_id)  # Python vision ops (RandomErasing, auto_augment): see set_epoch
-    workers = choose_workers(int(cfg.num_parallel_workers), source.in_memory)
+    # in-memory batches that are not resized are cheap: a second worker does not pay (see the constant)
+    light = source.in_memory and not any(isinstance(op, V.Resize) for op in source.ops)
+    workers = choose_workers(int(cfg.num_parallel_workers), light)
     if train:
         batch_size, drop = int(cfg.batch_size), bool(cfg.drop_remainder)
     else:
