@@ -43,13 +43,12 @@ __all__ = ["DatasetBundle", "build_dataset", "ShardSampler", "SUPPORTED_DATASETS
 _logger = logging.getLogger(__name__)
 
 SUPPORTED_DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
-#: Machines with at most this many CPUs run the map of in-memory sources (CIFAR, digits, synthetic)
-#: on one worker. Measured on 2 shared cores (benchmarks/bench_pipeline.py, medians in docs/data.md):
-#: a second map worker gained at most ~20%, within the run-to-run spread (CIFAR 32x32: 8.2k vs 9.7k
-#: img/s; 32->224: 1.4k vs 1.5k), and an earlier measurement on this machine saw 2 workers 8x slower
-#: (2.2k vs 18k img/s). One worker already feeds far more images than a model trains on a few CPU
-#: cores, so the second core is left to the model. JPEG folders decode in C++ and do gain from more
-#: workers (train: 473 -> 719 img/s), so they get min(num_parallel_workers, CPUs).
+#: Machines with at most this many CPUs map in-memory batches that are not resized (CIFAR at 32x32,
+#: digits, synthetic) on one worker. Measured on 2 shared cores (benchmarks/results/
+#: 2026-12-06_pipeline_epyc-avx512.json): one worker delivers 23k CIFAR images/s (a second: 27k, within
+#: the spread), far more than a model trains on a few CPU cores, so the other core is left to the
+#: model. Resized batches (CIFAR at 224: 1.4k -> 1.5k img/s) and JPEG folders get
+#: min(num_parallel_workers, CPUs).
 IN_MEMORY_ONE_WORKER_CPUS = 4
 
 
