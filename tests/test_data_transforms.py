@@ -268,6 +268,8 @@ def test_eval_pil_decode_gives_mindspore_decode_pixels(photo_folder, tmp_path):
             path = str(tmp_path / f"{mode}.{fmt.lower()}")
             image.save(path, format=fmt, quality=90)
             files[path] = mode
+    Image.fromarray(photo).convert("CMYK").save(str(tmp_path / "cmyk.jpeg"), format="JPEG", quality=90)
+    files[str(tmp_path / "cmyk.jpeg")] = "CMYK"
     files.update({p: "RGB" for p in du.write_photo_folder(str(tmp_path), "more", classes=1, per_class=4, seed=3)})
     for path in files:
         raw = np.fromfile(path, dtype=np.uint8)

@@ -31,8 +31,6 @@ import logging
 import math
 from typing import Any, List, Sequence, Tuple
 
-import mindspore as ms
-import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 from mindspore.dataset.vision import Inter
 
@@ -53,7 +51,6 @@ __all__ = [
     "imagenet_eval",
     "array_train",
     "array_eval",
-    "label_transform",
     "decoded_eval",
 ]
 
@@ -233,11 +230,6 @@ def array_eval(
     if size != native_size:
         ops.append(V.Resize(size, interpolation=_interpolation(cfg.interpolation)))
     return ops + _normalize_chw(mean, std, batched=batched)
-
-
-def label_transform() -> List[Any]:
-    """Labels leave the pipeline as int32 whatever the source wrote."""
-    return [T.TypeCast(ms.int32)]
 
 
 def decoded_eval(cfg: Any, height: int, width: int) -> List[Any]:
