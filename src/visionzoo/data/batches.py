@@ -1,7 +1,7 @@
 """In-memory datasets (CIFAR, digits, synthetic) gathered and augmented a batch at a time.
 
-Why: a row-at-a-time Python source (``NumpySlicesDataset``) costs ~200 us of interpreter time per
-32x32 image, 2.4x MindCV's C++ ``Cifar10Dataset`` reader (benchmarks/bench_pipeline.py). Here a
+Why: a row-at-a-time Python source (``NumpySlicesDataset``) cost ~230 us per 32x32 image, 2.4x
+MindCV's C++ ``Cifar10Dataset`` reader (benchmarks/results/2026-12-06_pipeline_epyc-avx512.log). Here a
 Python source yields whole batches gathered with one numpy index (this shard's epoch order from
 :class:`~visionzoo.data.loader.ShardSampler`), and the augmentations run per batch:
 
