@@ -1,115 +1,296 @@
-"""Images per second of the data pipeline alone (no model), on generated data.
+"""Images per second of the input pipeline alone (no model): visionzoo's ``build_dataset`` against MindCV
+0.3.0's ``create_dataset`` + ``create_transforms`` + ``create_loader``, side by side in one run.
 
-Cases: CIFAR-style training at 32x32 (and upscaled to 224 as the model-zoo recipes do) from generated
-CIFAR-10 binaries, and ImageNet-style training/eval from generated JPEG folders; each with 1 and 2 map
-workers. The one-worker rule of :func:`visionzoo.data.loader.choose_workers` for in-memory sources
-on small machines is switched off here (``IN_MEMORY_ONE_WORKER_CPUS = 0``) so both worker counts are
-really measured.
+Data (made here, no download): a folder of real photos (``tests/data_utils.write_photo_folder``:
+500x375 JPEG quality-90 crops of scikit-learn's sample photos) and CIFAR-10 binaries (10,000 records
+per file, as MindCV's reader insists on). Cases follow the recipes' augmentation:
 
-Usage: ``PYTHONPATH=src python benchmarks/bench_pipeline.py [--quick]``
+* folder train: ``configs/googlenet/googlenet_imagenet_ascend.yaml`` (random resized crop 224, flip,
+  colour jitter 0.4, normalise, CHW, batch 32) and ``configs/vgg/vgg16_bn_imagenet_ascend.yaml`` (the
+  same without jitter); folder eval: the googlenet recipe's (resize 256, centre crop 224);
+* CIFAR train 32x32 (``vgg16_bn_cifar_cifar10_cpu``: crop with padding 4, flip, batch 128), 32->224
+  (``googlenet_bn_cifar10_ascend``), CIFAR eval 32x32.
+
+Each case runs at 1 and 2 workers; within a repeat the contenders alternate, so both see the same
+load. Reported per contender: images/s (wall clock) and images per CPU-second of the whole process
+(``time.process_time``: every thread), the median over ``--repeats``. The one-worker rule of
+:func:`visionzoo.data.loader.choose_workers` for in-memory sources is switched off, so both worker
+counts are really measured.
+
+Usage: ``flock /work/bench.lock env PYTHONPATH=src python benchmarks/bench_pipeline.py --json OUT.json``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from typing import Any, Callable, Dict, Iterator, List
 
 import visionzoo  # noqa: F401  isort: skip  (CPU runtime defaults first)
 
-import numpy as np
+import mindspore.dataset as ds
 
-from visionzoo.config import Config
+from visionzoo.config import load_config
 from visionzoo.data import build_dataset, loader
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests"))
 import data_utils as du  # noqa: E402
 
-
-def _write_jpeg_folder(root: str, classes: int, per_class: int) -> None:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        folder = os.path.join(root, "train", f"c{c:03d}")
-        os.makedirs(folder, exist_ok=True)
-        for i in range(per_class):
-            # smooth random image, ImageNet-like size, so JPEG decode cost is realistic
-            small = rng.integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
-            Image.fromarray(small).resize((500, 375), Image.BILINEAR).save(os.path.join(folder, f"{i}.jpg"), quality=90)
-    os.symlink(os.path.join(root, "train"), os.path.join(root, "val"))
+CONFIGS = os.path.join(REPO, "configs")
+FOLDER_CLASSES = 4
 
 
-def _throughput(cfg: Config, split: str, epochs: int) -> float:
-    bundle = build_dataset(cfg, split)
-    it = bundle.dataset.create_tuple_iterator(output_numpy=True, num_epochs=epochs + 1)
-    for _ in it:  # warm-up epoch: thread start-up, first allocations
+def _host() -> Dict[str, Any]:
+    flags: List[str] = []
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", platform.machine()):
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = sorted(set(line.split(":", 1)[1].split()))
+                    break
+    except OSError:
         pass
-    seen, start = 0, time.perf_counter()
-    for _ in range(epochs):
-        for image, _label in it:
-            seen += image.shape[0]
-    return seen / (time.perf_counter() - start)
+    isa = [f for f in flags if f.startswith(("avx", "sse4", "fma", "amx"))]
+    isa_class = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+    return {"cpu": model, "isa_class": isa_class, "isa_flags": isa, "cpus": os.cpu_count()}
+
+
+def _versions() -> Dict[str, str]:
+    import mindcv
+    import mindspore
+    import numpy
+    import PIL
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "python": platform.python_version(),
+        "mindspore": mindspore.__version__,
+        "mindcv": mindcv.__version__,
+        "pillow": PIL.__version__,
+        "numpy": numpy.__version__,
+        "visionzoo_commit": commit,
+    }
+
+
+def _batches(dataset: Any) -> Iterator[Any]:
+    """Batches of ``dataset`` over as many epochs as asked for."""
+    it = dataset.create_tuple_iterator(output_numpy=True, num_epochs=-1)
+    while True:
+        yield from it
+
+
+def _measure(dataset: Any, warmup: int, images: int) -> Dict[str, float]:
+    """(wall images/s, images per CPU-second) over ``images`` after ``warmup`` images."""
+    batches = _batches(dataset)
+    seen = 0
+    while seen < warmup:  # thread start-up, first allocations, file cache
+        seen += next(batches)[0].shape[0]
+    seen, wall, cpu = 0, time.perf_counter(), time.process_time()
+    while seen < images:
+        seen += next(batches)[0].shape[0]
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"wall": seen / wall, "cpu": seen / cpu}
+
+
+def _visionzoo(recipe: str, split: str, workers: int, **overrides: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        cfg = load_config(os.path.join(CONFIGS, recipe), {"num_parallel_workers": workers, **overrides})
+        return build_dataset(cfg, split).dataset
+
+    return make
+
+
+def _mindcv(recipe: str, split: str, workers: int, root: str, **overrides: Any) -> Callable[[], Any]:
+    """MindCV 0.3.0's three calls with the recipe's keys, as its train.py/validate.py make them."""
+
+    def make() -> Any:
+        from mindcv.data import create_dataset, create_loader, create_transforms
+
+        cfg = load_config(os.path.join(CONFIGS, recipe), {"num_parallel_workers": workers, **overrides})
+        train = split == "train"
+        ds.config.set_seed(int(cfg.seed))
+        name = "cifar10" if cfg.dataset == "cifar10" else "imagenet"
+        data = create_dataset(
+            name=name,
+            root=root,
+            split=("train" if train else ("test" if name == "cifar10" else "val")),
+            shuffle=train,
+            num_parallel_workers=workers,
+        )
+        if name == "cifar10":
+            transform = create_transforms("cifar10", image_resize=int(cfg.image_resize), is_training=train)
+        elif train:
+            transform = create_transforms(
+                "imagenet",
+                image_resize=int(cfg.image_resize),
+                is_training=True,
+                scale=tuple(cfg.scale),
+                ratio=tuple(cfg.ratio),
+                hflip=float(cfg.hflip),
+                vflip=float(cfg.vflip),
+                color_jitter=float(cfg.color_jitter) if cfg.color_jitter else None,
+                interpolation=str(cfg.interpolation),
+            )
+        else:
+            transform = create_transforms(
+                "imagenet",
+                image_resize=int(cfg.image_resize),
+                is_training=False,
+                crop_pct=float(cfg.crop_pct),
+                interpolation=str(cfg.interpolation),
+            )
+        return create_loader(
+            data,
+            batch_size=int(cfg.batch_size if train else (cfg.eval_batch_size or cfg.batch_size)),
+            drop_remainder=bool(cfg.drop_remainder) if train else False,
+            is_training=train,
+            transform=transform,
+            num_parallel_workers=workers,
+            num_classes=int(cfg.num_classes),
+        )
+
+    return make
+
+
+def _cases(tmp: str, quick: bool) -> List[Dict[str, Any]]:
+    photos = os.path.join(tmp, "photos")
+    du.write_photo_folder(photos, "train", classes=FOLDER_CLASSES, per_class=64 if quick else 128)
+    os.symlink(os.path.join(photos, "train"), os.path.join(photos, "val"))
+    cifar = os.path.join(tmp, "cifar")
+    du.write_cifar10(cifar, per_file=(10000,) * 5, n_test=10000)
+    cifar_bin = os.path.join(cifar, du.CIFAR10_FOLDER)
+    folder = dict(data_dir=photos, num_classes=FOLDER_CLASSES, distribute=False, device_target="CPU")
+    cifar_kw = dict(data_dir=cifar, distribute=False, device_target="CPU")
+    n_folder = 256 if quick else 1024
+    return [
+        dict(name="folder train, googlenet ImageNet recipe", recipe="googlenet/googlenet_imagenet_ascend.yaml",
+             split="train", root=photos, kw=folder, images=n_folder),
+        dict(name="folder train, vgg16_bn ImageNet recipe", recipe="vgg/vgg16_bn_imagenet_ascend.yaml",
+             split="train", root=photos, kw=folder, images=n_folder),
+        dict(name="folder eval, googlenet ImageNet recipe", recipe="googlenet/googlenet_imagenet_ascend.yaml",
+             split="val", root=photos, kw=folder, images=n_folder),
+        dict(name="CIFAR-10 train 32x32, vgg16_bn_cifar CPU recipe", recipe="vgg/vgg16_bn_cifar_cifar10_cpu.yaml",
+             split="train", root=cifar_bin, kw=cifar_kw, images=6400 if quick else 25600),
+        dict(name="CIFAR-10 train 32->224, googlenet_bn CIFAR-10 recipe",
+             recipe="googlenet/googlenet_bn_cifar10_ascend.yaml", split="train", root=cifar_bin, kw=cifar_kw,
+             images=640 if quick else 2560),
+        dict(name="CIFAR-10 eval 32x32, vgg16_bn_cifar CPU recipe", recipe="vgg/vgg16_bn_cifar_cifar10_cpu.yaml",
+             split="val", root=cifar_bin, kw=cifar_kw, images=6400 if quick else 25600),
+    ]  # fmt: skip
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller data, one timed epoch")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per case; the median is reported")
+    parser.add_argument("--quick", action="store_true", help="fewer images per measurement")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating runs per case; medians are reported")
+    parser.add_argument("--workers", default="1,2", help="worker counts to measure (comma-separated)")
+    parser.add_argument("--only", default="", help="run only cases whose name contains this text")
+    parser.add_argument("--json", default="", help="write the results here")
     args = parser.parse_args(argv)
     loader.IN_MEMORY_ONE_WORKER_CPUS = 0  # measure every worker count as asked
-    cifar_n = 2560 if args.quick else 10240
-    epochs = 1 if args.quick else 2
+    meta: Dict[str, Any] = {**_host(), **_versions(), "argv": sys.argv[1:] if argv is None else list(argv)}
+    meta["date_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    meta["load_start"] = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        per = cifar_n // 5
-        du.write_cifar10(os.path.join(tmp, "cifar"), per_file=(per,) * 5, n_test=16)
-        _write_jpeg_folder(os.path.join(tmp, "folder"), classes=4, per_class=64 if args.quick else 128)
-        cases = [
-            (
-                "CIFAR train 32x32",
-                dict(dataset="cifar10", data_dir=os.path.join(tmp, "cifar"), num_classes=10, image_resize=32),
-                "train",
-            ),
-            (
-                "CIFAR train 32->224",
-                dict(
-                    dataset="cifar10",
-                    data_dir=os.path.join(tmp, "cifar"),
-                    num_classes=10,
-                    image_resize=224,
-                    num_samples=cifar_n // 4,
-                ),
-                "train",
-            ),
-            (
-                "folder train 500x375 JPEG->224",
-                dict(dataset="imagenet", data_dir=os.path.join(tmp, "folder"), num_classes=4, image_resize=224),
-                "train",
-            ),
-            (
-                "folder eval 500x375 JPEG->224",
-                dict(dataset="imagenet", data_dir=os.path.join(tmp, "folder"), num_classes=4, image_resize=224),
-                "val",
-            ),
-        ]
-        for name, kw, split in cases:
-            for workers in (1, 2):
-                cfg = Config(batch_size=128, eval_batch_size=128, num_parallel_workers=workers, seed=0, **kw)
-                rates = sorted(_throughput(cfg, split, epochs) for _ in range(args.repeats))
-                rows.append((name, workers, rates[len(rates) // 2], rates[0], rates[-1]))
-                print(f"  {name:32s} workers={workers}: {rates}", file=sys.stderr, flush=True)
-    print(
-        f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"date {time.strftime('%Y-%m-%d', time.gmtime())}; batch 128; median of {args.repeats} runs"
-    )
-    print("| pipeline | workers | images/s (median) | min - max |")
-    print("|---|---|---|---|")
-    for name, workers, rate, low, high in rows:
-        print(f"| {name} | {workers} | {rate:,.0f} | {low:,.0f} - {high:,.0f} |")
+        for case in _cases(tmp, args.quick):
+            if args.only not in case["name"]:
+                continue
+            for workers in [int(w) for w in args.workers.split(",")]:
+                contenders = {
+                    "visionzoo": _visionzoo(case["recipe"], case["split"], workers, **case["kw"]),
+                    "mindcv": _mindcv(case["recipe"], case["split"], workers, case["root"], **case["kw"]),
+                }
+                runs: Dict[str, List[Dict[str, float]]] = {k: [] for k in contenders}
+                for _ in range(args.repeats):
+                    for name, make in contenders.items():
+                        runs[name].append(_measure(make(), warmup=case["images"] // 4, images=case["images"]))
+                row = {"case": case["name"], "recipe": case["recipe"], "split": case["split"], "workers": workers}
+                for name, rs in runs.items():
+                    row[name] = {
+                        "img_s": statistics.median(r["wall"] for r in rs),
+                        "img_per_cpu_s": statistics.median(r["cpu"] for r in rs),
+                        "runs_img_s": [round(r["wall"], 1) for r in rs],
+                        "runs_img_per_cpu_s": [round(r["cpu"], 1) for r in rs],
+                    }
+                row["ratio_img_s"] = row["visionzoo"]["img_s"] / row["mindcv"]["img_s"]
+                row["ratio_img_per_cpu_s"] = row["visionzoo"]["img_per_cpu_s"] / row["mindcv"]["img_per_cpu_s"]
+                rows.append(row)
+                print(
+                    f"  {case['name']} w={workers}: visionzoo {row['visionzoo']['runs_img_s']} "
+                    f"mindcv {row['mindcv']['runs_img_s']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    meta["load_end"] = os.getloadavg()[0]
+    _print_table(meta, rows, args.repeats)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"meta": meta, "results": rows}, f, indent=1)
+
+
+#: The results docs/data.md shows (tests/test_data.py checks the tables there against this file).
+DOC_RESULT = os.path.join(HERE, "results", "2026-12-06_pipeline_epyc-avx512.json")
+#: Published training rates per Ascend card (img/s) of the recipes measured here, from /work/shared/REFERENCE.md.
+PUBLISHED_PER_CARD = {
+    "googlenet/googlenet_imagenet_ascend.yaml": (1362, "MindCV googlenet: 10,893 img/s on 8 x Ascend 910*"),
+    "googlenet/googlenet_bn_cifar10_ascend.yaml": (1620, "model_zoo GoogLeNet CIFAR-10: 79 ms/step at batch 128"),
+}
+
+
+def markdown(data: Dict[str, Any]) -> str:
+    """The throughput table and the cores-per-card table of a result file, as docs/data.md shows them."""
+    meta, rows = data["meta"], data["results"]
+    repeats = len(rows[0]["visionzoo"]["runs_img_s"]) if rows else 0
+    lines = [
+        f"Host: {meta['cpu']} ({meta['isa_class']}), {meta['cpus']} cores shared with other work; "
+        f"{meta['date_utc']}; MindSpore {meta['mindspore']}, MindCV {meta['mindcv']}, Pillow {meta['pillow']}; "
+        f"median of {repeats} alternating runs; load average {meta['load_start']:.1f} at start, "
+        f"{meta['load_end']:.1f} at end.",
+        "",
+        "| pipeline | workers | visionzoo img/s | MindCV img/s | ratio "
+        + "| visionzoo img/CPU-s | MindCV img/CPU-s | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        v, m = r["visionzoo"], r["mindcv"]
+        lines.append(
+            f"| {r['case']} | {r['workers']} | {v['img_s']:,.0f} | {m['img_s']:,.0f} | {r['ratio_img_s']:.2f} | "
+            f"{v['img_per_cpu_s']:,.0f} | {m['img_per_cpu_s']:,.0f} | {r['ratio_img_per_cpu_s']:.2f} |"
+        )
+    lines += [
+        "",
+        "| recipe | published img/s per card | visionzoo img/CPU-s (lower of 1 and 2 workers) | host cores per card |",
+        "|---|---|---|---|",
+    ]
+    for recipe, (rate, source) in PUBLISHED_PER_CARD.items():
+        train = [r for r in rows if r["recipe"] == recipe and r["split"] == "train"]
+        if train:
+            per_core = min(r["visionzoo"]["img_per_cpu_s"] for r in train)
+            lines.append(f"| `{recipe}` | {rate:,} ({source}) | {per_core:,.0f} | {rate / per_core:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _print_table(meta: Dict[str, Any], rows: List[Dict[str, Any]], repeats: int) -> None:
+    print()
+    print(markdown({"meta": meta, "results": rows}))
 
 
 if __name__ == "__main__":

@@ -140,3 +140,41 @@ def write_cifar10_arrays(data_dir: str, images: np.ndarray, labels: Sequence[int
         with open(os.path.join(folder, name), "wb") as f:
             f.write(raw)
     return folder
+
+
+def write_photo_folder(
+    data_dir: str,
+    split: str = "train",
+    classes: int = 2,
+    per_class: int = 8,
+    size: Tuple[int, int] = (500, 375),
+    quality: int = 90,
+    seed: int = 0,
+) -> List[str]:
+    """Write real photos ``data_dir/split/c<k>/<i>.jpg``: crops/resizes of scikit-learn's sample photos.
+
+    scikit-learn ships two JPEG photos (china.jpg, flower.jpg, 640x427); each file here is a random
+    crop of one of them (at least half of each side) resized to ``size`` (W, H) and saved at JPEG
+    ``quality``, so decoding and augmentation costs are those of camera images. Returns the paths.
+    """
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    photos = [Image.fromarray(img) for img in load_sample_images().images]
+    rng = np.random.default_rng(seed)
+    paths = []
+    for c in range(classes):
+        folder = os.path.join(data_dir, split, f"c{c:03d}")
+        os.makedirs(folder, exist_ok=True)
+        for i in range(per_class):
+            photo = photos[(c + i) % len(photos)]
+            w, h = photo.size
+            cw, ch = int(rng.integers(w // 2, w + 1)), int(rng.integers(h // 2, h + 1))
+            x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            box = photo.crop((x0, y0, x0 + cw, y0 + ch)).resize(size, Image.BILINEAR)
+            if rng.random() < 0.5:
+                box = box.transpose(Image.FLIP_LEFT_RIGHT)
+            path = os.path.join(folder, f"{i}.jpg")
+            box.save(path, format="JPEG", quality=quality)
+            paths.append(path)
+    return paths

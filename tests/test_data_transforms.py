@@ -204,3 +204,194 @@ def test_mean_std_validation():
     with pytest.raises(DataError, match=r"std values must be > 0"):
         tf.resolve_mean_std(_cfg(std=(1, 0, 1)), "imagenet")
     assert tf.resolve_mean_std(_cfg(), "digits") == (tf.DIGITS_MEAN, tf.DIGITS_STD)
+
+
+# ------------------------------------------------------------------ changed ops against the ops they replace
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """16 real photos (crops of scikit-learn's sample photos), 500x375, JPEG quality 90."""
+    root = str(tmp_path_factory.mktemp("photos"))
+    du.write_photo_folder(root, "train", classes=2, per_class=8)
+    return root
+
+
+def _run_ops(root: str, ops, seed: int):
+    """The images the ops give for every file of ``root/train`` in file order, under dataset seed ``seed``."""
+    import mindspore.dataset as ds
+
+    previous = ds.config.get_seed()
+    ds.config.set_seed(seed)
+    try:
+        data = ds.ImageFolderDataset(os.path.join(root, "train"), shuffle=False, num_parallel_workers=1)
+        data = data.map(operations=ops, input_columns="image", num_parallel_workers=1)
+        return [row[0] for row in data.create_tuple_iterator(output_numpy=True, num_epochs=1)]
+    finally:
+        ds.config.set_seed(previous)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_train_crop_decode_matches_decode_then_random_resized_crop(photo_folder, interpolation):
+    import mindspore.dataset.vision as V
+
+    cfg = _cfg(dataset="imagenet", image_resize=224, interpolation=interpolation)
+    first = tf.imagenet_train(cfg, tf.IMAGENET_MEAN, tf.IMAGENET_STD)[0]
+    assert isinstance(first, V.RandomCropDecodeResize)
+    reference = [
+        V.Decode(),
+        V.RandomResizedCrop(
+            224, scale=tuple(cfg.scale), ratio=tuple(cfg.ratio), interpolation=tf._interpolation(interpolation)
+        ),
+    ]
+    for seed in (1, 2):
+        ours, theirs = _run_ops(photo_folder, [first], seed), _run_ops(photo_folder, reference, seed)
+        for a, b in zip(ours, theirs):
+            assert a.shape == b.shape == (224, 224, 3)
+            diff = np.abs(a.astype(np.int16) - b).max(axis=-1)
+            # same crop box: away from the box's edge the pixels are identical; at the edge the JPEG
+            # decoder's chroma upsampling sees no neighbours outside the crop, so a few pixels differ
+            assert diff[8:-8, 8:-8].max() == 0
+            assert (diff <= 1).mean() >= 0.99
+
+
+def test_eval_pil_decode_gives_mindspore_decode_pixels(photo_folder, tmp_path):
+    import mindspore.dataset.vision as V
+
+    from visionzoo.data.decode import PilDecode
+
+    photo = np.asarray(Image.open(du.write_photo_folder(str(tmp_path), "x", classes=1, per_class=1)[0]))
+    files = {}
+    for mode in ("RGB", "L", "P", "RGBA"):
+        image = Image.fromarray(photo).convert(mode)
+        for fmt in ("PNG", "JPEG") if mode in ("RGB", "L") else ("PNG",):
+            path = str(tmp_path / f"{mode}.{fmt.lower()}")
+            image.save(path, format=fmt, quality=90)
+            files[path] = mode
+    Image.fromarray(photo).convert("CMYK").save(str(tmp_path / "cmyk.jpeg"), format="JPEG", quality=90)
+    files[str(tmp_path / "cmyk.jpeg")] = "CMYK"
+    files.update({p: "RGB" for p in du.write_photo_folder(str(tmp_path), "more", classes=1, per_class=4, seed=3)})
+    for path in files:
+        raw = np.fromfile(path, dtype=np.uint8)
+        ours, theirs = PilDecode()(raw), V.Decode()(raw)
+        assert ours.dtype == np.uint8 and ours.shape == theirs.shape == photo.shape[:2] + (3,)
+        np.testing.assert_array_equal(ours, theirs, err_msg=path)
+    with pytest.raises(OSError):
+        PilDecode()(np.frombuffer(b"\xff\xd8\xff\xe0 not a jpeg body \xff\xd9", dtype=np.uint8))
+
+
+def test_eval_ops_match_mindcv_eval_transforms(photo_folder):
+    from mindcv.data import create_transforms
+
+    cfg = _cfg(dataset="imagenet", image_resize=224, crop_pct=0.875)
+    ours = _run_ops(photo_folder, tf.imagenet_eval(cfg, tf.IMAGENET_MEAN, tf.IMAGENET_STD), 0)
+    theirs = _run_ops(photo_folder, create_transforms("imagenet", image_resize=224, is_training=False), 0)
+    assert len(ours) == len(theirs) == 16
+    for a, b in zip(ours, theirs):  # MindCV rescales to 0-1 first: float rounding only
+        assert a.shape == b.shape == (3, 224, 224) and a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_chw_before_normalize_gives_the_same_numbers(photo_folder):
+    import mindspore.dataset.vision as V
+
+    mean, std = list(tf.IMAGENET_MEAN), list(tf.IMAGENET_STD)
+    decoded = _run_ops(photo_folder, [V.Decode(), V.CenterCrop(224)], 0)
+    for image in decoded[:4]:
+        ours = image
+        for op in tf._normalize_chw(mean, std):
+            ours = op(ours)
+        theirs = V.HWC2CHW()(V.Normalize(mean=mean, std=std)(image))
+        assert ours.dtype == theirs.dtype == np.float32
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.fixture(scope="module")
+def photo_batch(photo_folder):
+    """16 real photos as a uint8 16 x 32 x 32 x 3 batch (CIFAR-sized)."""
+    paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(photo_folder) for f in fs)
+    return np.stack([np.asarray(Image.open(p).convert("RGB").resize((32, 32), Image.BILINEAR)) for p in paths])
+
+
+def test_batch_random_crop_is_mindspore_pad_then_crop_at_the_drawn_offsets(photo_batch):
+    import mindspore.dataset.vision as V
+
+    from visionzoo.data.batches import BatchRandomCrop
+
+    op = BatchRandomCrop(32, 4, seed=0)
+    seen = []
+    for _ in range(8):
+        out = op(photo_batch)
+        assert out.shape == photo_batch.shape and out.dtype == np.uint8
+        for image, crop, (top, left) in zip(photo_batch, out, op.last):
+            np.testing.assert_array_equal(crop, V.Crop((int(top), int(left)), 32)(V.Pad(4)(image)))
+        seen.append(op.last)
+    offsets = np.concatenate(seen)
+    # MindSpore's RandomCrop: every offset 0..2*padding equally likely, rows and columns drawn apart
+    assert set(offsets[:, 0].tolist()) == set(offsets[:, 1].tolist()) == set(range(9))
+
+
+@pytest.mark.parametrize("axis", [1, 2])
+def test_batch_flip_is_mindspore_flip_with_its_probability(photo_batch, axis):
+    import mindspore.dataset.vision as V
+
+    from visionzoo.data.batches import BatchFlip
+
+    reference = V.VerticalFlip() if axis == 1 else V.HorizontalFlip()
+    op = BatchFlip(0.3, axis=axis, seed=1)
+    flips = []
+    for _ in range(40):
+        out = op(photo_batch)
+        for image, got, flipped in zip(photo_batch, out, op.last):
+            np.testing.assert_array_equal(got, reference(image) if flipped else image)
+        flips.append(op.last)
+    assert 0.25 < np.mean(flips) < 0.35  # 640 draws of p = 0.3: 4 standard deviations either side
+
+
+def test_batch_normalize_chw_is_mindspore_normalize_bit_for_bit(photo_batch):
+    import mindspore.dataset.vision as V
+
+    from visionzoo.data.batches import BatchNormalizeCHW
+
+    for mean, std in ((tf.CIFAR_MEAN, tf.CIFAR_STD), (tf.IMAGENET_MEAN, tf.IMAGENET_STD)):
+        out = BatchNormalizeCHW(mean, std)(photo_batch)
+        ref = np.stack([V.HWC2CHW()(V.Normalize(list(mean), list(std))(image)) for image in photo_batch])
+        assert out.dtype == ref.dtype == np.float32
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_batched_resize_gives_each_image_its_own_resize(photo_batch):
+    import mindspore.dataset.vision as V
+
+    for inter in (V.Inter.BILINEAR, V.Inter.BICUBIC):
+        op = V.Resize(56, interpolation=inter)
+        np.testing.assert_array_equal(op(photo_batch), np.stack([op(image) for image in photo_batch]))
+
+
+def test_cifar_batches_are_the_same_with_one_or_two_workers(tmp_path, monkeypatch):
+    from visionzoo.data import loader
+
+    monkeypatch.setattr(loader, "IN_MEMORY_ONE_WORKER_CPUS", 0)  # really use two workers here
+    du.write_cifar10(str(tmp_path), per_file=(8,) * 5)
+    runs = []
+    for workers in (1, 2, 2):
+        cfg = _cfg(
+            dataset="cifar10", data_dir=str(tmp_path), num_classes=10, image_resize=40, num_parallel_workers=workers
+        )
+        rows = build_dataset(cfg, "train").dataset.create_tuple_iterator(output_numpy=True, num_epochs=1)
+        runs.append([(x, y) for x, y in rows])
+    for other in runs[1:]:
+        for (x, y), (x2, y2) in zip(runs[0], other):
+            assert x.shape == (8, 3, 40, 40) and x.dtype == np.float32 and y.dtype == np.int32
+            np.testing.assert_array_equal(x, x2)
+            np.testing.assert_array_equal(y, y2)
+
+
+def test_batch_augmentation_does_not_depend_on_the_batch_size(photo_batch):
+    from visionzoo.data.batches import BatchFlip, BatchRandomCrop
+
+    for make in (lambda: BatchRandomCrop(32, 4, seed=5), lambda: BatchFlip(0.5, axis=2, seed=5)):
+        whole, halves = make(), make()
+        np.testing.assert_array_equal(
+            whole(photo_batch), np.concatenate([halves(photo_batch[:8]), halves(photo_batch[8:])])
+        )

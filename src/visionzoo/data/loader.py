@@ -21,14 +21,16 @@ import logging
 import math
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
 import mindspore.dataset as ds
+import mindspore.dataset.vision as V
 import numpy as np
 
 from ..errors import DataError
 from . import transforms as tf
+from .batches import ArrayBatches, split_random
 from .cifar import CIFAR10, CIFAR100, find_cifar_root, load_cifar
 from .digits import load_digits_split
 from .erasing import BatchEraser
@@ -41,13 +43,12 @@ __all__ = ["DatasetBundle", "build_dataset", "ShardSampler", "SUPPORTED_DATASETS
 _logger = logging.getLogger(__name__)
 
 SUPPORTED_DATASETS = ("imagenet", "cifar10", "cifar100", "digits", "synthetic")
-#: Machines with at most this many CPUs run the map of in-memory sources (CIFAR, digits, synthetic)
-#: on one worker. Measured on 2 shared cores (benchmarks/bench_pipeline.py, medians in docs/data.md):
-#: a second map worker gained at most ~20%, within the run-to-run spread (CIFAR 32x32: 8.2k vs 9.7k
-#: img/s; 32->224: 1.4k vs 1.5k), and an earlier measurement on this machine saw 2 workers 8x slower
-#: (2.2k vs 18k img/s). One worker already feeds far more images than a model trains on a few CPU
-#: cores, so the second core is left to the model. JPEG folders decode in C++ and do gain from more
-#: workers (train: 473 -> 719 img/s), so they get min(num_parallel_workers, CPUs).
+#: Machines with at most this many CPUs map in-memory batches that are not resized (CIFAR at 32x32,
+#: digits, synthetic) on one worker. Measured on 2 shared cores (benchmarks/results/
+#: 2026-12-06_pipeline_epyc-avx512.json): one worker delivers 23k CIFAR images/s (a second: 27k, within
+#: the spread), far more than a model trains on a few CPU cores, so the other core is left to the
+#: model. Resized batches (CIFAR at 224: 1.4k -> 1.5k img/s) and JPEG folders get
+#: min(num_parallel_workers, CPUs).
 IN_MEMORY_ONE_WORKER_CPUS = 4
 
 
@@ -70,6 +71,7 @@ class DatasetBundle:
     mixer: Optional[BatchMixer] = None  # batch mixup/cutmix (train only)
     eraser: Optional[BatchEraser] = None  # random erasing (train only)
     mixup_off_epoch: int = 0  # 0: mix in every epoch
+    augmenters: List[Any] = field(default_factory=list)  # seeded batch ops of in-memory sources (train only)
 
     def set_epoch(self, epoch: int) -> None:
         """Position the next iterator at ``epoch`` (0-based): its shuffle order and augmentation seed.
@@ -88,9 +90,16 @@ class DatasetBundle:
         shard = self.sampler.shard_id if self.sampler else 0
         if self.eraser is not None:
             self.eraser.reseed(self.seed + shard + 7919 * int(epoch) + 1)
+        for k, op in enumerate(self.augmenters):
+            op.reseed(_augmenter_seed(self.seed + shard, int(epoch), k))
         if self.mixer is not None:
             self.mixer.active = not (self.mixup_off_epoch and int(epoch) + 1 >= self.mixup_off_epoch)  # 1-based
             self.mixer.reseed(self.seed + (self.sampler.shard_id if self.sampler else 0) + 7919 * int(epoch))
+
+
+def _augmenter_seed(base: int, epoch: int, k: int) -> int:
+    """Seed of the ``k``-th numpy-seeded batch op in ``epoch``: apart from the eraser's and mixer's."""
+    return base + 7919 * epoch + 101 * (k + 1)
 
 
 def native_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -191,7 +200,8 @@ class ShardSampler(ds.Sampler):
 
 
 def choose_workers(requested: int, in_memory: bool, cpus: Optional[int] = None) -> int:
-    """Map workers: ``requested`` capped at the CPU count; 1 for in-memory sources on small machines.
+    """Map workers: ``requested`` capped at the CPU count; 1 for cheap in-memory batches (``in_memory``:
+    CIFAR, digits or synthetic batches that are not resized) on small machines.
 
     MindSpore refuses more workers than CPUs (recipes written for Ascend servers ask for 8 or more).
     """
@@ -221,17 +231,28 @@ def _check_split(split: str, shard_id: int, num_shards: int) -> None:
 class _Source:
     """What a dataset family hands the common code."""
 
-    make: Callable[[ds.Sampler, int], Any]  # (sampler, reader workers) -> dataset with columns image, label
+    #: (sampler, workers, batch size, drop remainder) -> batched dataset: image float32 NCHW, label int32
+    make: Callable[[ShardSampler, int, int, bool], Any]
     valid: np.ndarray  # usable positions in the source
     class_names: List[str]
-    ops: List[Any]  # image ops
+    ops: List[Any]  # image ops (per batch for in-memory sources)
     in_memory: bool
 
 
 def _array_source(images: np.ndarray, labels: np.ndarray, class_names: List[str], ops: List[Any]) -> _Source:
-    def make(sampler: ds.Sampler, workers: int) -> Any:
-        # one Python reader: rows are slices of arrays already in memory
-        return ds.NumpySlicesDataset((images, labels), column_names=["image", "label"], sampler=sampler)
+    """Arrays in memory, gathered and augmented a batch at a time (see :mod:`visionzoo.data.batches`)."""
+
+    def make(sampler: ShardSampler, workers: int, batch_size: int, drop: bool) -> Any:
+        source = ArrayBatches(images, labels, sampler, batch_size, drop)
+        dataset = ds.GeneratorDataset(
+            source, column_names=["image", "label"], shuffle=False, num_parallel_workers=1, python_multiprocessing=False
+        )
+        in_order, rest = split_random(ops)
+        if in_order:  # random Python ops: one worker, so batches draw in order
+            dataset = dataset.map(operations=in_order, input_columns="image", num_parallel_workers=1)
+        if rest:
+            dataset = dataset.map(operations=rest, input_columns="image", num_parallel_workers=workers)
+        return dataset
 
     return _Source(make, np.arange(labels.size), class_names, ops, True)
 
@@ -244,7 +265,7 @@ def _cifar_source(cfg: Any, split: str, spec) -> _Source:
         download_cifar10(data_dir)
     images, labels, names = load_cifar(data_dir, spec, split)
     mean, std = tf.resolve_mean_std(cfg, spec.name)
-    ops = tf.array_train(cfg, mean, std, 32) if split == "train" else tf.array_eval(cfg, mean, std, 32)
+    ops = tf.array_train(cfg, mean, std, 32) if split == "train" else tf.array_eval(cfg, mean, std, 32, batched=True)
     return _array_source(images, labels, names, ops)
 
 
@@ -254,7 +275,7 @@ def _digits_source(cfg: Any, split: str) -> _Source:
     if split == "train":
         ops = tf.array_train(cfg, mean, std, 8, crop_after_resize=True, allow_hflip=False)
     else:
-        ops = tf.array_eval(cfg, mean, std, 8)
+        ops = tf.array_eval(cfg, mean, std, 8, batched=True)
     return _array_source(images, labels, names, ops)
 
 
@@ -264,7 +285,7 @@ def _synthetic_source(cfg: Any, split: str) -> _Source:
     images, labels, names = make_synthetic(n, size, int(cfg.num_classes), int(cfg.seed), split)
     mean, std = tf.resolve_mean_std(cfg, "synthetic")
     # images are already network-sized noise: only the normalisation a real pipeline ends with
-    return _array_source(images, labels, names, tf.array_eval(cfg, mean, std, size))
+    return _array_source(images, labels, names, tf.array_eval(cfg, mean, std, size, batched=True))
 
 
 def _folder_source(cfg: Any, split: str) -> _Source:
@@ -273,14 +294,17 @@ def _folder_source(cfg: Any, split: str) -> _Source:
     mean, std = tf.resolve_mean_std(cfg, "imagenet")
     ops = tf.imagenet_train(cfg, mean, std) if split == "train" else tf.imagenet_eval(cfg, mean, std)
 
-    def make(sampler: ds.Sampler, workers: int) -> Any:
-        return ds.ImageFolderDataset(
+    def make(sampler: ShardSampler, workers: int, batch_size: int, drop: bool) -> Any:
+        dataset = ds.ImageFolderDataset(
             index.root,
             extensions=list(EXTENSIONS),
             class_indexing=index.class_indexing,
             sampler=sampler,
             num_parallel_workers=workers,
         )
+        # labels leave ImageFolderDataset as int32 already: no TypeCast map (a thread and a queue fewer)
+        dataset = dataset.map(operations=ops, input_columns="image", num_parallel_workers=workers)
+        return dataset.batch(batch_size, drop_remainder=drop)
 
     return _Source(make, index.valid, index.class_names, ops, False)
 
@@ -349,15 +373,17 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
         # shard so ranks do not apply the same sequence of crops (the order above uses cfg.seed alone)
         ds.config.set_seed(int(cfg.seed) + shard_id)
         random.seed(int(cfg.seed) + shard_id)  # Python vision ops (RandomErasing, auto_augment): see set_epoch
-    workers = choose_workers(int(cfg.num_parallel_workers), source.in_memory)
-    dataset = source.make(sampler, workers)
-    dataset = dataset.map(operations=source.ops, input_columns="image", num_parallel_workers=workers)
-    dataset = dataset.map(operations=tf.label_transform(), input_columns="label", num_parallel_workers=1)
+    # in-memory batches that are not resized are cheap: a second worker does not pay (see the constant)
+    light = source.in_memory and not any(isinstance(op, V.Resize) for op in source.ops)
+    workers = choose_workers(int(cfg.num_parallel_workers), light)
     if train:
         batch_size, drop = int(cfg.batch_size), bool(cfg.drop_remainder)
     else:
         batch_size, drop = int(cfg.eval_batch_size or cfg.batch_size), False
-    dataset = dataset.batch(batch_size, drop_remainder=drop)
+    augmenters = [op for op in source.ops if hasattr(op, "reseed")]  # numpy-seeded batch ops
+    for k, op in enumerate(augmenters):
+        op.reseed(_augmenter_seed(int(cfg.seed) + shard_id, 0, k))
+    dataset = source.make(sampler, workers, batch_size, drop)
     eraser = None
     if train and cfg.re_prob > 0:  # after normalisation, per image, before mixing (MindCV's order)
         eraser = BatchEraser(
@@ -402,4 +428,5 @@ def build_dataset(cfg: Any, split: str = "train", shard_id: int = 0, num_shards:
         mixer=mixer,
         eraser=eraser,
         mixup_off_epoch=int(getattr(cfg, "mixup_off_epoch", 0) or 0),
+        augmenters=augmenters if train else [],
     )

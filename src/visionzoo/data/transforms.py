@@ -4,6 +4,16 @@ Every list ends in float32 CHW images normalised with the recipe's ``mean``/``st
 one ``Normalize`` on uint8 pixels replaces the reference's ``Rescale(1/255)`` + ``Normalize``; the
 result is the same number). The ``*_train`` lists are random; the ``*_eval`` lists are not.
 
+What was chosen for speed (measured with benchmarks/bench_pipeline.py, figures in docs/data.md):
+
+* train on folders decodes only the crop (``RandomCropDecodeResize``, MindCV's op: the same crop box
+  as ``Decode`` + ``RandomResizedCrop`` under the same seed, the same pixels but for a few at the crop's
+  edge, where the JPEG decoder's chroma upsampling sees no neighbours);
+* eval on folders decodes with Pillow (:class:`~visionzoo.data.decode.PilDecode`: the same pixels as
+  MindSpore's ``Decode``, which runs libjpeg-turbo without SIMD and takes ~1.5x the time);
+* ``HWC2CHW`` runs on uint8 pixels before ``Normalize`` (a quarter of the bytes to move; the same
+  numbers).
+
 Which recipe keys each family honours (documented in docs/data.md):
 
 * ImageNet-style folders: image_resize, scale, ratio, interpolation, hflip, vflip, color_jitter,
@@ -21,13 +31,13 @@ import logging
 import math
 from typing import Any, List, Sequence, Tuple
 
-import mindspore as ms
-import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 from mindspore.dataset.vision import Inter
 
 from ..constants import CIFAR_MEAN, CIFAR_STD, DIGITS_MEAN, DIGITS_STD, IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DataError
+from .batches import BatchFlip, BatchNormalizeCHW, BatchRandomCrop, PerImage
+from .decode import PilDecode
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -41,7 +51,6 @@ __all__ = [
     "imagenet_eval",
     "array_train",
     "array_eval",
-    "label_transform",
     "decoded_eval",
 ]
 
@@ -88,17 +97,22 @@ def resolve_mean_std(cfg: Any, dataset: str) -> Tuple[Tuple[float, ...], Tuple[f
     return mean, std
 
 
-def _normalize_chw(mean: Sequence[float], std: Sequence[float]) -> List[Any]:
-    # uint8 HWC -> float32 HWC ((x - mean) / std) -> float32 CHW
-    return [V.Normalize(mean=list(mean), std=list(std)), V.HWC2CHW()]
+def _normalize_chw(mean: Sequence[float], std: Sequence[float], batched: bool = False) -> List[Any]:
+    # uint8 HWC -> uint8 CHW -> float32 CHW ((x - mean) / std): transposing 1-byte pixels moves a
+    # quarter of the bytes of transposing the float result; the numbers are the same
+    if batched:
+        return [BatchNormalizeCHW(mean, std)]
+    return [V.HWC2CHW(), V.Normalize(mean=list(mean), std=list(std), is_hwc=False)]
 
 
-def _flips(cfg: Any, allow_hflip: bool = True) -> List[Any]:
+def _flips(cfg: Any, allow_hflip: bool = True, batched: bool = False) -> List[Any]:
     ops: List[Any] = []
     if allow_hflip and cfg.hflip > 0:
-        ops.append(V.RandomHorizontalFlip(prob=min(float(cfg.hflip), 1.0)))
+        p = min(float(cfg.hflip), 1.0)
+        ops.append(BatchFlip(p, axis=2) if batched else V.RandomHorizontalFlip(prob=p))
     if cfg.vflip > 0:
-        ops.append(V.RandomVerticalFlip(prob=min(float(cfg.vflip), 1.0)))
+        p = min(float(cfg.vflip), 1.0)
+        ops.append(BatchFlip(p, axis=1) if batched else V.RandomVerticalFlip(prob=p))
     return ops
 
 
@@ -150,12 +164,13 @@ def erasing_value(cfg: Any) -> Any:
 
 
 def imagenet_train(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> List[Any]:
-    """Encoded bytes -> RandomResizedCrop -> flips -> (auto_augment | colour jitter) -> normalise -> CHW
-    (random erasing follows per batch, in the loader)."""
+    """Encoded bytes -> RandomResizedCrop (decoding only the crop) -> flips -> (auto_augment | colour
+    jitter) -> CHW -> normalise (random erasing follows per batch, in the loader)."""
     size = int(cfg.image_resize)
     ops: List[Any] = [
-        V.Decode(),
-        V.RandomResizedCrop(
+        # Decode + RandomResizedCrop in one op that decodes only the crop's part of a JPEG (PNG and
+        # BMP are decoded whole): same box under the same seed, ~1.6x fewer decoding cycles per image
+        V.RandomCropDecodeResize(
             size, scale=tuple(cfg.scale), ratio=tuple(cfg.ratio), interpolation=_interpolation(cfg.interpolation)
         ),
     ]
@@ -170,11 +185,11 @@ def imagenet_train(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> Lis
 
 
 def imagenet_eval(cfg: Any, mean: Sequence[float], std: Sequence[float]) -> List[Any]:
-    """Encoded bytes -> resize shorter side to int(image_resize / crop_pct) -> centre crop -> normalise -> CHW."""
+    """Encoded bytes -> resize shorter side to int(image_resize / crop_pct) -> centre crop -> CHW -> normalise."""
     size = int(cfg.image_resize)
     resize_to = int(math.floor(size / float(cfg.crop_pct)))
     return [
-        V.Decode(),
+        PilDecode(),  # MindSpore's Decode, pixel for pixel, in 2/3 of the time (see the module docstring)
         V.Resize(resize_to, interpolation=_interpolation(cfg.interpolation)),
         V.CenterCrop(size),
     ] + _normalize_chw(mean, std)
@@ -188,7 +203,8 @@ def array_train(
     crop_after_resize: bool = False,
     allow_hflip: bool = True,
 ) -> List[Any]:
-    """Training ops for uint8 HWC arrays of ``native_size`` pixels (CIFAR: 32, digits: 8).
+    """Training ops for a batch of uint8 N x H x W x C arrays of ``native_size`` pixels (CIFAR: 32,
+    digits: 8), run a batch at a time (:mod:`visionzoo.data.batches`).
 
     CIFAR: RandomCrop(32, crop_padding) -> flips -> Resize(image_resize) if it differs -> normalise.
     digits (``crop_after_resize``): Resize(image_resize) -> RandomCrop(image_resize, crop_padding),
@@ -197,34 +213,23 @@ def array_train(
     size = int(cfg.image_resize)
     pad = int(cfg.crop_padding)
     resize = [V.Resize(size, interpolation=_interpolation(cfg.interpolation))] if size != native_size else []
-    ops: List[Any] = []
-    if crop_after_resize:
-        ops += resize
-        if pad > 0:
-            ops.append(V.RandomCrop(size, padding=pad))
-        ops += _flips(cfg, allow_hflip=allow_hflip)
-    else:
-        if pad > 0:
-            ops.append(V.RandomCrop(native_size, padding=pad))
-        ops += _flips(cfg, allow_hflip=allow_hflip)
-        ops += resize
-    ops += _auto_augment(cfg, mean, size)
-    ops += _normalize_chw(mean, std)
-    return ops
+    crop = [BatchRandomCrop(size if crop_after_resize else native_size, pad)] if pad > 0 else []
+    flips = _flips(cfg, allow_hflip=allow_hflip, batched=True)
+    ops = resize + crop + flips if crop_after_resize else crop + flips + resize
+    ops += [PerImage(op) for op in _auto_augment(cfg, mean, size)]
+    return ops + _normalize_chw(mean, std, batched=True)
 
 
-def array_eval(cfg: Any, mean: Sequence[float], std: Sequence[float], native_size: int) -> List[Any]:
-    """Eval ops for uint8 HWC arrays: Resize(image_resize) only if it differs, normalise, CHW."""
+def array_eval(
+    cfg: Any, mean: Sequence[float], std: Sequence[float], native_size: int, batched: bool = False
+) -> List[Any]:
+    """Eval ops for uint8 HWC arrays (``batched``: N x H x W x C batches): Resize(image_resize) only if
+    it differs, normalise, CHW."""
     size = int(cfg.image_resize)
     ops: List[Any] = []
     if size != native_size:
         ops.append(V.Resize(size, interpolation=_interpolation(cfg.interpolation)))
-    return ops + _normalize_chw(mean, std)
-
-
-def label_transform() -> List[Any]:
-    """Labels leave the pipeline as int32 whatever the source wrote."""
-    return [T.TypeCast(ms.int32)]
+    return ops + _normalize_chw(mean, std, batched=batched)
 
 
 def decoded_eval(cfg: Any, height: int, width: int) -> List[Any]:
@@ -238,6 +243,6 @@ def decoded_eval(cfg: Any, height: int, width: int) -> List[Any]:
     mean, std = resolve_mean_std(cfg, cfg.dataset)
     if cfg.dataset == "imagenet":
         ops = imagenet_eval(cfg, mean, std)
-        return [op for op in ops if not isinstance(op, V.Decode)]
+        return [op for op in ops if not isinstance(op, (V.Decode, PilDecode))]
     side = min(height, width)
     return ([V.CenterCrop(side)] if height != width else []) + array_eval(cfg, mean, std, side)
