@@ -48,7 +48,7 @@ from .metrics import MetricsLog, StepLog, process_memory_mb
 from .optim import build_optimizer
 from .schedules import build_lr_schedule
 from .sink import open_sink
-from .train_step import AccountedStep, LossScaleState, StepCounters, TrainStep
+from .train_step import AccountedStep, ChunkTotals, LossScaleState, StepCounters, TrainStep
 
 __all__ = ["Trainer", "TrainingStopped", "STOP_SIGNALS"]
 
@@ -104,7 +104,8 @@ class Trainer:
         self.dry_run = dry_run  # a dry run plans without the data and without a launcher
         # the Python step loop reads the step counters every this many steps (tests: as a sink call does)
         self.read_every = read_every
-        # steps per sink call in dataset sink mode (None: the whole epoch, MindSpore's sink_size -1)
+        # at most this many steps per sink call in dataset sink mode (None: log_interval, so the sink
+        # path logs, checks for stop signals and can stop inside an epoch as often as the loop logs)
         self.sink_size = sink_size
         self.skipped_total = 0
         self.step_log: Optional[StepLog] = None  # set by fit (step_log: True)
@@ -465,8 +466,7 @@ class Trainer:
         ``start``. Sink mode: the calls of the epoch's sink (``sink_size`` steps each, on the device queue
         or its host stand-in); the step loop: ``read_every`` batches of a per-epoch iterator each."""
         if self.use_sink:
-            # a sink call's size is fixed when the sink opens: a divisor of the steps left in the epoch
-            size = math.gcd(self.sink_size or n_steps - start, n_steps - start)
+            size = _sink_call_size(self.sink_size or self.cfg.log_interval, n_steps - start)
             sink = open_sink(self.accounted_step, self.train_data, epoch - 1, start, size, self.ctx.device_target)
             try:
                 for first in range(start, n_steps, size):
@@ -482,6 +482,11 @@ class Trainer:
         for first in range(start, n_steps, every):
             chunk = [next(iterator) for _ in range(min(every, n_steps - first))]
             yield first, len(chunk), functools.partial(self._run_steps, chunk)
+
+    def _run_chunk(self, run) -> ChunkTotals:
+        """Run one chunk (a sink call, or steps of the loop) and read what it added to the counters."""
+        run()
+        return self.counters.read()
 
     def _run_steps(self, batches) -> None:
         for images, labels in batches:
@@ -502,8 +507,7 @@ class Trainer:
         # closed at once when a stop or a divergence leaves the loop (a sink holds a pipeline)
         with contextlib.closing(self._chunks(epoch, n_steps, start)) as chunks:
             for first, size, run in chunks:
-                run()
-                totals = self.counters.read()
+                totals = self._run_chunk(run)
                 self._arm_stop_handlers()
                 why = account.add(totals)
                 if why:
@@ -685,6 +689,15 @@ class Trainer:
         record = dict(record)
         record["checkpoint"] = last_path or latest_checkpoint(directory, cfg.model)
         return record
+
+
+def _sink_call_size(limit: int, steps: int) -> int:
+    """Steps per sink call: the largest divisor of ``steps`` (the epoch's steps left) up to ``limit``, since
+    a sink's call size is fixed when it opens and the epoch must end on a call boundary."""
+    size = max(1, min(int(limit), steps))
+    while steps % size:
+        size -= 1
+    return size
 
 
 def _progress(total: int, epoch: int, epochs: int, is_main: bool):
