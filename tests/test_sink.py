@@ -4,10 +4,8 @@ path against its step loop, and the run-directory lock."""
 import os
 import signal
 import subprocess
-import sys
 import time
 
-import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
 import pytest
@@ -100,6 +98,7 @@ CASES = {
     "accumulation": dict(gradient_accumulation_steps=3),  # 10 batches: 3 updates, the last batch unused
     "ema": dict(ema=True, ema_decay=0.5, val_while_train=True),
     "dynamic_scale": dict(OVERFLOWING),
+    "o3": dict(amp_level="O2", keep_batchnorm_fp32=False, loss_scale_type="dynamic", loss_scale=1024),  # all float16
     "mixup_off_epoch": dict(mixup=0.4, cutmix=1.0, mixup_off_epoch=2, crop_padding=2, hflip=0.5),
 }
 
