@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 
+import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
 import pytest
@@ -227,3 +228,21 @@ def test_a_second_run_on_a_live_directory_is_refused_and_kill_then_resume_works(
     assert "resumed from" in resumed.stderr
     assert [r["epoch"] for r in read_metrics(d)] == list(range(1, last + 2))
     assert not (d / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("sink", [False, True], ids=["loop", "sink"])
+def test_stuck_at_chance_guard_in_both_paths(tmp_path, monkeypatch, sink):
+    """A head of zeros predicts uniformly (loss ln 10 at every step) and lr ~0 keeps it there: the guard
+    stops the run after epoch 1, through the sink calls as through the loop."""
+    import visionzoo.engine.trainer as trainer_module
+    from visionzoo.errors import TrainingDiverged
+
+    monkeypatch.setattr(trainer_module, "STUCK_MIN_STEPS", 5)  # the tiny epoch has 10 steps
+    cfg = tiny_cfg(
+        tmp_path, dataset_sink_mode=sink, lr=1e-12, scheduler="constant", warmup_epochs=0, epoch_size=2, log_interval=4
+    )
+    trainer = Trainer(cfg).setup()
+    for p in trainer.network.classifier.get_parameters():
+        p.set_data(ms.Tensor(np.zeros(p.shape, np.float32)))
+    with pytest.raises(TrainingDiverged, match=r"stayed at ln\(num_classes\) = 2.3026 .* for all of epoch 1"):
+        trainer.fit()
