@@ -246,3 +246,13 @@ def test_stuck_at_chance_guard_in_both_paths(tmp_path, monkeypatch, sink):
         p.set_data(ms.Tensor(np.zeros(p.shape, np.float32)))
     with pytest.raises(TrainingDiverged, match=r"stayed at ln\(num_classes\) = 2.3026 .* for all of epoch 1"):
         trainer.fit()
+
+
+@pytest.mark.parametrize("sink", [False, True], ids=["loop", "sink"])
+def test_checkpoint_interval_in_both_paths(tmp_path, sink):
+    cfg = tiny_cfg(tmp_path, dataset_sink_mode=sink, epoch_size=3, decay_epochs=2, num_samples=96, ckpt_save_interval=2)
+    Trainer(cfg).fit()
+    assert sorted(f for f in os.listdir(cfg.ckpt_save_dir) if f.endswith(".ckpt")) == [
+        "vz_tiny_test-e0002.ckpt",
+        "vz_tiny_test-e0003.ckpt",  # every 2 epochs, and the last
+    ]
