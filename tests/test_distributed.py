@@ -51,6 +51,7 @@ PLAIN = {
     "log_interval": "1000",
     "eval_batch_size": "32",
     "crop_padding": "0",  # no random augmentation
+    "dataset_sink_mode": "False",  # the step loop (the sink path: its own tests below)
 }
 
 
@@ -234,6 +235,39 @@ def test_distributed_resume_continues_like_one_process(plain_job, single_referen
     for name in resumed:
         np.testing.assert_array_equal(resumed[name], w1[name], err_msg=name)
         np.testing.assert_allclose(resumed[name], single[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_two_workers_in_sink_mode_train_like_the_step_loop(plain_job, tmp_path):
+    """The sink path (its host stand-in for the device queue) under msrun: the same job with
+    dataset_sink_mode True ends with the step loop's weights on every rank; only rank 0 writes."""
+    assert plain_job["proc"].returncode == 0, plain_job["proc"].stdout[-3000:]
+    values = dict(plain_job["values"], ckpt_save_dir=str(tmp_path / "ckpt"), dataset_sink_mode="True")
+    proc, _ = msrun(tmp_path, "train.py", cli_args(values), env={"VZ_TEST_DUMP_WEIGHTS": str(tmp_path / "dump")})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    loop = weights(plain_job["ckpt_dir"] / "vz_tiny_plain-e0001.ckpt")
+    w0, w1 = weights(tmp_path / "dump" / "rank_0.ckpt"), weights(tmp_path / "dump" / "rank_1.ckpt")
+    for name in loop:
+        np.testing.assert_array_equal(w0[name], w1[name], err_msg=name)
+        np.testing.assert_allclose(w0[name], loop[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    sink, looped = read_metrics(tmp_path / "ckpt"), read_metrics(plain_job["ckpt_dir"])
+    assert [r["epoch"] for r in sink] == [1] and sink[0]["val_top1"] == looped[0]["val_top1"]
+    assert sink[0]["train_loss"] == pytest.approx(looped[0]["train_loss"], rel=1e-5)
+    assert "logs" in os.listdir(tmp_path / "ckpt") and not os.path.exists(tmp_path / "ckpt" / ".lock")
+
+
+def test_eight_workers_on_one_host_train_two_steps(tmp_path):
+    """msrun --worker_num 8 --local_worker_num 8 on this CPU: 8 x batch 8 over 128 digits, 2 steps each,
+    through the sink path; one record, rank 0's checkpoint only."""
+    values = dict(PLAIN, ckpt_save_dir=str(tmp_path / "ckpt"), num_samples="128", dataset_sink_mode="True")
+    proc, seconds = msrun(tmp_path, "train.py", cli_args(values), workers=8)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    d = tmp_path / "ckpt"
+    assert [r["epoch"] for r in read_metrics(d)] == [1]
+    assert sorted(os.listdir(d / "logs")) == [f"rank_{k}.log" for k in range(8)]
+    log0 = open(rank_log_path(str(d), 0)).read()
+    assert "global batch 64 (8 per device x 8 devices x 1 accumulation), 2 steps/epoch" in log0
+    assert [f for f in os.listdir(d) if f.endswith(".ckpt")] == ["vz_tiny_plain-e0001.ckpt"]
+    print(f"8-worker msrun job: {seconds:.1f} s")
 
 
 def launch_two_nodes(tmp_path, values, env=None):

@@ -30,7 +30,7 @@ def make_step(init_scale, dynamic, drop, window=2):
     net = Linear()
     opt = nn.SGD(net.trainable_params(), learning_rate=0.1)
     state = LossScaleState(init_scale, dynamic, scale_window=window)
-    step = TrainStep(net, opt, state, check_overflow=dynamic or drop, drop_overflow=dynamic or drop)
+    step = TrainStep(net, opt, state, drop_overflow=drop)  # a dynamic scale checks and drops whatever drop says
     counters = StepCounters()
     accounted = AccountedStep(step, counters)
     accounted.set_train(True)
@@ -48,6 +48,7 @@ def test_all_finite_detects_inf_on_this_device():
 
 
 def test_dynamic_scale_halves_skips_and_grows(mode):
+    # drop_overflow False: a dynamic scale must see overflows, so it checks and drops anyway (one argument)
     net, opt, state, step, counters = make_step(1024.0, dynamic=True, drop=False, window=2)
     w0 = net.w.asnumpy().copy()
     loss, finite = run(step, OVERFLOW)

@@ -26,11 +26,11 @@ def read_steps(directory):
         return [json.loads(line) for line in f.read().splitlines() if line.strip()]
 
 
-def start_and_signal(tmp_path, signals, after_steps):
+def start_and_signal(tmp_path, signals, after_steps, run=RUN):
     """Start a training process, send ``signals`` once ``after_steps`` steps are logged; (proc, stderr)."""
     d = tmp_path / "ckpt"
     proc = subprocess.Popen(
-        tiny_cli(tmp_path, **RUN), env=script_env(ENV), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        tiny_cli(tmp_path, **run), env=script_env(ENV), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     deadline = time.time() + 300
     while time.time() < deadline and len(read_steps(d)) < after_steps and proc.poll() is None:
@@ -41,15 +41,19 @@ def start_and_signal(tmp_path, signals, after_steps):
     return proc, err
 
 
-def test_sigterm_mid_epoch_then_resume_auto_equals_an_uninterrupted_run(tmp_path):
+# sink mode: calls of 2 steps (log_interval 2), so a stop can land inside an epoch; steps.jsonl logs each call
+@pytest.mark.parametrize("chunk", [1, 2], ids=["loop", "sink"])
+def test_sigterm_mid_epoch_then_resume_auto_equals_an_uninterrupted_run(tmp_path, chunk):
+    run = dict(RUN, **(dict(dataset_sink_mode=True, log_interval=2) if chunk > 1 else {}))
     ref = subprocess.run(
-        tiny_cli(tmp_path / "ref", **RUN), env=script_env(ENV), capture_output=True, text=True, timeout=600
+        tiny_cli(tmp_path / "ref", **run), env=script_env(ENV), capture_output=True, text=True, timeout=600
     )
     assert ref.returncode == 0, ref.stderr[-2000:]
     reference = read_steps(tmp_path / "ref" / "ckpt")
-    assert len(reference) == 30  # 3 epochs x 10 steps
+    assert len(reference) == 30 // chunk  # 3 epochs x 10 steps
+    assert [r["step"] for r in reference[: 10 // chunk]] == list(range(chunk, 11, chunk))
 
-    proc, err = start_and_signal(tmp_path / "run", [signal.SIGTERM], after_steps=14)  # inside epoch 2
+    proc, err = start_and_signal(tmp_path / "run", [signal.SIGTERM], after_steps=14 // chunk, run=run)  # in epoch 2
     assert proc.returncode == 143, err[-2000:]
     d = tmp_path / "run" / "ckpt"
     done = read_steps(d)
@@ -67,7 +71,7 @@ def test_sigterm_mid_epoch_then_resume_auto_equals_an_uninterrupted_run(tmp_path
     assert json.loads(state[records.PROGRESS])["step"] == step
 
     resumed = subprocess.run(
-        tiny_cli(tmp_path / "run", resume="auto", **RUN),
+        tiny_cli(tmp_path / "run", resume="auto", **run),
         env=script_env(ENV),
         capture_output=True,
         text=True,

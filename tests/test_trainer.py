@@ -36,6 +36,7 @@ TINY = {
     "device_target": "CPU",
     "seed": "7",
     "log_interval": "1000",
+    "dataset_sink_mode": "False",  # the step loop; tests/test_sink.py runs the sink path against it
 }
 
 
@@ -199,9 +200,10 @@ def test_accumulation_longer_than_an_epoch_is_refused(tmp_path):
         Trainer(tiny_cfg(tmp_path, gradient_accumulation_steps=64)).setup()
 
 
-def test_kill_and_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("sink", [False, True], ids=["loop", "sink"])
+def test_kill_and_resume_continues_exactly(tmp_path, sink):
     """SIGKILL a real training process after its second checkpoint; resume auto gives the same run."""
-    run = dict(epoch_size=6, decay_epochs=5)
+    run = dict(epoch_size=6, decay_epochs=5, dataset_sink_mode=sink)
     env = script_env()
     ref = subprocess.run(tiny_cli(tmp_path / "ref", **run), env=env, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]

@@ -235,7 +235,13 @@ SCHEMA: Tuple[Key, ...] = (
         choices=("latest_k", "top_k"),
     ),
     _k("model", "epoch_size", "int", 90, "training epochs", min=1),
-    _k("model", "dataset_sink_mode", "bool", True, "dataset sink mode (Ascend/GPU; ignored on CPU and with ema)"),
+    _k(
+        "model",
+        "dataset_sink_mode",
+        "bool",
+        True,
+        "dataset sink mode: steps fed from a device queue (on the CPU a host stand-in)",
+    ),
     _k(
         "model",
         "ema",

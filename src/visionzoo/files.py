@@ -7,19 +7,30 @@
   folder and an atomic rename: a crash leaves the old file or the new one, never half of one.
 * :func:`download_verified` streams a URL into a temporary file, checks its digest and only then
   moves it into place: a partial or wrong file never takes the target's name.
+* :func:`lock_directory` makes one process the only writer of a folder (a training run's
+  ``ckpt_save_dir``): an exclusive ``flock`` on ``<folder>/.lock`` held while the process lives and
+  released by the OS when it dies (a SIGKILL leaves no stale lock); the file names the holder
+  (pid, host, start time) for the process that is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
+import json
 import logging
 import os
+import socket
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Union
+
+from .errors import VisionZooError
 
 __all__ = [
     "HOME_ENV",
@@ -30,6 +41,10 @@ __all__ = [
     "download_verified",
     "DownloadFailed",
     "DigestMismatch",
+    "LOCK_NAME",
+    "DirectoryLock",
+    "DirectoryInUse",
+    "lock_directory",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -149,3 +164,92 @@ def download_verified(
             raise DigestMismatch(url, algorithm, actual, expected)
     _logger.info("downloaded %s to %s", url, target)
     return target
+
+
+#: The lock file :func:`lock_directory` keeps in a folder.
+LOCK_NAME = ".lock"
+
+
+class DirectoryInUse(VisionZooError, RuntimeError):
+    """Another live process holds the folder's lock; ``holder`` is what it wrote (pid, host, started)."""
+
+    holder: Dict[str, Any] = {}
+
+
+class DirectoryLock:
+    """An exclusive lock on a folder held through an open file; :meth:`release` (or the process's end) frees it."""
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    def release(self) -> None:
+        """Remove the lock file and free the lock (removed first, while still held: see lock_directory)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> "DirectoryLock":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _holder_text(holder: Dict[str, Any]) -> str:
+    started = holder.get("started")
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if isinstance(started, (int, float)) else "?"
+    return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, started {when}"
+
+
+def lock_directory(directory: PathLike, purpose: str = "training run", fix: str = "") -> DirectoryLock:
+    """Take the exclusive lock of ``directory`` (created if missing) or raise :class:`DirectoryInUse` at once.
+
+    The lock is ``flock`` on ``<directory>/.lock``: advisory (only processes that ask for it are kept
+    out), held by the open file, so the kernel frees it when the holder exits or is killed. On NFS the
+    Linux client turns ``flock`` into a POSIX byte-range lock held by the server (NFSv4 state, NFSv3
+    lockd), so runs on different machines exclude each other too, unless the share is mounted with
+    ``nolock`` or ``local_lock=flock``/``all`` (then the lock is local to one machine). ``fix`` is the
+    hint given to a refused process.
+    """
+    folder = os.path.abspath(os.fspath(directory))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_NAME)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            _refuse(path, folder, purpose, fix)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file its last holder unlinked after we opened it: retry on the new one
+            break
+        os.close(fd)
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "purpose": purpose}
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps(holder).encode())
+    os.fsync(fd)
+    return DirectoryLock(path, fd)
+
+
+def _refuse(path: str, folder: str, purpose: str, fix: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            holder = json.loads(f.read() or "{}")
+    except (OSError, ValueError):
+        holder = {}  # the holder is between taking the lock and writing its name
+    error = DirectoryInUse(
+        f"in use by another {holder.get('purpose', purpose)} ({_holder_text(holder)})",
+        path=folder,
+        hint=fix or None,
+    )
+    error.holder = holder
+    raise error

@@ -1,10 +1,10 @@
 """One training step as a MindSpore cell: forward, backward, loss scaling, all-reduce, clipping, update.
 
-Gradient accumulation uses two compiled cells that share gradient buffers: :class:`TrainStep` with
-``accumulate_only=True`` adds the micro-batch gradients to the buffers, and the update step adds
-the last micro-batch, applies the optimizer to the averaged buffers and zeroes them. The Python
-loop chooses which to call, so no data-dependent control flow is compiled and the optimizer's
-``global_step`` (hence the LR schedule) advances once per update.
+Everything a step does happens inside the one compiled cell, so a sink call (``sink_size`` steps
+fed from the device queue, no Python between them) does all of it: gradient accumulation adds each
+micro-batch's gradients to buffers and counts micro-batches in a parameter; the ``accum_steps``-th
+applies the optimizer to the averaged buffers, zeroes them and updates the EMA weights (MindCV's
+``ema``), so the optimizer's ``global_step`` (hence the LR schedule) advances once per update.
 
 Overflow detection (``mindspore.amp.all_finite``) runs on Ascend, GPU and CPU alike, so dynamic and
 fixed loss scales, with or without dropping overflowed updates, behave the same on every device.
@@ -24,7 +24,10 @@ from mindspore.context import ParallelMode
 
 from ..checkpoint import records
 
-__all__ = ["TrainStep", "LossScaleState", "StepCounters", "AccountedStep", "ChunkTotals"]
+__all__ = ["TrainStep", "LossScaleState", "StepCounters", "AccountedStep", "ChunkTotals", "MICRO_STEP"]
+
+#: The train step's count of micro-batches accumulated since the last update (gradient accumulation).
+MICRO_STEP = records.ACCUM_PREFIX + ".micro_step"
 
 _grad_scale = ops.MultitypeFuncGraph("grad_scale")
 _accumulate = ops.MultitypeFuncGraph("accumulate")
@@ -76,12 +79,12 @@ class TrainStep(nn.Cell):
         net_with_loss: cell mapping (images, labels) to a scalar loss.
         optimizer: MindSpore optimizer over the trainable parameters.
         scale_state: loss-scale state shared by the step cells of one run.
-        check_overflow: compute gradient finiteness (dynamic scaling or ``drop_overflow_update``).
-        drop_overflow: skip the optimizer update when gradients are not finite.
+        drop_overflow: check the gradients' finiteness and skip the optimizer update when they are not
+            (``drop_overflow_update``); a dynamic ``scale_state`` always does (it must see overflows).
         clip_value: clip by global norm when given.
         accum_buffers: gradient buffers (a ParameterTuple) for gradient accumulation, or None.
         accum_steps: micro-batches per update.
-        accumulate_only: this cell only adds gradients to the buffers (no update).
+        ema: an :class:`~visionzoo.engine.ema.EMA` of the network, updated after every update, or None.
     """
 
     def __init__(
@@ -89,12 +92,11 @@ class TrainStep(nn.Cell):
         net_with_loss: nn.Cell,
         optimizer: nn.Optimizer,
         scale_state: LossScaleState,
-        check_overflow: bool = False,
         drop_overflow: bool = False,
         clip_value: Optional[float] = None,
         accum_buffers=None,
         accum_steps: int = 1,
-        accumulate_only: bool = False,
+        ema: Optional[nn.Cell] = None,
     ) -> None:
         super().__init__(auto_prefix=False)
         self.network = net_with_loss
@@ -105,15 +107,18 @@ class TrainStep(nn.Cell):
         self.scaled = scale_state.dynamic or float(scale_state.scale.asnumpy()) != 1.0
         self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
         self.hyper_map = ops.HyperMap()
-        self.check_overflow = check_overflow
         self.dynamic = scale_state.dynamic
-        self.drop_overflow = drop_overflow
+        self.drop_overflow = drop_overflow or self.dynamic
         self.clip = clip_value is not None
         self.clip_value = float(clip_value or 0.0)
         self.accum = accum_buffers is not None
         self.accum_buffers = accum_buffers
         self.accum_factor = Tensor(1.0 / accum_steps, ms.float32)
-        self.accumulate_only = accumulate_only
+        self.accum_steps = Tensor(int(accum_steps), ms.int32)
+        # micro-batches added to the buffers since the last update (0 at every update, epoch end and stop)
+        self.micro_step = Parameter(Tensor(0, ms.int32), name=MICRO_STEP, requires_grad=False) if self.accum else None
+        self.use_ema = ema is not None
+        self.ema = ema
         parallel_mode = ms.get_auto_parallel_context("parallel_mode")
         self.reduce = parallel_mode in (ParallelMode.DATA_PARALLEL, ParallelMode.HYBRID_PARALLEL)
         if self.reduce:
@@ -130,28 +135,40 @@ class TrainStep(nn.Cell):
             grads = self.hyper_map(ops.partial(_grad_scale, ops.reciprocal(scale)), grads)
         else:  # no loss scale: skip two passes over every gradient
             grads = self.grad(self.network, self.weights)(images, labels, sens)
-        if self.accum:
-            # assign_add returns the updated buffers: the averaged gradients of all micro-batches so far
-            grads = self.hyper_map(ops.partial(_accumulate, self.accum_factor), self.accum_buffers, grads)
-            if self.accumulate_only:
-                return ops.depend(loss, grads), ops.ones((), ms.bool_)
+        if not self.accum:
+            finite = self._update(grads)
+            return ops.depend(loss, finite), finite
+        # assign_add returns the updated buffers: the averaged gradients of all micro-batches so far
+        grads = self.hyper_map(ops.partial(_accumulate, self.accum_factor), self.accum_buffers, grads)
+        count = self.micro_step + 1
+        last = count >= self.accum_steps
+        finite = ops.ones((), ms.bool_)  # a micro-batch that only accumulates never overflows an update
+        if last:
+            finite = self._update(grads)
+            finite = ops.depend(finite, self.hyper_map(_zero, self.accum_buffers))
+            count = ops.zeros_like(count)
+        finite = ops.depend(finite, ops.assign(self.micro_step, count))
+        return ops.depend(loss, finite), finite
+
+    def _update(self, grads):
+        """All-reduce, overflow check and loss-scale update, clipping, the optimizer, the EMA; returns finiteness."""
         if self.reduce:
             grads = self.reducer(grads)
         finite = ops.ones((), ms.bool_)
-        if self.check_overflow:
+        if self.drop_overflow:
             finite = ms.amp.all_finite(grads)
             if self.dynamic:
-                loss = ops.depend(loss, self.scale_state.update(finite))
+                finite = ops.depend(finite, self.scale_state.update(finite))
         if self.clip:
             grads = ops.clip_by_global_norm(grads, self.clip_value)
         if self.drop_overflow:
             if finite:
-                loss = ops.depend(loss, self.optimizer(grads))
+                finite = ops.depend(finite, self.optimizer(grads))
         else:
-            loss = ops.depend(loss, self.optimizer(grads))
-        if self.accum:
-            loss = ops.depend(loss, self.hyper_map(_zero, self.accum_buffers))
-        return loss, finite
+            finite = ops.depend(finite, self.optimizer(grads))
+        if self.use_ema:  # after every update, applied or dropped, as the step loop always did
+            finite = ops.depend(finite, self.ema())
+        return finite
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Everything is driven by a :class:`visionzoo.config.Config`. ``Trainer(cfg).fit()
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -37,7 +38,7 @@ from ..checkpoint import (
 from ..config import Config
 from ..distributed import RunContext, all_reduce_sum, check_same_weights, launched_by_msrun, setup_context
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from ..files import write_text_atomic
+from ..files import lock_directory, write_text_atomic
 from .accounting import EpochAccount
 from .build import build_network
 from .ema import EMA, EMA_PREFIX
@@ -46,6 +47,7 @@ from .loss import NetWithLoss, build_loss
 from .metrics import MetricsLog, StepLog, process_memory_mb
 from .optim import build_optimizer
 from .schedules import build_lr_schedule
+from .sink import open_sink
 from .train_step import AccountedStep, ChunkTotals, LossScaleState, StepCounters, TrainStep
 
 __all__ = ["Trainer", "TrainingStopped", "STOP_SIGNALS"]
@@ -90,13 +92,21 @@ class Trainer:
     """
 
     def __init__(
-        self, cfg: Config, ctx: Optional[RunContext] = None, dry_run: bool = False, read_every: int = 1
+        self,
+        cfg: Config,
+        ctx: Optional[RunContext] = None,
+        dry_run: bool = False,
+        read_every: int = 1,
+        sink_size: Optional[int] = None,
     ) -> None:
         self.cfg = cfg
         self.ctx = ctx
         self.dry_run = dry_run  # a dry run plans without the data and without a launcher
         # the Python step loop reads the step counters every this many steps (tests: as a sink call does)
         self.read_every = read_every
+        # at most this many steps per sink call in dataset sink mode (None: log_interval, so the sink
+        # path logs, checks for stop signals and can stop inside an epoch as often as the loop logs)
+        self.sink_size = sink_size
         self.skipped_total = 0
         self.step_log: Optional[StepLog] = None  # set by fit (step_log: True)
         self._stop_signal: Optional[int] = None  # the first stop signal received during fit
@@ -104,6 +114,11 @@ class Trainer:
         self._built = False
 
     # ------------------------------------------------------------------ set-up
+    def _context(self) -> RunContext:
+        """Devices and ranks (set up once; msrun's communication too unless planning without a launcher)."""
+        self.ctx = self.ctx or setup_context(self.cfg, init_comm=not self.dry_run or launched_by_msrun())
+        return self.ctx
+
     def setup(self) -> "Trainer":
         if self._built:
             return self
@@ -118,8 +133,7 @@ class Trainer:
                     f"{what} not found: {path!r}; pass an existing .ckpt file"
                     + (" or --resume auto" if key == "resume" else "")
                 )
-        self.ctx = self.ctx or setup_context(cfg, init_comm=not self.dry_run or launched_by_msrun())
-        ctx = self.ctx
+        ctx = self._context()
         ms.set_seed(cfg.seed)  # identical initial weights on every rank
         mds.config.set_seed(cfg.seed)
         self.data_note = ""
@@ -165,35 +179,35 @@ class Trainer:
         init_scale = 1.0 if cfg.loss_scale_type == "none" else cfg.loss_scale
         self.scale_state = LossScaleState(init_scale, dynamic, scale_window=cfg.loss_scale_window)
         # a dynamic scale always drops overflowed updates (as MindSpore's DynamicLossScaleManager)
-        check = dynamic or cfg.drop_overflow_update
-        self.drop_overflow = check
-        clip = cfg.clip_value if cfg.clip_grad else None
+        self.drop_overflow = dynamic or cfg.drop_overflow_update
         buffers = None
         if accum > 1:
             buffers = ParameterTuple(self.optimizer.parameters).clone(prefix=records.ACCUM_PREFIX, init="zeros")
-        common = dict(
-            check_overflow=check, drop_overflow=check, clip_value=clip, accum_buffers=buffers, accum_steps=accum
-        )
-        self.train_step = TrainStep(self.net_with_loss, self.optimizer, self.scale_state, **common)
-        self.accum_step = (
-            TrainStep(self.net_with_loss, self.optimizer, self.scale_state, accumulate_only=True, **common)
-            if accum > 1
-            else None
+        # MindCV's ema / ema_decay: averaged weights updated after every optimizer update (engine/ema.py),
+        # inside the compiled step (as MindCV's), so a sink call updates them too
+        self.ema = EMA(self.network, cfg.ema_decay) if cfg.ema else None
+        self.train_step = TrainStep(
+            self.net_with_loss,
+            self.optimizer,
+            self.scale_state,
+            drop_overflow=self.drop_overflow,
+            clip_value=cfg.clip_value if cfg.clip_grad else None,
+            accum_buffers=buffers,
+            accum_steps=accum,
+            ema=self.ema,
         )
         self.counters = StepCounters()
         self.accounted_step = AccountedStep(self.train_step, self.counters)
-        self.accounted_accum = AccountedStep(self.accum_step, self.counters) if accum > 1 else None
         self.train_step.set_train(True)
         self.accounted_step.set_train(True)
-        # MindCV's ema / ema_decay: averaged weights updated after every optimizer update (engine/ema.py)
-        self.ema = EMA(self.network, cfg.ema_decay) if cfg.ema else None
         # val_amp_level differing from amp_level: validation runs a second network built at that level
         self.eval_network = (
             build_network(cfg, amp_level=cfg.val_amp_level, load_weights=False)
             if cfg.val_while_train and cfg.val_amp_level != cfg.amp_level
             else None
         )
-        self.use_sink = cfg.dataset_sink_mode and ctx.device_target != "CPU" and accum == 1 and self.ema is None
+        # the same sink path on every device: on the CPU a host stand-in feeds the steps (engine/sink.py)
+        self.use_sink = bool(cfg.dataset_sink_mode)
         self._built = True
         return self
 
@@ -260,9 +274,7 @@ class Trainer:
             records.NUM_CLASSES: self.cfg.num_classes,
             records.CLASSES: json.dumps(self.class_names),
             records.CONFIG: self.cfg.dump_yaml(),
-            # EMA: the averaged weights (ema.<name>) and their update counter ride along as parameters
-            **({p.name: p for p in self.ema.averages} if self.ema is not None else {}),
-            **({self.ema.updates.name: self.ema.updates} if self.ema is not None else {}),
+            # EMA: the averaged weights (ema.<name>) and their update counter are the train step's parameters
         }
 
     def _resume_state(self):
@@ -317,29 +329,23 @@ class Trainer:
             if isinstance(v, ms.Parameter) and not records.is_lr_table(k) and (k in own or not records.is_record(k))
         }
         not_loaded, _ = ms.load_param_into_net(self.train_step, weights, strict_load=True)
-        missing = [n for n in not_loaded if not n.startswith(records.ACCUM_PREFIX) and not records.is_lr_table(n)]
+        optional = (records.ACCUM_PREFIX, EMA_PREFIX)  # zero at every checkpoint / restarted with a warning below
+        missing = [n for n in not_loaded if not n.startswith(optional) and not records.is_lr_table(n)]
         if missing:
             raise ConfigError(
                 f"resume checkpoint {path!r} lacks {len(missing)} tensors of this run "
                 f"(e.g. {missing[:3]}); it comes from a different recipe (optimizer or model)"
             )
         if self.ema is not None:
-            averages = {k: v for k, v in params.items() if k.startswith(EMA_PREFIX)}
-            if averages:
-                ms.load_param_into_net(self.ema, averages)
-            else:
+            if not any(k.startswith(EMA_PREFIX) for k in params):
                 _logger.warning(
                     "resume checkpoint %s holds no EMA weights; the average restarts from its weights", path
                 )
+                for weight, average in zip(self.ema.weights, self.ema.averages):
+                    average.set_data(weight.data.copy())
         epoch = int(params[records.EPOCH].asnumpy())
         self._resume_progress = json.loads(params[records.PROGRESS]) if records.PROGRESS in params else None
         if self._resume_progress is not None:
-            if self.use_sink:
-                raise ConfigError(
-                    "a mid-epoch checkpoint cannot resume in sink mode",
-                    path=path,
-                    hint="resume it with --dataset_sink_mode False, or from an epoch checkpoint",
-                )
             if self._resume_progress["steps_per_epoch"] != self.steps_per_epoch:
                 raise ConfigError(
                     f"this mid-epoch checkpoint has {self._resume_progress['steps_per_epoch']} steps "
@@ -455,40 +461,36 @@ class Trainer:
             return evaluate(network, self.val_data.dataset, cfg.num_classes, self.ctx, self._eval_step)
 
     # ------------------------------------------------------------------ training
-    def _run_chunk(self, batches) -> ChunkTotals:
-        """Run one chunk of steps and read its totals: ``batches`` through the Python loop, or with
-        ``batches=None`` one sink call (``sink_size`` steps on the device)."""
-        accum = self.cfg.gradient_accumulation_steps
-        if batches is None:
-            self._sink()
-        else:
-            for i, (images, labels) in batches:
-                update = (i + 1) % accum == 0
-                (self.accounted_step if update else self.accounted_accum)(images, labels)
-                if update and self.ema is not None:  # MindCV's EMA: after every optimizer update
-                    self.ema()
-        return self.counters.read()
-
     def _chunks(self, epoch: int, n_steps: int, start: int = 0):
-        """(first step index, steps in it, batches or None) of each chunk of the epoch, from step ``start``."""
+        """(first step index, steps in it, a callable running them) of each chunk of the epoch, from step
+        ``start``. Sink mode: the calls of the epoch's sink (``sink_size`` steps each, on the device queue
+        or its host stand-in); the step loop: ``read_every`` batches of a per-epoch iterator each."""
         if self.use_sink:
-            if not hasattr(self, "_sink"):
-                self._sink = ms.data_sink(self.accounted_step, self.train_data.dataset, sink_size=n_steps)
-            yield 0, n_steps, None
+            size = _sink_call_size(self.sink_size or self.cfg.log_interval, n_steps - start)
+            sink = open_sink(self.accounted_step, self.train_data, epoch - 1, start, size, self.ctx.device_target)
+            try:
+                for first in range(start, n_steps, size):
+                    yield first, size, sink
+            finally:
+                sink.close()
             return
         self.train_data.set_epoch(epoch - 1)  # per-epoch order: resumed runs see the same data
-        iterator = enumerate(self.train_data.dataset.create_tuple_iterator(num_epochs=1))
+        iterator = self.train_data.dataset.create_tuple_iterator(num_epochs=1)
         every = max(1, self.read_every)
         for _ in range(start):  # a mid-epoch resume: the same order, the steps already done passed over
             next(iterator)
-        i = start
-        while i < n_steps:
-            size = min(every, n_steps - i)
-            chunk = []
-            for _ in range(size):
-                chunk.append(next(iterator))
-            yield i, size, chunk
-            i += size
+        for first in range(start, n_steps, every):
+            chunk = [next(iterator) for _ in range(min(every, n_steps - first))]
+            yield first, len(chunk), functools.partial(self._run_steps, chunk)
+
+    def _run_chunk(self, run) -> ChunkTotals:
+        """Run one chunk (a sink call, or steps of the loop) and read what it added to the counters."""
+        run()
+        return self.counters.read()
+
+    def _run_steps(self, batches) -> None:
+        for images, labels in batches:
+            self.accounted_step(images, labels)
 
     def _train_epoch(self, epoch: int, progress: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
         cfg, ctx = self.cfg, self.ctx
@@ -501,32 +503,39 @@ class Trainer:
             start = int(progress["step"])
         observed: List[float] = []  # each chunk's last loss, for the stuck-at-chance guard
         t0 = time.perf_counter()
-        bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main) if not self.use_sink else None
-        for first, size, batches in self._chunks(epoch, n_steps, start):
-            totals = self._run_chunk(batches)
-            self._arm_stop_handlers()
-            why = account.add(totals)
-            if why:
-                self._diverged(epoch, first, size, why)
-            done = first + size
-            if math.isfinite(totals.last_loss):
-                observed.append(totals.last_loss)
-            if self.step_log is not None:
-                self.step_log.append(epoch, done, totals.last_loss, self._current_lr())
-            if bar is not None:
-                bar.update(size)
-                rate = done * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{totals.last_loss:.4f}", lr=f"{self._current_lr():.4g}", img_s=f"{rate:.1f}")
-            if ctx.is_main and done // cfg.log_interval > first // cfg.log_interval:
-                _logger.info(
-                    "epoch %d step %d/%d loss %.4f lr %.5g", epoch, done, n_steps, totals.last_loss, self._current_lr()
-                )
-            if done < n_steps and done % accum == 0:  # stop between updates only
-                signum = self._stop_requested()
-                if signum:
-                    if bar is not None:
-                        bar.close()
-                    self._stop(signum, epoch, done, account)
+        bar = _progress(n_steps, epoch, cfg.epoch_size, ctx.is_main)
+        # closed at once when a stop or a divergence leaves the loop (a sink holds a pipeline)
+        with contextlib.closing(self._chunks(epoch, n_steps, start)) as chunks:
+            for first, size, run in chunks:
+                totals = self._run_chunk(run)
+                self._arm_stop_handlers()
+                why = account.add(totals)
+                if why:
+                    self._diverged(epoch, first, size, why)
+                done = first + size
+                if math.isfinite(totals.last_loss):
+                    observed.append(totals.last_loss)
+                if self.step_log is not None:
+                    self.step_log.append(epoch, done, totals.last_loss, self._current_lr())
+                if bar is not None:
+                    bar.update(size)
+                    rate = done * cfg.batch_size * ctx.group_size / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{totals.last_loss:.4f}", lr=f"{self._current_lr():.4g}", img_s=f"{rate:.1f}")
+                if ctx.is_main and done // cfg.log_interval > first // cfg.log_interval:
+                    _logger.info(
+                        "epoch %d step %d/%d loss %.4f lr %.5g",
+                        epoch,
+                        done,
+                        n_steps,
+                        totals.last_loss,
+                        self._current_lr(),
+                    )
+                if done < n_steps and done % accum == 0:  # stop between updates only
+                    signum = self._stop_requested()
+                    if signum:
+                        if bar is not None:
+                            bar.close()
+                        self._stop(signum, epoch, done, account)
         if bar is not None:
             bar.close()
         seconds = time.perf_counter() - t0
@@ -578,7 +587,24 @@ class Trainer:
         )
 
     def fit(self) -> Dict[str, Any]:
-        """Train for the remaining epochs; returns the last metrics record plus checkpoint paths."""
+        """Train for the remaining epochs; returns the last metrics record plus checkpoint paths.
+
+        Rank 0 holds ``ckpt_save_dir``'s lock for the whole run: a second run on the same folder is
+        refused at once (:class:`~visionzoo.files.DirectoryInUse`) instead of interleaving its epochs."""
+        lock = None
+        if self._context().is_main:
+            lock = lock_directory(
+                self.cfg.ckpt_save_dir,
+                fix="wait for that run to end or stop it (SIGTERM writes a resumable checkpoint), "
+                "or give this run another ckpt_save_dir",
+            )
+        try:
+            return self._fit_locked()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit_locked(self) -> Dict[str, Any]:
         self.setup()
         if self.train_data is None:
             raise DataError(self.data_note)
@@ -663,6 +689,15 @@ class Trainer:
         record = dict(record)
         record["checkpoint"] = last_path or latest_checkpoint(directory, cfg.model)
         return record
+
+
+def _sink_call_size(limit: int, steps: int) -> int:
+    """Steps per sink call: the largest divisor of ``steps`` (the epoch's steps left) up to ``limit``, since
+    a sink's call size is fixed when it opens and the epoch must end on a call boundary."""
+    size = max(1, min(int(limit), steps))
+    while steps % size:
+        size -= 1
+    return size
 
 
 def _progress(total: int, epoch: int, epochs: int, is_main: bool):
