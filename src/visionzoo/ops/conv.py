@@ -6,7 +6,7 @@ this class so that a faster CPU formulation can be chosen in one place (see docs
 On CPU, MindSpore 2.10's ``Conv2D`` and its gradients hand oneDNN plain NCHW tensors, so oneDNN runs
 them as im2col + GEMM. When :func:`visionzoo.runtime.fast_conv_enabled` says so (CPU target, not
 switched off), float32 NCHW convolutions with ``group=1`` and dilation 1 go through a small C++ kernel
-(``csrc/conv2d_cpu.cc``) run as an ``aot`` Custom op with its own backward: it calls the same oneDNN
+(``csrc/conv2d_cpu/``, one unit per job) run as an ``aot`` Custom op with its own backward: it calls the same oneDNN
 library MindSpore loads, but lets the convolution choose its memory layouts (channel-blocked, as
 PyTorch does), which selects oneDNN's direct AVX2/AVX-512 kernels; inputs and outputs are reordered
 from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM formulation wins for
