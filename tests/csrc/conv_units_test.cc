@@ -1,11 +1,12 @@
 // C++-level tests of the convolution kernel's units that a Python test cannot reach cheaply: the geometry
-// key and its saved-choice rows, the formulation table, the scratch sets, the chooser, the batched GEMM's
-// grouping. Compiled and run by tests/test_ops_units.py with the library's compiler flags; prints one
+// key and its saved-choice rows, the formulation table, the scratch sets, the chooser's rule table and
+// timing rounds, the batched GEMM's grouping. Compiled and run by tests/test_ops_units.py with the library's compiler flags; prints one
 // line per failed check and "passed N checks" at the end; exit status 1 when any check failed.
 #include <omp.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <vector>
 
 #include "batch_gemm.h"
@@ -126,22 +127,89 @@ int Simulate(Tuning &t, const double seconds[kCandidateCount], int *calls) {
   return t.chosen;
 }
 
+// A build callback over a fixed set of existing candidates that records which were asked for.
+struct Builds {
+  bool exists[kCandidateCount];
+  bool asked[kCandidateCount] = {};
+  std::function<bool(int)> Callback() {
+    return [this](int i) { return asked[i] = true, exists[i]; };
+  }
+  int AskedBits() const {
+    int bits = 0;
+    for (int i = 0; i < kCandidateCount; ++i) bits |= asked[i] ? 1 << i : 0;
+    return bits;
+  }
+};
+
+int ActiveBits(const Tuning &t) {
+  int bits = 0;
+  for (int i = 0; i < kCandidateCount; ++i) bits |= t.active[i] ? 1 << i : 0;
+  return bits;
+}
+
+constexpr int Bit(int i) { return 1 << i; }
+
+void TestChooserRules() {
+  // winograd rule: 3x3 stride 1 with >= 64 reduced channels builds Winograd only, in every direction
+  for (int d : {kForward, kInference, kBackwardData, kBackwardWeights, kInferenceBiasRelu}) {
+    Builds all{{true, true, true, true, true, true}};
+    const Tuning t = StartTuning(Vgg256(d), all.Callback());
+    CHECK(t.chosen == kWinograd && t.decision == Decision::kRuleWinograd && all.AskedBits() == Bit(kWinograd));
+  }
+  // the data gradient reduces over the output's channels: VGG's first layer (3 -> 64)
+  Geometry first = Geometry{kBackwardData, 128, 3, 32, 32, 64, 3, 3, 32, 32, 1, 1, 1, 1, 1, 1};
+  Builds all{{true, true, true, true, true, true}};
+  CHECK(StartTuning(first, all.Callback()).decision == Decision::kRuleWinograd);
+  // ... its forward has 3 input channels: timed between blocked, plain and Winograd, nothing else built
+  first.direction = kForward;
+  all = Builds{{true, true, true, true, true, true}};
+  Tuning t = StartTuning(first, all.Callback());
+  CHECK(t.chosen < 0 && t.decision == Decision::kTimed);
+  CHECK(ActiveBits(t) == (Bit(kBlocked) | Bit(kPlain) | Bit(kWinograd)));
+  CHECK(all.AskedBits() == (Bit(kBlocked) | Bit(kPlain) | Bit(kWinograd)));  // no split, no 4
+  // eval kinds never time oneDNN's forward_inference primitive
+  Geometry pointwise = Geometry{kInference, 64, 16, 8, 8, 32, 1, 1, 8, 8, 1, 1, 0, 0, 0, 0};
+  all = Builds{{true, true, true, true, true, false}};
+  t = StartTuning(pointwise, all.Callback());
+  CHECK(ActiveBits(t) == (Bit(kBlocked) | Bit(kPlain)) && !all.asked[kDirectionSpecific]);
+  // the weight gradient times the batched GEMM too, and takes it at once on a map of <= 4 pixels
+  pointwise.direction = kBackwardWeights;
+  all = Builds{{true, true, true, true, true, false}};
+  t = StartTuning(pointwise, all.Callback());
+  CHECK(ActiveBits(t) == (Bit(kBlocked) | Bit(kPlain) | Bit(kDirectionSpecific)));
+  Geometry tiny = Geometry{kBackwardWeights, 64, 16, 2, 2, 32, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0};
+  all = Builds{{true, true, true, true, true, false}};
+  t = StartTuning(tiny, all.Callback());
+  CHECK(t.chosen == kDirectionSpecific && t.decision == Decision::kRuleTinyMapGemm);
+  CHECK(all.AskedBits() == Bit(kDirectionSpecific));
+  // where Winograd cannot be built (a CPU below AVX2) the wide layer is timed between the others
+  Builds no_winograd{{true, true, true, true, true, false}};
+  t = StartTuning(Vgg256(kForward), no_winograd.Callback());
+  CHECK(t.decision == Decision::kTimed && ActiveBits(t) == (Bit(kBlocked) | Bit(kPlain)));
+  // one candidate left: chosen without timing; only an untimed one: that one; none: nothing chosen
+  Builds only_plain{{false, true, false, false, false, false}};
+  t = StartTuning(pointwise, only_plain.Callback());
+  CHECK(t.chosen == kPlain && t.decision == Decision::kOnly);
+  Builds only_split{{false, false, true, false, false, false}};
+  t = StartTuning(pointwise, only_split.Callback());
+  CHECK(t.chosen == kBlockedSplit && t.decision == Decision::kOnly);
+  Builds none{{false, false, false, false, false, false}};
+  t = StartTuning(pointwise, none.Callback());
+  CHECK(t.chosen < 0 && t.decision == Decision::kPending && ActiveBits(t) == 0);
+}
+
 void TestChooserTiming() {
   const Geometry g = Geometry{kForward, 8, 16, 9, 9, 16, 1, 1, 9, 9, 1, 1, 0, 0, 0, 0};
-  bool only_plain[kCandidateCount] = {false, true, false, false, false, false};
-  Tuning one = StartTuning(g, only_plain);
-  CHECK(one.chosen == kPlain);  // nothing to time
-  int calls = 0;
-  CHECK(Simulate(one, nullptr, &calls) == kPlain && calls == 0);
-  bool two[kCandidateCount] = {true, true, false, false, false, false};
+  Builds two{{true, true, false, false, false, false}};
   const double close[kCandidateCount] = {0.0300, 0.0290, 1, 1, 1, 1};
-  Tuning t = StartTuning(g, two);
+  Tuning t = StartTuning(g, two.Callback());
+  int calls = 0;
   CHECK(Simulate(t, close, &calls) == kPlain);  // the faster one wins
-  CHECK(calls >= 2 && calls <= 2 * kRounds);
-  const double apart[kCandidateCount] = {0.0300, 0.0900, 1, 1, 1, 1};
-  t = StartTuning(g, two);
+  CHECK(calls == 2 * kRounds);                   // close: every round run
+  const double apart[kCandidateCount] = {0.0300, 0.0400, 1, 1, 1, 1};
+  t = StartTuning(g, two.Callback());
   CHECK(Simulate(t, apart, &calls) == kBlocked);
-  CHECK(calls < 2 * kRounds);  // the slow one left after the first round
+  CHECK(calls == 2);  // clearly separated (> kDropRatio): settled after one round
   CHECK(!t.active[kPlain] && t.timings[kPlain] == 1);
 }
 
@@ -164,6 +232,7 @@ int main() {
   TestGeometry();
   TestFormulations();
   TestScratch();
+  TestChooserRules();
   TestChooserTiming();
   TestBatchGemmGroups();
   std::printf("passed %d of %d checks\n", g_checks - g_failed, g_checks);

@@ -16,9 +16,12 @@ fastest as one GEMM over many images, and in eval mode oneDNN's direct kernel of
 primitive usually beats its inference-kind (brgemm, NHWC) choice. 3x3 stride-1 convolutions (all of
 VGG's, most of GoogLeNet's 3x3 branches) have one more, the kernel's own Winograd F(4x4, 3x3) / F(2x2,
 3x3) (``csrc/winograd.h``: 2.25-4x fewer multiply-adds, on the plain NCHW tensors, in every direction).
-So each geometry and direction times its formulations (four, five for the weight gradient and in eval
-mode, plus Winograd where it applies) in its first call, on that call's
-operands, each three times, and keeps the fastest, which also computes that first result
+So each geometry and direction chooses one in its first call (``csrc/conv2d_cpu/chooser.h``): a rule table
+built from per-layer measurements on both ISA classes decides where they give a rule (Winograd for 3x3
+stride-1 layers with at least 64 reduced channels, the batched GEMM for weight gradients on maps of up
+to 4 pixels; the batch-split and forward_inference formulations are never timed); otherwise that call
+times blocked, plain and Winograd / the batched GEMM where they exist on its own operands, at most twice
+each (once when they separate clearly), and keeps the fastest, which also computes that first result
 (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices are kept per (geometry, ISA, thread
 count) in the cache directory and reused by later runs, so that a noisy machine's timing cannot make two
 runs differ (``python -m visionzoo.ops clear`` forgets them; ``VISIONZOO_CONV_TUNING=fresh`` tunes

@@ -74,7 +74,8 @@ bool EnsureBuilt(Candidates *c, int i) {
 }
 
 // The candidates of a geometry, kept for the process. With a saved choice only that formulation is
-// built (others only if forced); otherwise every one is, for the timing.
+// built; otherwise the chooser builds what its rules need (one formulation where a rule decides, those it
+// will time otherwise). Others are built only if forced.
 Candidates *GetCandidates(const Geometry &g) {
   std::lock_guard<std::mutex> lock(g_cache_mutex);
   auto it = g_cache.find(g);
@@ -87,12 +88,12 @@ Candidates *GetCandidates(const Geometry &g) {
   if (preset != g_preset.end() && EnsureBuilt(c.get(), preset->second)) {
     c->chosen = c->tuning.chosen = preset->second;
     c->tuning.active[preset->second] = true;
+    c->tuning.decision = Decision::kPreset;
     return (g_cache[g] = std::move(c)).get();
   }
-  bool any = false;
-  for (int i = 0; i < kCandidateCount; ++i) any = EnsureBuilt(c.get(), i) || any;
-  if (!any) return nullptr;  // leaks the partial builds on this error path only
-  c->tuning = StartTuning(g, c->built);
+  Candidates *raw = c.get();
+  c->tuning = StartTuning(g, [raw](int i) { return EnsureBuilt(raw, i); });
+  if (c->tuning.decision == Decision::kPending) return nullptr;  // nothing could be built
   c->chosen = c->tuning.chosen;
   return (g_cache[g] = std::move(c)).get();
 }
@@ -185,6 +186,13 @@ int BuiltCandidates(const Geometry &g) {
 int ChosenCandidate(const Geometry &g) {
   Candidates *c = GetCandidates(g);
   return c == nullptr ? -1 : c->chosen.load();
+}
+
+int ChoiceDecision(const Geometry &g) {
+  Candidates *c = GetCandidates(g);
+  if (c == nullptr) return -1;
+  std::lock_guard<std::mutex> lock(c->tune);
+  return static_cast<int>(c->tuning.decision);
 }
 
 int TuningPending() {

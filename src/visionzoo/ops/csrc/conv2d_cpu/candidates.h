@@ -23,6 +23,8 @@ int64_t CandidateRuns(int i);
 int BuiltCandidates(const Geometry &g);
 // The candidate g keeps (-1: still choosing, or nothing could be built).
 int ChosenCandidate(const Geometry &g);
+// How g's choice was made (chooser.h's Decision as an int), -1 when nothing could be built.
+int ChoiceDecision(const Geometry &g);
 // How many geometries and directions have started timing and not finished.
 int TuningPending();
 

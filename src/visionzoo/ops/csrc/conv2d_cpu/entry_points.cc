@@ -117,6 +117,13 @@ extern "C" int VzConvChosenCandidate(int direction, const int64_t *x, const int6
   return vzconv::ChosenCandidate(Geometry::FromShapes(direction, x, w, y, p));
 }
 
+// Tests: how a geometry's choice was made (chooser.h: 0 pending, 1 the only candidate, 2 the Winograd
+// rule, 3 the tiny-map GEMM rule, 4 timed, 5 a saved choice), -1 for an error. Decides it if undecided.
+extern "C" int VzConvDecision(int direction, const int64_t *x, const int64_t *w, const int64_t *y,
+                              const int32_t *p) {
+  return vzconv::ChoiceDecision(Geometry::FromShapes(direction, x, w, y, p));
+}
+
 // Saved choices: a row is the 16 numbers of a Geometry (direction, N, C, H, W, O, KH, KW, OH, OW, sh, sw,
 // pt, pb, pl, pr) followed by the candidate. VzConvPresetChoice makes a geometry start with that candidate
 // (ignored where it is not built); VzConvChoices writes up to max_rows rows of the choices this process
