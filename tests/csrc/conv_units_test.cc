@@ -172,10 +172,14 @@ void TestChooserRules() {
   all = Builds{{true, true, true, true, true, false}};
   t = StartTuning(pointwise, all.Callback());
   CHECK(ActiveBits(t) == (Bit(kBlocked) | Bit(kPlain)) && !all.asked[kDirectionSpecific]);
-  // the weight gradient times the batched GEMM too, and takes it at once on a map of <= 4 pixels
+  // the weight gradient times the batched GEMM too below 64 pixels, and takes it at once on <= 4
   pointwise.direction = kBackwardWeights;
   all = Builds{{true, true, true, true, true, false}};
-  t = StartTuning(pointwise, all.Callback());
+  t = StartTuning(pointwise, all.Callback());  // 8x8: no batched GEMM
+  CHECK(ActiveBits(t) == (Bit(kBlocked) | Bit(kPlain)) && !all.asked[kDirectionSpecific]);
+  Geometry small = Geometry{kBackwardWeights, 64, 16, 7, 7, 32, 1, 1, 7, 7, 1, 1, 0, 0, 0, 0};
+  all = Builds{{true, true, true, true, true, false}};
+  t = StartTuning(small, all.Callback());
   CHECK(ActiveBits(t) == (Bit(kBlocked) | Bit(kPlain) | Bit(kDirectionSpecific)));
   Geometry tiny = Geometry{kBackwardWeights, 64, 16, 2, 2, 32, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0};
   all = Builds{{true, true, true, true, true, false}};
@@ -200,16 +204,26 @@ void TestChooserRules() {
 
 void TestChooserTiming() {
   const Geometry g = Geometry{kForward, 8, 16, 9, 9, 16, 1, 1, 9, 9, 1, 1, 0, 0, 0, 0};
+  Builds three{{true, true, false, false, false, true}};
+  Tuning t = StartTuning(g, three.Callback());
+  CHECK(NextCandidate(t) == kWinograd);  // the highest number first, blocked last
+  RecordTiming(t, kWinograd, 0.05);
+  CHECK(NextCandidate(t) == kPlain);
+  RecordTiming(t, kPlain, 0.05);
+  CHECK(NextCandidate(t) == kBlocked);
+  // long calls: one round; the faster of two close ones wins
   Builds two{{true, true, false, false, false, false}};
   const double close[kCandidateCount] = {0.0300, 0.0290, 1, 1, 1, 1};
-  Tuning t = StartTuning(g, two.Callback());
-  int calls = 0;
-  CHECK(Simulate(t, close, &calls) == kPlain);  // the faster one wins
-  CHECK(calls == 2 * kRounds);                   // close: every round run
-  const double apart[kCandidateCount] = {0.0300, 0.0400, 1, 1, 1, 1};
   t = StartTuning(g, two.Callback());
-  CHECK(Simulate(t, apart, &calls) == kBlocked);
-  CHECK(calls == 2);  // clearly separated (> kDropRatio): settled after one round
+  int calls = 0;
+  CHECK(Simulate(t, close, &calls) == kPlain && calls == 2);
+  // short calls: a second round between those within kDropRatio of the best
+  const double short_close[kCandidateCount] = {0.0020, 0.0021, 1, 1, 1, 1};
+  t = StartTuning(g, two.Callback());
+  CHECK(Simulate(t, short_close, &calls) == kBlocked && calls == 2 * kShortRounds);
+  const double short_apart[kCandidateCount] = {0.0020, 0.0040, 1, 1, 1, 1};
+  t = StartTuning(g, two.Callback());
+  CHECK(Simulate(t, short_apart, &calls) == kBlocked && calls == 2);  // clearly separated: one round
   CHECK(!t.active[kPlain] && t.timings[kPlain] == 1);
 }
 

@@ -19,9 +19,10 @@ VGG's, most of GoogLeNet's 3x3 branches) have one more, the kernel's own Winogra
 So each geometry and direction chooses one in its first call (``csrc/conv2d_cpu/chooser.h``): a rule table
 built from per-layer measurements on both ISA classes decides where they give a rule (Winograd for 3x3
 stride-1 layers with at least 64 reduced channels, the batched GEMM for weight gradients on maps of up
-to 4 pixels; the batch-split and forward_inference formulations are never timed); otherwise that call
-times blocked, plain and Winograd / the batched GEMM where they exist on its own operands, at most twice
-each (once when they separate clearly), and keeps the fastest, which also computes that first result
+to 4 pixels; the batch-split and forward_inference formulations, and the batched GEMM on maps of 64
+pixels or more, are never timed); otherwise that call times blocked, plain and Winograd / the batched
+GEMM where they exist on its own operands, once each (twice where calls are short and close), and keeps
+the fastest, which also computes that first result
 (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices are kept per (geometry, ISA, thread
 count) in the cache directory and reused by later runs, so that a noisy machine's timing cannot make two
 runs differ (``python -m visionzoo.ops clear`` forgets them; ``VISIONZOO_CONV_TUNING=fresh`` tunes

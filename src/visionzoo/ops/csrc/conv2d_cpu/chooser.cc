@@ -18,6 +18,7 @@ Tuning Decided(int i, Decision decision) {
 
 bool Timed(const Geometry &g, int i) {
   const Formulation f = Describe(g.direction, i);
+  if (f.algorithm == Algorithm::kBatchGemm) return g.OH * g.OW < kBigMapPixels;
   return !f.split && f.algorithm != Algorithm::kNone && f.algorithm != Algorithm::kOneDnnInference;
 }
 
@@ -44,13 +45,13 @@ Tuning StartTuning(const Geometry &g, const std::function<bool(int)> &build) {
 int NextCandidate(Tuning &t) {
   if (t.chosen >= 0) return t.chosen;
   int next = -1, fewest = 1 << 30, pick = -1, active = 0;
-  for (int i = 0; i < kCandidateCount; ++i) {
+  for (int i = kCandidateCount - 1; i >= 0; --i) {
     if (!t.active[i]) continue;
     ++active;
     if (t.timings[i] < fewest) fewest = t.timings[i], next = i;
     if (pick < 0 || t.best[i] < t.best[pick]) pick = i;
   }
-  if (active == 1 || fewest >= kRounds) {
+  if (active == 1 || fewest >= (t.best[pick] < kShort ? kShortRounds : kRounds)) {
     t.chosen = pick;
     return pick;
   }
