@@ -15,6 +15,7 @@ import pytest
 
 from script_utils import script_env
 from visionzoo import runtime
+from visionzoo.files import HOME_ENV
 from visionzoo.ops import MaxPool2d, pooling
 from visionzoo.ops._build import KernelBuildError, build_library, load_once
 
@@ -44,19 +45,20 @@ def _calls(tmp_path):
     return path.read_text().split() if path.exists() else []
 
 
-# Both names of the cache root (VISIONZOO_CACHE_DIR today, VISIONZOO_HOME after the package restructure):
-# the tests look up the kernel directory through runtime.cache_dir() either way.
-def _cache_env(root):
-    return {"VISIONZOO_CACHE_DIR": str(root), "VISIONZOO_HOME": str(root)}
+def _cache_env():
+    """The variable the kernel cache is found by (runtime.cache_dir -> files.cache_root), for subprocesses."""
+    return {HOME_ENV: os.environ[HOME_ENV]}
 
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """An empty cache root for the test; the value is the kernel directory in it."""
-    for key, value in _cache_env(tmp_path / "cache").items():
-        monkeypatch.setenv(key, value)
+    """An empty cache root for the test ($VISIONZOO_HOME, what files.cache_root reads); the value is the
+    kernel directory in it."""
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(runtime.FAST_OPS_ENV, raising=False)
-    return runtime.cache_dir()
+    kernels = runtime.cache_dir()
+    assert kernels == str(tmp_path / "cache" / "kernels")  # the variable set here is the one the code reads
+    return kernels
 
 
 def test_racing_processes_build_once(tmp_path, cache):
@@ -64,7 +66,7 @@ def test_racing_processes_build_once(tmp_path, cache):
     gets the same library."""
     cxx = _fake_compiler(tmp_path, 'sleep 2; echo built > "$OUT"')
     code = "from visionzoo.ops._build import build_library; print('LIB', build_library('maxpool2d_cpu'))"
-    env = script_env({"CXX": cxx, **{k: os.environ[k] for k in _cache_env("")}})
+    env = script_env({"CXX": cxx, **_cache_env()})
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -140,7 +142,7 @@ def _ops_cli(args, cache, **env):
         capture_output=True,
         text=True,
         timeout=600,
-        env=script_env({**{k: os.environ[k] for k in _cache_env("")}, **env}),
+        env=script_env({**_cache_env(), **env}),
     )
 
 
@@ -192,7 +194,7 @@ def test_prebuild_then_tuning_choices_persist(cache):
             capture_output=True,
             text=True,
             timeout=300,
-            env=script_env({k: os.environ[k] for k in _cache_env("")}),
+            env=script_env(_cache_env()),
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs.append(json.loads(proc.stdout.split("CHOICE ")[1]))

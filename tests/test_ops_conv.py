@@ -262,8 +262,8 @@ def test_batch_gemm_in_groups_of_images_matches_nn(kwargs, shape):
 
 
 def test_tuning_chooses_in_the_first_call_whose_result_is_the_chosen_formulations():
-    """A geometry's first call times the candidates, each up to three times, and keeps one; that call's
-    result is already the kept candidate's, bit for bit, and right."""
+    """A geometry no rule decides (3x3 stride 2, 5 channels) times its candidates in its first call, each at
+    most twice, and keeps one; that call's result is already the kept candidate's, bit for bit, and right."""
     lib = ctypes.CDLL(build_conv_kernels())
     lib.VzConvClearPresets()  # choices persisted by earlier runs would skip the tuning watched here
     conv = _fast_conv(in_channels=5, out_channels=7, kernel_size=3, stride=2, pad_mode="same")
@@ -288,12 +288,72 @@ def test_tuning_chooses_in_the_first_call_whose_result_is_the_chosen_formulation
     first = conv(x).asnumpy()
     _close(first, want, "the tuning call's output")
     chosen = lib.VzConvChosenCandidate(inference, *pointers)
-    assert chosen in (0, 1, 2, 3, 4)  # inference: four formulations and oneDNN's forward_inference choice
+    assert chosen in (0, 1)  # timed: blocked and plain (never the split ones or forward_inference)
+    assert lib.VzConvDecision(inference, *pointers) == DECISIONS["timed"]
     assert lib.VzConvTuning() == 0  # nothing left half-tuned between calls
     with forced_candidate(chosen):
         np.testing.assert_array_equal(conv(x).asnumpy(), first)
     np.testing.assert_array_equal(conv(x).asnumpy(), first)
     assert lib.VzConvChosenCandidate(inference, *pointers) == chosen
+
+
+# chooser.h's Decision values (VzConvDecision)
+DECISIONS = {"only": 1, "winograd rule": 2, "tiny-map gemm rule": 3, "timed": 4, "saved": 5}
+
+
+def _geometry(x, w, y, p):
+    arrays = [np.array(x, np.int64), np.array(w, np.int64), np.array(y, np.int64), np.array(p, np.int32)]
+    return arrays, [a.ctypes.data_as(ctypes.c_void_p) for a in arrays]
+
+
+# (direction, x, w, y, p, decision, the formulations built): chooser.h's rule table, on geometries no
+# other test uses. Directions: 0 forward, 1 inference, 2 backward data, 3 backward weights.
+RULES = [
+    # 3x3 stride 1, >= 64 reduced channels: Winograd, nothing else built
+    (0, (2, 64, 6, 6), (8, 64, 3, 3), (2, 8, 6, 6), (1, 1, 1, 1, 1, 1), "winograd rule", {5}),
+    (3, (2, 64, 6, 6), (8, 64, 3, 3), (2, 8, 6, 6), (1, 1, 1, 1, 1, 1), "winograd rule", {5}),
+    # the data gradient reduces over the output's channels (VGG's first layer, 3 -> 64)
+    (2, (2, 3, 6, 6), (64, 3, 3, 3), (2, 64, 6, 6), (1, 1, 1, 1, 1, 1), "winograd rule", {5}),
+    # ... whose forward (3 input channels) is timed between blocked, plain and Winograd
+    (0, (2, 3, 6, 6), (64, 3, 3, 3), (2, 64, 6, 6), (1, 1, 1, 1, 1, 1), "timed", {0, 1, 5}),
+    # the weight gradient on a map of <= 4 pixels: the batched GEMM
+    (3, (2, 24, 2, 2), (16, 24, 1, 1), (2, 16, 2, 2), (1, 1, 0, 0, 0, 0), "tiny-map gemm rule", {4}),
+    # otherwise timed: blocked, plain and the batched GEMM below 64 pixels; eval never builds forward_inference
+    (3, (2, 24, 5, 5), (16, 24, 1, 1), (2, 16, 5, 5), (1, 1, 0, 0, 0, 0), "timed", {0, 1, 4}),
+    (3, (2, 24, 8, 8), (16, 24, 1, 1), (2, 16, 8, 8), (1, 1, 0, 0, 0, 0), "timed", {0, 1}),
+    (1, (2, 24, 5, 5), (16, 24, 1, 1), (2, 16, 5, 5), (1, 1, 0, 0, 0, 0), "timed", {0, 1}),
+]
+
+
+@pytest.mark.parametrize("direction, x, w, y, p, decision, built", RULES)
+def test_the_rule_table_decides_what_is_built_and_timed(direction, x, w, y, p, decision, built):
+    """chooser.h's rules: a rule-decided geometry builds one formulation and times nothing; the others
+    build only what is timed (never the batch-split formulations, never forward_inference)."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvClearPresets()
+    _, pointers = _geometry(x, w, y, p)
+    assert lib.VzConvDecision(direction, *pointers) == DECISIONS[decision]
+    assert lib.VzConvBuiltCandidates(direction, *pointers) == sum(1 << i for i in built)
+    if decision != "timed":
+        assert lib.VzConvChosenCandidate(direction, *pointers) == min(built)
+
+
+def test_a_rule_decided_layer_runs_its_formulation_once_in_its_first_call():
+    """A 3x3 stride-1 layer with 64 input channels: its first call runs Winograd once (no timing of the
+    others) and agrees with nn.Conv2d."""
+    lib = ctypes.CDLL(build_conv_kernels())
+    lib.VzConvClearPresets()
+    conv = _fast_conv(in_channels=64, out_channels=6, kernel_size=3, pad_mode="pad", padding=1)
+    ref = nn.Conv2d(in_channels=64, out_channels=6, kernel_size=3, pad_mode="pad", padding=1)
+    ref.weight.set_data(conv.weight.data.copy())
+    conv.set_train(False)
+    ref.set_train(False)
+    x = Tensor(np.random.default_rng(11).standard_normal((3, 64, 5, 7)).astype(np.float32))
+    before = [candidate_runs(i) for i in range(6)]
+    _close(conv(x).asnumpy(), ref(x).asnumpy(), "the rule-decided first call")
+    assert [candidate_runs(i) - before[i] for i in range(6)] == [0, 0, 0, 0, 0, 1]
+    _, pointers = _geometry((3, 64, 5, 7), (6, 64, 3, 3), (3, 6, 5, 7), (1, 1, 1, 1, 1, 1))
+    assert lib.VzConvDecision(1, *pointers) == DECISIONS["winograd rule"]
 
 
 def test_a_saved_choice_builds_only_its_formulation_until_another_is_forced():
@@ -316,6 +376,7 @@ def test_a_saved_choice_builds_only_its_formulation_until_another_is_forced():
     _close(conv(x).asnumpy(), want, "the saved choice's output")
     assert lib.VzConvChosenCandidate(inference, *pointers) == plain
     assert lib.VzConvBuiltCandidates(inference, *pointers) == 1 << plain  # no other primitive built
+    assert lib.VzConvDecision(inference, *pointers) == DECISIONS["saved"]
     with forced_candidate(0):
         _close(conv(x).asnumpy(), want, "a forced formulation's output")
     assert lib.VzConvBuiltCandidates(inference, *pointers) == (1 << plain) | 1
@@ -433,7 +494,7 @@ def test_graph_mode_runs_the_fast_kernel():
     want = ref(x).asnumpy()
     for _ in range(2):  # the first call tunes, the second runs the choice
         _close(conv(x).asnumpy(), want, "graph-mode output")
-    assert lib.VzConvChosenCandidate(inference, *pointers) in (0, 1, 2, 3, 4)  # five in eval mode
+    assert lib.VzConvChosenCandidate(inference, *pointers) in (0, 1)  # timed: blocked or plain
 
 
 def test_scratch_buffers_are_per_running_call_not_per_calling_thread():

@@ -9,10 +9,10 @@ Deployment properties (docs/performance.md, "Building the kernels"):
   logs at debug level and uses the standard op, until the key changes or ``python -m visionzoo.ops build``
   retries;
 * the compiler runs under a timeout (``VISIONZOO_BUILD_TIMEOUT`` seconds, default 300);
-* the cache key covers the source (the ``.cc`` file and every header in ``csrc/``), the flags, the
-  compiler (its ``--version`` and target triple), the MindSpore version and the target ISA: the code
-  is compiled for the compiler's baseline of that triple (no ``-march=native``), so one prebuilt cache
-  serves every CPU of the architecture; the ISA a host runs at is chosen at run time
+* the cache key covers the source (every ``.cc`` file of the library and every header it may include),
+  the flags, the compiler (its ``--version`` and target triple), the MindSpore version and the target
+  ISA: the code is compiled for the compiler's baseline of that triple (no ``-march=native``), so one
+  prebuilt cache serves every CPU of the architecture; the ISA a host runs at is chosen at run time
   (:func:`visionzoo.runtime.choose_isa`), not compiled in.
 """
 
@@ -27,7 +27,7 @@ import logging
 import os
 import shutil
 import subprocess
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 from .. import runtime
 from ..errors import DeviceError
@@ -88,12 +88,32 @@ def _mindspore_version() -> str:
         return "unknown"
 
 
+def sources(name: str) -> List[str]:
+    """The source files of library ``name``, relative to ``csrc/``: ``<name>.cc``, or every ``.cc`` file in
+    the folder ``<name>/`` (one unit per job, compiled into one library)."""
+    folder = os.path.join(CSRC, name)
+    if os.path.isdir(folder):
+        return [os.path.join(name, f) for f in sorted(os.listdir(folder)) if f.endswith(".cc")]
+    return [f"{name}.cc"]
+
+
+def headers(name: str) -> List[str]:
+    """The headers library ``name`` may include, relative to ``csrc/`` (sorted): those in ``csrc/`` and, for
+    a library with a folder, those in the folder."""
+    found = [f for f in os.listdir(CSRC) if f.endswith(".h")]
+    folder = os.path.join(CSRC, name)
+    if os.path.isdir(folder):
+        found += [os.path.join(name, f) for f in os.listdir(folder) if f.endswith(".h")]
+    return sorted(found)
+
+
 def cache_key(name: str, link_args: Sequence[str] = (), cxx: Optional[str] = None) -> str:
-    """The 16-hex-digit key of ``csrc/<name>.cc`` (with the headers it may include) built with
-    ``link_args`` by ``cxx``: a hash of the source, the flags, the compiler identity, the MindSpore version
-    and the target ISA (the target triple and ``-march`` flags, here the triple's baseline)."""
+    """The 16-hex-digit key of library ``name`` (:func:`sources`, with every header it may include) built
+    with ``link_args`` by ``cxx``: a hash of the sources' names and contents, the flags, the compiler
+    identity, the MindSpore version and the target ISA (the target triple and ``-march`` flags, here the
+    triple's baseline)."""
     source = b""
-    for file in [f"{name}.cc", *sorted(f for f in os.listdir(CSRC) if f.endswith(".h"))]:
+    for file in [*sources(name), *headers(name)]:
         with open(os.path.join(CSRC, file), "rb") as f:
             source += file.encode() + b"\0" + f.read()
     march = [flag for flag in CXXFLAGS if flag.startswith("-march")] or ["baseline"]
@@ -129,12 +149,13 @@ def _read(path: str) -> str:
         return ""
 
 
-def _compile(cxx: str, source: str, lib: str, link_args: Sequence[str]) -> None:
-    """Compile ``source`` into ``lib`` atomically; raises OSError / subprocess errors on failure."""
+def _compile(cxx: str, source: Sequence[str], lib: str, link_args: Sequence[str]) -> None:
+    """Compile the ``source`` files into the one library ``lib`` atomically; raises OSError / subprocess
+    errors on failure."""
     with atomic_path(lib, suffix=".so") as tmp:
-        # the link arguments go after the source so that the linker resolves its symbols from them
+        # the link arguments go after the sources so that the linker resolves their symbols from them
         subprocess.run(
-            [cxx, *CXXFLAGS, "-o", tmp, source, *link_args],
+            [cxx, *CXXFLAGS, "-o", tmp, *source, *link_args],
             check=True,
             capture_output=True,
             text=True,
@@ -193,8 +214,8 @@ def cached_artifact(path: str, what: str, produce: Callable[[str], None], retry:
 
 
 def build_library(name: str, link_args: Sequence[str] = (), what: str = "CPU kernels", retry: bool = False) -> str:
-    """Compile ``csrc/<name>.cc`` into a shared library (once per machine) and return its path, cached
-    under :func:`visionzoo.runtime.cache_dir` as ``<name>_<key>.so`` (:func:`cache_key`) through
+    """Compile library ``name`` (:func:`sources`) into a shared library (once per machine) and return its
+    path, cached under :func:`visionzoo.runtime.cache_dir` as ``<name>_<key>.so`` (:func:`cache_key`) through
     :func:`cached_artifact` (lock, failure marker, ``retry``); raises :class:`KernelBuildError`."""
     cxx = compiler()
     lib = os.path.join(runtime.cache_dir(), f"{name}_{cache_key(name, link_args, cxx)}.so")
@@ -202,7 +223,7 @@ def build_library(name: str, link_args: Sequence[str] = (), what: str = "CPU ker
     def produce(out: str) -> None:
         if cxx is None:
             raise OSError(errno.ENOENT, "no C++ compiler found (set CXX or install g++)")
-        _compile(cxx, os.path.join(CSRC, f"{name}.cc"), out, link_args)
+        _compile(cxx, [os.path.join(CSRC, f) for f in sources(name)], out, link_args)
 
     return cached_artifact(lib, what, produce, retry)
 

@@ -6,7 +6,7 @@ this class so that a faster CPU formulation can be chosen in one place (see docs
 On CPU, MindSpore 2.10's ``Conv2D`` and its gradients hand oneDNN plain NCHW tensors, so oneDNN runs
 them as im2col + GEMM. When :func:`visionzoo.runtime.fast_conv_enabled` says so (CPU target, not
 switched off), float32 NCHW convolutions with ``group=1`` and dilation 1 go through a small C++ kernel
-(``csrc/conv2d_cpu.cc``) run as an ``aot`` Custom op with its own backward: it calls the same oneDNN
+(``csrc/conv2d_cpu/``, one unit per job) run as an ``aot`` Custom op with its own backward: it calls the same oneDNN
 library MindSpore loads, but lets the convolution choose its memory layouts (channel-blocked, as
 PyTorch does), which selects oneDNN's direct AVX2/AVX-512 kernels; inputs and outputs are reordered
 from and to NCHW around each call. Neither that nor MindSpore's plain-NCHW GEMM formulation wins for
@@ -16,9 +16,13 @@ fastest as one GEMM over many images, and in eval mode oneDNN's direct kernel of
 primitive usually beats its inference-kind (brgemm, NHWC) choice. 3x3 stride-1 convolutions (all of
 VGG's, most of GoogLeNet's 3x3 branches) have one more, the kernel's own Winograd F(4x4, 3x3) / F(2x2,
 3x3) (``csrc/winograd.h``: 2.25-4x fewer multiply-adds, on the plain NCHW tensors, in every direction).
-So each geometry and direction times its formulations (four, five for the weight gradient and in eval
-mode, plus Winograd where it applies) in its first call, on that call's
-operands, each three times, and keeps the fastest, which also computes that first result
+So each geometry and direction chooses one in its first call (``csrc/conv2d_cpu/chooser.h``): a rule table
+built from per-layer measurements on both ISA classes decides where they give a rule (Winograd for 3x3
+stride-1 layers with at least 64 reduced channels, the batched GEMM for weight gradients on maps of up
+to 4 pixels; the batch-split and forward_inference formulations, and the batched GEMM on maps of 64
+pixels or more, are never timed); otherwise that call times blocked, plain and Winograd / the batched
+GEMM where they exist on its own operands, once each (twice where calls are short and close), and keeps
+the fastest, which also computes that first result
 (``VISIONZOO_CONV_TUNING=0``: always the blocked one). Choices are kept per (geometry, ISA, thread
 count) in the cache directory and reused by later runs, so that a noisy machine's timing cannot make two
 runs differ (``python -m visionzoo.ops clear`` forgets them; ``VISIONZOO_CONV_TUNING=fresh`` tunes

@@ -32,7 +32,7 @@ def standard_ops(network: nn.Cell) -> Iterator[nn.Cell]:
 
     For exports: the fast paths are ``aot`` Custom ops bound to a library compiled on this machine,
     which ONNX cannot express and a MINDIR file would reference by a local path.
-    :func:`visionzoo.export.export_network` uses this; with ``mindspore.export`` directly, write
+    :func:`visionzoo.tasks.export.export_network` uses this; with ``mindspore.export`` directly, write
     ``with standard_ops(net): mindspore.export(net, ...)``. The previous choice is restored afterwards.
     """
     previous = [(cell, cell.fast) for _, cell in network.cells_and_names() if isinstance(cell, _FAST_CELLS)]

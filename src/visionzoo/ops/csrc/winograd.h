@@ -1,7 +1,7 @@
 // Winograd convolution for 3x3, stride-1 layers, F(4x4, 3x3) and F(2x2, 3x3): the forward pass (optionally
 // with a bias and a ReLU), the backward-data pass and the weight gradient (MakeWeightPlan, RunWeights), on
-// plain NCHW/OIHW float32 tensors. Included by conv2d_cpu.cc, where it is one of the formulations each
-// geometry times (docs/performance.md).
+// plain NCHW/OIHW float32 tensors. Included by conv2d_cpu/winograd_conv.h, where it is one of the
+// formulations a geometry chooses between (conv2d_cpu/chooser.h, docs/performance.md).
 //
 // Why: oneDNN 3.10 as MindSpore ships it has no Winograd convolution, and its direct kernels spend 9
 // multiply-adds per output and input channel on a 3x3 kernel. F(m x m, 3x3) computes an m x m output tile
