@@ -246,51 +246,14 @@ def main(argv=None) -> None:
             json.dump({"meta": meta, "results": rows}, f, indent=1)
 
 
-#: The results docs/data.md shows (tests/test_data.py checks the tables there against this file).
-DOC_RESULT = os.path.join(HERE, "results", "2026-12-06_pipeline_epyc-avx512.json")
-#: Published training rates per Ascend card (img/s) of the recipes measured here, from /work/shared/REFERENCE.md.
-PUBLISHED_PER_CARD = {
-    "googlenet/googlenet_imagenet_ascend.yaml": (1362, "MindCV googlenet: 10,893 img/s on 8 x Ascend 910*"),
-    "googlenet/googlenet_bn_cifar10_ascend.yaml": (1620, "model_zoo GoogLeNet CIFAR-10: 79 ms/step at batch 128"),
-}
-
-
-def markdown(data: Dict[str, Any]) -> str:
-    """The throughput table and the cores-per-card table of a result file, as docs/data.md shows them."""
-    meta, rows = data["meta"], data["results"]
-    repeats = len(rows[0]["visionzoo"]["runs_img_s"]) if rows else 0
-    lines = [
-        f"Host: {meta['cpu']} ({meta['isa_class']}), {meta['cpus']} cores shared with other work; "
-        f"{meta['date_utc']}; MindSpore {meta['mindspore']}, MindCV {meta['mindcv']}, Pillow {meta['pillow']}; "
-        f"median of {repeats} alternating runs; load average {meta['load_start']:.1f} at start, "
-        f"{meta['load_end']:.1f} at end.",
-        "",
-        "| pipeline | workers | visionzoo img/s | MindCV img/s | ratio "
-        + "| visionzoo img/CPU-s | MindCV img/CPU-s | ratio |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        v, m = r["visionzoo"], r["mindcv"]
-        lines.append(
-            f"| {r['case']} | {r['workers']} | {v['img_s']:,.0f} | {m['img_s']:,.0f} | {r['ratio_img_s']:.2f} | "
-            f"{v['img_per_cpu_s']:,.0f} | {m['img_per_cpu_s']:,.0f} | {r['ratio_img_per_cpu_s']:.2f} |"
-        )
-    lines += [
-        "",
-        "| recipe | published img/s per card | visionzoo img/CPU-s (lower of 1 and 2 workers) | host cores per card |",
-        "|---|---|---|---|",
-    ]
-    for recipe, (rate, source) in PUBLISHED_PER_CARD.items():
-        train = [r for r in rows if r["recipe"] == recipe and r["split"] == "train"]
-        if train:
-            per_core = min(r["visionzoo"]["img_per_cpu_s"] for r in train)
-            lines.append(f"| `{recipe}` | {rate:,} ({source}) | {per_core:,.0f} | {rate / per_core:.1f} |")
-    return "\n".join(lines) + "\n"
-
-
 def _print_table(meta: Dict[str, Any], rows: List[Dict[str, Any]], repeats: int) -> None:
-    print()
-    print(markdown({"meta": meta, "results": rows}))
+    """The docs' tables of this run (summarize_results.py renders the committed files the same way)."""
+    from summarize_results import KINDS, Result, source_line
+
+    run = [Result("this run", {"meta": meta, "results": rows})]
+    print(f"\nmedian of {repeats} alternating runs")
+    for name in ("pipeline", "cores-per-card"):
+        print("\n".join(KINDS[name](run) + ["", source_line(run), ""]))
 
 
 if __name__ == "__main__":

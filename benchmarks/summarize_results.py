@@ -100,7 +100,8 @@ def _host(data: dict) -> str:
         if isinstance(block, dict) and ("cpu" in block or "cpu_model" in block):
             flags = block.get("isa_flags", block.get("cpu_flags", block.get("avx512")))
             cores = block.get("cpus", block.get("cores", block.get("threads")))
-            date = str(block.get("date", block.get("started", "?")))[:16].replace("T", " ")
+            date = next((str(block[k]) for k in ("date", "started", "date_utc", "started_utc") if k in block), "?")
+            date = date[:16].replace("T", " ")
             parts = [block.get("cpu", block.get("cpu_model"))]
             if flags is not None:
                 parts.append("AVX-512 host" if any(f.startswith("avx512") for f in flags) else "AVX2 host")
@@ -315,6 +316,108 @@ def mindcv_fidelity_table(results: List[Result]) -> List[str]:
                 for s in systems
             ]
             lines.append(_row([result.name.removesuffix(".json"), run_no, seed, *cells]))
+    return lines
+
+
+@kind("sink-vs-loop")
+def sink_vs_loop_table(results: List[Result]) -> List[str]:
+    """sink_vs_loop.py: train_loss per epoch with dataset_sink_mode on and off, and the final val_top1."""
+    lines = _header("file | epoch | train_loss, sink | train_loss, loop | relative difference | val_top1 sink / loop")
+    for result in results:
+        runs, data = result.data["runs"], result.data
+        for sink, loop, diff in zip(runs["sink"]["records"], runs["loop"]["records"], data["train_loss_rel_diff"]):
+            top1 = f"{sink['val_top1']:.4f} / {loop['val_top1']:.4f}" if sink["epoch"] == data["epochs"] else ""
+            lines.append(
+                _row(
+                    [
+                        result.name,
+                        sink["epoch"],
+                        f"{sink['train_loss']:.6f}",
+                        f"{loop['train_loss']:.6f}",
+                        f"{diff:.1e}",
+                        top1,
+                    ]
+                )
+            )
+    return lines
+
+
+@kind("first-step-chooser")
+def first_step_chooser_table(results: List[Result]) -> List[str]:
+    """bench_first_step.py: first and steady training steps, the default chooser against tuning off."""
+    lines = _header(
+        "model | batch | ISA class | first step s default / tuning off | ratio (<= 1.5x) | "
+        "steady step s default / tuning off | ratio (<= 0.9x) | speed-up over PyTorch eager (>= 1.3x)"
+    )
+    for result in results:
+        meta = result.data["meta"]
+        for model, res in result.data["results"].items():
+            summary = res["summary"]
+            first, steady = summary["first_step_s"], summary["steady_step_s"]
+            lines.append(
+                _row(
+                    [
+                        model,
+                        res["batch"],
+                        meta["isa_class"],
+                        f"{first['default']:.1f} / {first['tuning-off']:.1f}",
+                        f"**{summary['first_default_over_off']:.2f}x**",
+                        f"{steady['default']:.2f} / {steady['tuning-off']:.2f}",
+                        f"**{summary['steady_default_over_off']:.2f}x**",
+                        f"**{summary['default_speedup_over_torch']:.2f}x**",
+                    ]
+                )
+            )
+    return lines
+
+
+#: Published training rates per accelerator card (../shared/REFERENCE.md) of the recipes whose input
+#: pipeline bench_pipeline.py measures: how many host cores a card needs at that rate.
+PUBLISHED_PER_CARD = {
+    "googlenet/googlenet_imagenet_ascend.yaml": (1362, "MindCV googlenet: 10,893 img/s on 8 x Ascend 910*"),
+    "googlenet/googlenet_bn_cifar10_ascend.yaml": (1620, "model_zoo GoogLeNet CIFAR-10: 79 ms/step at batch 128"),
+}
+
+
+@kind("pipeline")
+def pipeline_table(results: List[Result]) -> List[str]:
+    """bench_pipeline.py: visionzoo's input pipeline against MindCV's, wall clock and per CPU-second."""
+    lines = _header(
+        "pipeline | workers | visionzoo img/s | MindCV img/s | ratio | visionzoo img/CPU-s | MindCV img/CPU-s | ratio"
+    )
+    for result in results:
+        for r in result.data["results"]:
+            v, m = r["visionzoo"], r["mindcv"]
+            lines.append(
+                _row(
+                    [
+                        r["case"],
+                        r["workers"],
+                        f"{v['img_s']:,.0f}",
+                        f"{m['img_s']:,.0f}",
+                        f"{r['ratio_img_s']:.2f}",
+                        f"{v['img_per_cpu_s']:,.0f}",
+                        f"{m['img_per_cpu_s']:,.0f}",
+                        f"{r['ratio_img_per_cpu_s']:.2f}",
+                    ]
+                )
+            )
+    return lines
+
+
+@kind("cores-per-card")
+def cores_per_card_table(results: List[Result]) -> List[str]:
+    """bench_pipeline.py: host cores per card = published img/s per card / visionzoo's training img/CPU-s
+    (the lower of its worker counts)."""
+    lines = _header("recipe | published img/s per card | visionzoo img/CPU-s | host cores per card")
+    for result in results:
+        rows = result.data["results"]
+        for recipe, (rate, source) in PUBLISHED_PER_CARD.items():
+            train = [r["visionzoo"]["img_per_cpu_s"] for r in rows if r["recipe"] == recipe and r["split"] == "train"]
+            if train:
+                lines.append(
+                    _row([f"`{recipe}`", f"{rate:,} ({source})", f"{min(train):,.0f}", f"{rate / min(train):.1f}"])
+                )
     return lines
 
 

@@ -429,21 +429,3 @@ def test_set_epoch_gives_each_epoch_its_own_reproducible_order():
     e0, e1, e2 = first_labels(0), first_labels(1), first_labels(2)
     assert len({tuple(e0), tuple(e1), tuple(e2)}) == 3
     assert first_labels(1) == e1 and first_labels(0) == e0
-
-
-def test_docs_pipeline_tables_are_generated_from_the_committed_results():
-    import importlib.util
-    import json
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location(
-        "bench_pipeline", os.path.join(root, "benchmarks", "bench_pipeline.py")
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    with open(bench.DOC_RESULT, encoding="utf-8") as f:
-        data = json.load(f)
-    with open(os.path.join(root, "docs", "data.md"), encoding="utf-8") as f:
-        docs = f.read()
-    assert bench.markdown(data) in docs  # regenerate: python -c "...markdown(json.load(...))" (see docs/data.md)
-    assert {r["case"] for r in data["results"]} >= {"folder train, googlenet ImageNet recipe"}
