@@ -98,7 +98,7 @@ def test_finetuning_a_converted_torchvision_checkpoint_beats_training_from_scrat
     accuracy (seeds 0 / 1) on an AMD EPYC (AVX-512 class) host, where fine-tuning then reached only
     0.56. Measured with 8 on that AMD EPYC host (2 cores, load ~6), seeds 0 and 1 for both pretraining
     and fine-tuning: source 0.975 / 0.74 training accuracy, fine-tuned 0.80 / 0.825 top-1, from scratch
-    0.25 / 0.25 (chance); the test takes ~6.5 min there."""
+    0.25 / 0.25 (chance); the test takes 6.5-8 min there."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
