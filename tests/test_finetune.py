@@ -91,11 +91,14 @@ def test_finetune_recipe_from_a_converted_checkpoint_on_a_small_folder(tmp_path)
 
 def test_finetuning_a_converted_torchvision_checkpoint_beats_training_from_scratch(tmp_path):
     """Source: torchvision's GoogLeNet (BatchNorm, ``transform_input``) trained by torch on the first 60
-    images of each digit (4 epochs, ~80% training accuracy), saved as a ``.pth``. Target: digits 6-9 from
-    other images, 8 per class to train and 20 per class to validate. Both runs use the packaged recipe
-    (backbone at 0.1x the head's LR), the same seed, 2 epochs (8 steps) and the same milder crop; only
-    ``ckpt_path`` differs. Measured while developing (seeds 0 and 1, 1 and 4 epochs): fine-tuned 0.80-0.89
-    top-1, from scratch 0.25-0.28 (chance is 0.25)."""
+    images of each digit (8 epochs), saved as a ``.pth``. Target: digits 6-9 from other images, 8 per
+    class to train and 20 per class to validate. Both runs use the packaged recipe (backbone at 0.1x the
+    head's LR), the same seed, 2 epochs (8 steps) and the same milder crop; only ``ckpt_path`` differs.
+    4 pretraining epochs were enough on Intel Xeon hosts but left the source at 0.58 / 0.63 training
+    accuracy (seeds 0 / 1) on an AMD EPYC (AVX-512 class) host, where fine-tuning then reached only
+    0.56. Measured with 8 on that AMD EPYC host (2 cores, load ~6), seeds 0 and 1 for both pretraining
+    and fine-tuning: source 0.975 / 0.74 training accuracy, fine-tuned 0.80 / 0.825 top-1, from scratch
+    0.25 / 0.25 (chance); the test takes 6.5-8 min there."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
@@ -104,13 +107,14 @@ def test_finetuning_a_converted_torchvision_checkpoint_beats_training_from_scrat
 
     source = tmp_path / "pretrained.pth"
     proc = subprocess.run(
-        [sys.executable, os.path.join(os.path.dirname(__file__), "tv_pretrain.py"), str(source), "0", "60", "4"],
+        [sys.executable, os.path.join(os.path.dirname(__file__), "tv_pretrain.py"), str(source), "0", "60", "8"],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,  # 8 epochs took ~5 min on 2 loaded cores: room for a heavier load
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert float(proc.stdout.split()[-1]) > 0.5  # the source model learned something about digits
+    pretrain_acc = float(proc.stdout.split()[-1])
+    assert pretrain_acc > 0.5  # the source model learned something about digits
     converted = tmp_path / "pretrained.ckpt"
     convert_checkpoint(str(source), "googlenet_bn.tv_in1k", str(converted), num_classes=10)
 
@@ -160,4 +164,5 @@ def test_finetuning_a_converted_torchvision_checkpoint_beats_training_from_scrat
     finally:
         runtime.use_fast_conv(None)
         runtime.use_fast_pool(None)
+    top1["source_train_accuracy"] = pretrain_acc  # in the message: a weak source is the first suspect
     assert top1["finetuned"] >= 0.6 and top1["finetuned"] >= top1["scratch"] + 0.25, top1
