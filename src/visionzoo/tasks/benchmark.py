@@ -38,6 +38,7 @@ __all__ = [
     "Row",
     "time_steps",
     "host_info",
+    "cpu_model",
     "peak_memory_reset",
     "peak_memory_mb",
     "training_trainer",
@@ -90,7 +91,8 @@ def time_steps(step: Callable[[], Any], iters: int, warmup: int) -> List[float]:
     return times
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo, else what the platform module knows)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -108,7 +110,7 @@ def host_info() -> Dict[str, Any]:
     flags = runtime.cpu_flags()
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "isa_class": (runtime.best_fp32_isa(flags) or platform.machine()).lower(),
         "isa_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma"))),
         "threads": threads,
