@@ -1,7 +1,7 @@
 """Inference through visionzoo's Predictor (defaults) vs ONNX Runtime on visionzoo's own ONNX export, side by side.
 
 Cases (issue 25's acceptance): googlenet@224 at batch 1 and 16, vgg16_bn@224 at batch 1, vgg16_bn_cifar@32 at
-batch 128. Three worker processes per case, driven in turns (A B C A B C ...) so that drifts of a shared machine
+batch 128. Four worker processes per case, driven in turns (A B C A B C ...) so that drifts of a shared machine
 hit all alike:
 
   predictor  ``visionzoo.Predictor(model=..., num_classes=..., image_resize=...)`` with every default (engine
@@ -11,6 +11,8 @@ hit all alike:
   native     the same Predictor with ``engine="mindspore"`` in graph mode (as visionzoo-infer runs it): the native path
   ort        ``onnxruntime.InferenceSession`` on the ONNX file the predictor exported (the same weights), 2 intra-op
              threads, every graph optimisation, as a user deploying visionzoo's export would run it
+  openvino   OpenVINO on the same file, 2 threads, latency hint, float32 precision (its bf16 default on CPUs
+             with bf16 instructions is not the model's arithmetic)
 
 Timing and host facts come from :mod:`visionzoo.tasks.benchmark` (the functions visionzoo-benchmark uses).
 
@@ -35,7 +37,7 @@ CASES = {
     "vgg16_bn_b1": ("vgg16_bn", 224, 1000, 1),
     "vgg16_bn_cifar_b128": ("vgg16_bn_cifar", 32, 10, 128),
 }
-WORKERS = ("predictor", "native", "ort")
+WORKERS = ("predictor", "native", "ort", "openvino")
 
 
 def _reply(obj) -> None:
@@ -66,6 +68,16 @@ def worker_main(args) -> None:
             return session.run(None, {name: x})[0]
 
         info.update(version=ort.__version__, file=args.onnx)
+    elif args.worker == "openvino":
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2}
+        request = ov.Core().compile_model(args.onnx, "CPU", config).create_infer_request()
+
+        def step():
+            return request.infer({0: x})[0]
+
+        info.update(version=ov.__version__, file=args.onnx)
     else:
         import mindspore as ms
 
@@ -136,8 +148,9 @@ def bench_case(case: str, args) -> dict:
     results = {"predictor": predictor.read()}
     workers = [predictor]
     if results["predictor"].get("file"):
-        workers.append(Worker("ort", case, args, onnx=results["predictor"]["file"]))
-        results["ort"] = workers[-1].read()
+        for name in ("ort", "openvino"):
+            workers.append(Worker(name, case, args, onnx=results["predictor"]["file"]))
+            results[name] = workers[-1].read()
     workers.append(Worker("native", case, args))
     results["native"] = workers[-1].read()
     rounds = {w.name: [] for w in workers}
@@ -157,6 +170,7 @@ def bench_case(case: str, args) -> dict:
         )
     if "ort" in results:
         results["predictor_vs_ort"] = results["ort"]["median_ms"] / results["predictor"]["median_ms"]
+        results["predictor_vs_openvino"] = results["openvino"]["median_ms"] / results["predictor"]["median_ms"]
     results["predictor_vs_native"] = results["native"]["median_ms"] / results["predictor"]["median_ms"]
     results.update(model=model, image_size=size, num_classes=classes, batch=batch)
     return results
@@ -188,6 +202,7 @@ def main(argv=None) -> int:
         line = f"{case}: predictor ({r['predictor']['engine']}) {r['predictor']['median_ms']:.2f} ms"
         if "ort" in r:
             line += f", ort {r['ort']['median_ms']:.2f} ms ({r['predictor_vs_ort']:.3f}x)"
+            line += f", openvino {r['openvino']['median_ms']:.2f} ms"
         line += f", native {r['native']['median_ms']:.2f} ms; logits rel diff {r['predictor']['rel_diff']:.2e}"
         print(line, flush=True)
     host["load_avg_end"] = list(os.getloadavg())

@@ -70,6 +70,14 @@ def test_auto_keeps_mindspore_for_a_shape_where_it_is_faster(trained, home, monk
     assert predictor.engine.used() == ["onnxruntime", "mindspore"]
 
 
+def test_openvino_runs_the_same_export_within_tolerance(trained, home):
+    predictor = Predictor(checkpoint_path=trained["ckpt"], engine="openvino")
+    x = _batch(3)
+    out, native = predictor.logits_of(x), engines.native_logits(predictor.network, x)
+    assert np.abs(out - native).max() <= 1e-4 * np.abs(native).max() and not np.array_equal(out, native)
+    assert predictor.engine.used() == ["openvino"] and len(os.listdir(home / "onnx")) == 1
+
+
 def test_the_race_times_both_in_turns():
     calls = []
     native_s, engine_s = engines._race(lambda: calls.append("n"), lambda: calls.append("e") or time.sleep(0.02))

@@ -123,7 +123,10 @@ def _onnxruntime_session(path: str) -> Callable[[np.ndarray], np.ndarray]:
 def _openvino_session(path: str) -> Callable[[np.ndarray], np.ndarray]:
     import openvino as ov
 
-    compiled = ov.Core().compile_model(path, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+    # float32: on CPUs with bf16 instructions OpenVINO would otherwise run bf16, far from the native logits
+    # (and 2026.4 cannot compile the export's MaxPool in bf16 on an AMD EPYC AVX-512 host)
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    compiled = ov.Core().compile_model(path, "CPU", config)
     request = compiled.create_infer_request()
     return lambda batch: np.array(request.infer({0: batch})[0])
 
