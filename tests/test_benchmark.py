@@ -109,3 +109,16 @@ def test_command_line_error_is_one_line_exit_2(tmp_path):
     assert line.startswith("error: key 'model': unknown model 'vgg11_bn_cifarr'") and "vgg11_bn_cifar" in line
     help_ = subprocess.run([sys.executable, "-c", code, "--help"], env=script_env(), capture_output=True, text=True)
     assert help_.returncode == 0 and help_.stdout.startswith("usage: visionzoo-benchmark --model NAME[.TAG]")
+
+
+def test_a_command_ends_with_an_idle_thread_pool_alive(tmp_path):
+    """An executor never shut down (importing openvino starts one for its telemetry) must not hang the exit."""
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from visionzoo.cli import run_main\n"
+        "pool = ThreadPoolExecutor(1)\n"
+        "pool.submit(int).result()\n"
+        "run_main(lambda argv: 3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=script_env(), capture_output=True, timeout=60)
+    assert proc.returncode == 3

@@ -52,18 +52,19 @@ ENGINES: Tuple[str, ...] = ("mindspore", "onnxruntime", "openvino")
 PREFERENCE: Tuple[str, ...] = ("onnxruntime", "mindspore")
 #: Largest |engine - native| allowed, as a fraction of the largest |native logit|.
 TOLERANCE = 1e-4
-_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
 def engine_version(name: str) -> Optional[str]:
-    """The installed version of engine ``name``, None when it is not installed."""
-    import importlib
+    """The installed version of engine ``name`` (or any package), None when it is not installed.
+
+    Read from the package metadata, without importing it: importing openvino starts its telemetry.
+    """
+    from importlib import metadata
 
     try:
-        module = importlib.import_module(_MODULES.get(name, name))
-    except ImportError:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
         return None
-    return str(getattr(module, "__version__", "unknown"))
 
 
 def available_engines() -> List[str]:
