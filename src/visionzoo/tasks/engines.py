@@ -40,6 +40,7 @@ __all__ = [
     "choose_engine",
     "engine_version",
     "native_logits",
+    "compiled_forward",
     "network_digest",
 ]
 
@@ -48,7 +49,8 @@ _logger = logging.getLogger(__name__)
 #: Engines an ``engine`` option accepts (besides ``auto``).
 ENGINES: Tuple[str, ...] = ("mindspore", "onnxruntime", "openvino")
 #: The engine ``auto`` tries on CPU, first installed first (it then races MindSpore per input shape).
-#: OpenVINO is left out: 2026.4 cannot compile the export's MaxPool on the measured host (AMD EPYC, AVX-512).
+#: OpenVINO is left out: in no measured case was it the fastest of the three
+#: (benchmarks/results/2026-12-06T*_inference_engines.json, AMD EPYC AVX-512, 2 threads).
 PREFERENCE: Tuple[str, ...] = ("onnxruntime", "mindspore")
 #: Largest |engine - native| allowed, as a fraction of the largest |native logit|.
 TOLERANCE = 1e-4
@@ -90,13 +92,24 @@ def choose_engine(requested: str = "auto", device_target: str = "CPU") -> str:
 
 
 def native_logits(network: Any, batch: np.ndarray) -> np.ndarray:
-    """float32 N x C x H x W -> float32 N x classes through the MindSpore network (its main head)."""
+    """float32 N x C x H x W -> float32 N x classes through the MindSpore network (its main head);
+    ``network`` may also be a compiled forward (see :func:`compiled_forward`)."""
     import mindspore as ms
 
     out = network(ms.Tensor(np.ascontiguousarray(batch, dtype=np.float32)))
     if isinstance(out, (tuple, list)):  # aux heads: the main logits come first
         out = out[0]
     return out.asnumpy().astype(np.float32)
+
+
+def compiled_forward(network: Any) -> Any:
+    """The network's forward as one compiled graph: the network itself in graph mode, ``ms.jit`` of its
+    ``construct`` in PyNative mode (op-by-op dispatch measured up to twice as slow at batch 1)."""
+    import mindspore as ms
+
+    if ms.get_context("mode") == ms.GRAPH_MODE:
+        return network
+    return ms.jit(network.construct)
 
 
 def network_digest(network: Any) -> str:
@@ -173,16 +186,23 @@ class InferenceEngine:
         self._runs: Dict[Tuple[int, ...], Callable[[np.ndarray], np.ndarray]] = {}
         self.choices: Dict[Tuple[int, ...], str] = {}  # input shape -> the engine that runs it
         self._digest: Optional[str] = None
+        self._native: Any = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """float32 N x C x H x W (already transformed) -> float32 N x classes logits."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self.name == "mindspore":
-            return native_logits(self.network, batch)
+            return native_logits(self.native(), batch)
         run = self._runs.get(batch.shape)
         if run is None:
             return self._first_batch(batch)
         return np.asarray(run(batch), dtype=np.float32)
+
+    def native(self) -> Any:
+        """The native forward, compiled once (:func:`compiled_forward`)."""
+        if self._native is None:
+            self._native = compiled_forward(self.network)
+        return self._native
 
     def export_file(self, shape: Tuple[int, ...]) -> str:
         """The cached ONNX export of the network for ``shape`` (written on first use)."""
@@ -207,7 +227,7 @@ class InferenceEngine:
         """Export and load for this shape, run, check against the native forward; under ``auto`` keep
         the faster of the engine and MindSpore for this shape."""
         shape = batch.shape
-        reference = native_logits(self.network, batch)
+        reference = native_logits(self.native(), batch)
         try:
             run = _SESSIONS[self.name](self.export_file(shape))
             out = np.asarray(run(batch), dtype=np.float32)
@@ -233,13 +253,13 @@ class InferenceEngine:
         _logger.info("engine %s matches at input %s (max |diff| %.3g, scale %.3g)", self.name, list(shape), diff, scale)
         chosen = self.name
         if self.requested == "auto":
-            native_s, engine_s = _race(lambda: native_logits(self.network, batch), lambda: run(batch))
+            native_s, engine_s = _race(lambda: native_logits(self.native(), batch), lambda: run(batch))
             _logger.info(
                 "input %s: MindSpore %.2f ms, %s %.2f ms per batch", list(shape), 1e3 * native_s, chosen, 1e3 * engine_s
             )
             if native_s < engine_s:
                 chosen, out = "mindspore", reference
-                run = lambda b: native_logits(self.network, b)  # noqa: E731
+                run = lambda b: native_logits(self.native(), b)  # noqa: E731
         self.choices[shape] = chosen
         self._runs[shape] = run
         return out
