@@ -171,6 +171,19 @@ def test_cli_engine_flag(trained, tmp_path):
     ]
 
 
+def test_the_native_forward_is_one_compiled_graph_with_the_networks_logits(trained):
+    import mindspore as ms
+
+    ms.set_context(mode=ms.PYNATIVE_MODE)  # MindSpore's default context: jit compiles the forward
+    predictor = Predictor(checkpoint_path=trained["ckpt"], engine="mindspore")
+    forward = predictor.engine.native()
+    assert forward is not predictor.network and forward is predictor.engine.native()  # compiled once
+    x = _batch(4)
+    np.testing.assert_array_equal(predictor.logits_of(x), predictor.network(ms.Tensor(x)).asnumpy())
+    ms.set_context(mode=ms.GRAPH_MODE)  # graph mode: the network is already compiled whole
+    assert engines.compiled_forward(predictor.network) is predictor.network
+
+
 def test_a_given_engine_instance_runs_mindspore_natively(trained):
     predictor = Predictor(checkpoint_path=trained["ckpt"], engine="mindspore")
     x = _batch(2)
