@@ -205,7 +205,12 @@ def main(argv=None) -> int:
             line += f", openvino {r['openvino']['median_ms']:.2f} ms"
         line += f", native {r['native']['median_ms']:.2f} ms; logits rel diff {r['predictor']['rel_diff']:.2e}"
         print(line, flush=True)
-    host["load_avg_end"] = list(os.getloadavg())
+        _write(args, host, start, results)  # after every case: a run stopped early keeps what it finished
+    return 0
+
+
+def _write(args, host: dict, start: str, results: dict) -> None:
+    host = dict(host, load_avg_end=list(os.getloadavg()))
     doc = {
         "benchmark": "bench_inference.py",
         "date_utc": start,
@@ -218,7 +223,6 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
-    return 0
 
 
 if __name__ == "__main__":
