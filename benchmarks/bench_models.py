@@ -242,7 +242,9 @@ class _MindSporeRunner:
         self.y = ms.Tensor(rng.integers(0, classes, batch).astype(np.int32))
         self.trainer = None
         if variant in ("visionzoo", "standard"):  # through visionzoo's trainer: the step cell it compiles
-            self.trainer = _visionzoo_trainer(model_name, batch, size, classes, mode)
+            from visionzoo.tasks.benchmark import training_trainer  # visionzoo-benchmark's training set-up
+
+            self.trainer = training_trainer(model_name, batch, size, classes, mode)
             self.model = self.trainer.network
             self.train_net = self.trainer.train_step
         else:
@@ -281,39 +283,6 @@ class _MindSporeRunner:
         return float(self.eval_net(self.x).asnumpy()[0, 0])
 
 
-def _visionzoo_trainer(model_name, batch, size, classes, mode):
-    """visionzoo's Trainer, set up for the same step as the others: SGD momentum 0.9, lr 0.01 constant,
-    no weight decay, no loss scale, float32."""
-    from visionzoo.config import load_config
-    from visionzoo.engine.trainer import Trainer
-
-    cfg = load_config(
-        None,
-        {
-            "model": model_name,
-            "dataset": "synthetic",
-            "num_samples": str(batch),
-            "num_classes": str(classes),
-            "image_resize": str(size),
-            "batch_size": str(batch),
-            "epoch_size": "100000",
-            "scheduler": "constant",
-            "warmup_epochs": "0",
-            "lr": "0.01",
-            "momentum": "0.9",
-            "weight_decay": "0",
-            "opt": "momentum",
-            "loss_scale_type": "none",
-            "amp_level": "O0",
-            "num_parallel_workers": "1",
-            "device_target": "CPU",
-            "mode": str(mode),
-            "ckpt_save_dir": os.path.join(os.path.expanduser("~"), ".cache", "vz_bench_models"),
-        },
-    )
-    return Trainer(cfg).setup()
-
-
 def _EvalNet(model):  # a separate top cell so that inference gets its own graph
     from mindspore import nn
 
@@ -329,6 +298,7 @@ def _EvalNet(model):  # a separate top cell so that inference gets its own graph
 
 
 def _peak_rss_mb() -> float:
+    # not visionzoo.tasks.benchmark's: importing visionzoo would set the oneDNN cap in the PyTorch worker too
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -544,19 +514,6 @@ def _spread(rounds) -> str:
     return f"{(max(rounds) - min(rounds)) / statistics.median(rounds):.0%}"
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=",".join(MODELS), help="comma list of: " + ", ".join(MODELS))
@@ -586,9 +543,11 @@ def main(argv=None) -> int:
 
     import mindspore as ms
 
+    from visionzoo.tasks.benchmark import cpu_model
+
     all_results = {}
     meta = {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "isa_flags": _isa_flags(),
         "cpus": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)),

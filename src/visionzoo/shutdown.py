@@ -115,6 +115,16 @@ def _flush_stdio() -> None:
             pass
 
 
+def _stop_idle_pool_workers() -> None:
+    """Wake idle ``ThreadPoolExecutor`` workers so that they end, as the interpreter's own shutdown does
+    before it joins threads (``concurrent.futures`` registers this with ``threading._register_atexit``).
+    Without it a pool that was never shut down (OpenVINO's telemetry starts one on import) is joined forever."""
+    pool = sys.modules.get("concurrent.futures.thread")
+    stop = getattr(pool, "_python_exit", None)
+    if stop is not None:
+        stop()
+
+
 def _flush_c_stdio() -> None:
     """``fflush(NULL)``: what native code (MindSpore's C++) buffered in C stdio, which ``os._exit`` would drop."""
     try:
@@ -126,6 +136,7 @@ def _flush_c_stdio() -> None:
 
 
 def _join_threads(timeout: Optional[float]) -> None:
+    _stop_idle_pool_workers()
     current = threading.current_thread()
     for thread in threading.enumerate():
         if thread is not current and not thread.daemon and thread.is_alive():

@@ -6,7 +6,9 @@ output is one JSON object: ``{"top1": ..., "top5": ..., "loss": ..., "num_sample
 ``--ckpt_path auto`` scores the best (else the latest) checkpoint in ckpt_save_dir. Works under msrun.
 ``--results_file PATH`` also writes that JSON object (with the checkpoint and recipe) to PATH, or
 appends it as one row to PATH when it ends in ``.csv`` (a header is written when the file is new).
-With ``--ema True`` a training checkpoint's EMA weights are scored.
+With ``--ema True`` a training checkpoint's EMA weights are scored. ``--engine`` runs the forward
+through ``auto`` (default: the fastest installed), ``mindspore``, ``onnxruntime`` or ``openvino``
+(see :mod:`visionzoo.tasks.engines`); the scores are the same.
 
 Precision: validation runs at ``val_amp_level`` (default O0, float32), never at the recipe's
 ``amp_level``, which is a training setting. ``--amp_level X`` typed on validate's own command line
@@ -24,20 +26,26 @@ from . import parse_cli, run_main, setup_logging
 
 __all__ = ["main", "entry"]
 
-USAGE = "-c RECIPE --ckpt_path CKPT|auto [--results_file out.json|out.csv] [--<key> <value> ...]"
+USAGE = (
+    "-c RECIPE --ckpt_path CKPT|auto [--results_file out.json|out.csv] "
+    "[--engine auto|mindspore|onnxruntime|openvino] [--<key> <value> ...]"
+)
 
 
 def main(argv: Sequence[str]) -> Optional[int]:
-    inv = parse_cli(argv, "visionzoo-validate", USAGE, flags=("results_file",))
+    inv = parse_cli(argv, "visionzoo-validate", USAGE, flags=("results_file", "engine"))
     setup_logging()
     from ..distributed import setup_context
+    from ..tasks.engines import choose_engine, engine_eval_step
     from ..tasks.validate import eval_precision, run_validation
 
     cfg = eval_precision(inv.cfg, inv.overrides)
+    engine = inv.flags.get("engine") or "auto"
+    choose_engine(engine, cfg.device_target)  # an unknown or missing engine fails before any work
     ctx = setup_context(cfg)  # under msrun the scheduler process serves the cluster here and exits
     if not ctx.is_main:  # rank 0 reports; the others only warn
         setup_logging(stderr_level=logging.WARNING)
-    result = run_validation(cfg)
+    result = run_validation(cfg, eval_step=engine_eval_step(engine, cfg.device_target))
     if ctx.is_main:
         top5 = "n/a (fewer than 5 classes)" if result["top5"] is None else f"{100 * result['top5']:.2f}%"
         sys.stdout.write(f"checkpoint: {result['checkpoint']} (val_amp_level {cfg.val_amp_level})\n")

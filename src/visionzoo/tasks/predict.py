@@ -35,6 +35,7 @@ from ..data.images import as_rgb_array, decode_file, list_images
 from ..data.transforms import decoded_eval
 from ..engine.build import build_network
 from ..errors import ConfigError
+from .engines import InferenceEngine
 from .validate import load_for_eval, resolve_checkpoint, with_tag_preprocessing
 
 __all__ = ["Predictor", "Prediction", "predict", "class_names_for", "config_for"]
@@ -172,6 +173,8 @@ class Predictor:
         checkpoint_path: weights to load strictly (a visionzoo or MindCV ``.ckpt``).
         class_names: names to report instead of the checkpoint's.
         batch_size: images per forward pass (default: the recipe's eval_batch_size or batch_size).
+        engine: ``auto`` (default: the fastest installed, see :mod:`visionzoo.tasks.engines`),
+            ``mindspore``, ``onnxruntime`` or ``openvino``.
         **overrides: recipe keys to change, e.g. ``val_amp_level="O2"``, ``image_resize=32``.
 
     With a weight tag (``model="vgg16_bn.tv_in1k"``, or ``pretrained=True``) the tag's input size,
@@ -186,6 +189,7 @@ class Predictor:
         checkpoint_path: Optional[str] = None,
         class_names: Optional[Sequence[str]] = None,
         batch_size: Optional[int] = None,
+        engine: str = "auto",
         **overrides: Any,
     ) -> None:
         from mindspore import nn
@@ -216,6 +220,7 @@ class Predictor:
                 )
             self.network = build_network(self.cfg, checkpoint_path="", amp_level=self.cfg.val_amp_level)
         self.network.set_train(False)
+        self.engine = InferenceEngine(self.network, engine, device_target=self.cfg.device_target)
         self.checkpoint_path = path
         self.num_classes = int(self.cfg.num_classes)
         if class_names is not None:
@@ -250,13 +255,8 @@ class Predictor:
 
     # -------------------------------------------------------------- forward
     def logits_of(self, batch: np.ndarray) -> np.ndarray:
-        """float32 N x C x H x W (already transformed) -> float32 N x num_classes logits."""
-        import mindspore as ms
-
-        out = self.network(ms.Tensor(np.ascontiguousarray(batch, dtype=np.float32)))
-        if isinstance(out, (tuple, list)):  # aux heads: the main logits come first
-            out = out[0]
-        return out.asnumpy().astype(np.float32)
+        """float32 N x C x H x W (already transformed) -> float32 N x num_classes logits, through the engine."""
+        return self.engine(batch)
 
     def _expand(self, images: Union[ImageLike, Iterable[ImageLike]]) -> Tuple[List[Any], List[str]]:
         """Sources and their display names; a folder expands to its images."""

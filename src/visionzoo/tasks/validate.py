@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import mindspore as ms
 from mindspore import nn
@@ -129,14 +129,16 @@ def write_results(path: str, result: Dict[str, Any], cfg: Config, recipe: Option
     return path
 
 
-def run_validation(cfg: Config) -> Dict[str, Any]:
+def run_validation(cfg: Config, eval_step: Optional[Callable[[nn.Cell, int], Any]] = None) -> Dict[str, Any]:
     """validate.py's work: score ``cfg.ckpt_path`` on the recipe's validation split over every sample
-    (with the weight tag's preprocessing where the recipe does not set its own)."""
+    (with the weight tag's preprocessing where the recipe does not set its own). ``eval_step(network,
+    topk)`` may give the evaluation step (validate.py's engine: :func:`visionzoo.tasks.engines.engine_eval_step`)."""
     cfg = with_tag_preprocessing(cfg)
     ctx = setup_context(cfg)
     path = resolve_checkpoint(cfg)
     bundle = build_dataset(cfg, "val", shard_id=ctx.rank, num_shards=ctx.group_size)
     network = load_for_eval(cfg, path)
-    result = evaluate(network, bundle.dataset, bundle.num_classes, ctx)
+    step = eval_step(network, min(5, bundle.num_classes)) if eval_step else None
+    result = evaluate(network, bundle.dataset, bundle.num_classes, ctx, step=step)
     result["checkpoint"] = path
     return result
