@@ -31,7 +31,7 @@ from typing import Callable, Dict, List, NamedTuple, Sequence
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 #: The Markdown files whose markers this script fills.
-DOCS = ("docs/*.md", "benchmarks/results/LOG.md", "README.md")
+DOCS = ("docs/*.md", "benchmarks/results/*.md", "README.md")
 COMMAND = "python benchmarks/summarize_results.py"
 
 MARKER = re.compile(
@@ -100,7 +100,8 @@ def _host(data: dict) -> str:
         if isinstance(block, dict) and ("cpu" in block or "cpu_model" in block):
             flags = block.get("isa_flags", block.get("cpu_flags", block.get("avx512")))
             cores = block.get("cpus", block.get("cores", block.get("threads")))
-            date = next((str(block[k]) for k in ("date", "started", "date_utc", "started_utc") if k in block), "?")
+            keys = ("date", "started", "date_utc", "started_utc")
+            date = next((str(src[k]) for src in (block, data) for k in keys if k in src), "?")
             date = date[:16].replace("T", " ")
             parts = [block.get("cpu", block.get("cpu_model"))]
             if flags is not None:
@@ -418,6 +419,35 @@ def cores_per_card_table(results: List[Result]) -> List[str]:
                 lines.append(
                     _row([f"`{recipe}`", f"{rate:,} ({source})", f"{min(train):,.0f}", f"{rate / min(train):.1f}"])
                 )
+    return lines
+
+
+@kind("inference")
+def inference_table(results: List[Result]) -> List[str]:
+    """bench_inference.py: the Predictor with its defaults against ONNX Runtime (2 threads) on the same
+    export, OpenVINO on it and the native forward in graph mode; median ms per batch."""
+    lines = _header(
+        "case | Predictor (engine chosen) | ONNX Runtime | OpenVINO | native MindSpore | "
+        "Predictor vs ONNX Runtime (>= 1.0x) | logits max diff / scale | load avg"
+    )
+    for result in results:
+        host = result.data["host"]
+        for r in result.data["results"].values():
+            p = r["predictor"]
+            lines.append(
+                _row(
+                    [
+                        f"{r['model']}@{r['image_size']} b{r['batch']}",
+                        f"{p['median_ms']:.1f} ms ({p['engine']})",
+                        f"{r['ort']['median_ms']:.1f} ms",
+                        f"{r['openvino']['median_ms']:.1f} ms",
+                        f"{r['native']['median_ms']:.1f} ms",
+                        f"**{r['predictor_vs_ort']:.2f}x**",
+                        f"{p['rel_diff']:.1e}",
+                        f"{host['load_avg'][0]:.1f}-{host['load_avg_end'][0]:.1f}",
+                    ]
+                )
+            )
     return lines
 
 
