@@ -26,9 +26,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_models import WorkerProcess  # noqa: E402  (one worker protocol for every side-by-side benchmark)
 
 # name -> (model, image size, classes, batch)
 CASES = {
@@ -117,29 +119,11 @@ def worker_main(args) -> None:
         _reply({"times": time_steps(step, int(rest[0]), 0)})
 
 
-class Worker:
+class Worker(WorkerProcess):
     def __init__(self, worker: str, case: str, args, onnx: str = "") -> None:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", worker, "--case", case]
         cmd += ["--warmup", str(args.warmup), "--onnx", onnx]
-        self.name = worker
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None if args.verbose else subprocess.DEVNULL,
-            text=True,
-        )
-
-    def read(self):
-        for line in self.proc.stdout:
-            if line.startswith("@@"):
-                return json.loads(line[2:])
-        raise RuntimeError(f"worker {self.name} died (exit code {self.proc.wait()}); rerun with --verbose")
-
-    def ask(self, line: str):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return self.read()
+        super().__init__(worker, cmd, args.verbose)
 
 
 def bench_case(case: str, args) -> dict:

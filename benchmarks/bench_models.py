@@ -395,7 +395,34 @@ def _reply(obj) -> None:
     sys.stdout.flush()
 
 
-class Worker:
+class WorkerProcess:
+    """A benchmark worker in its own process: commands on its stdin, ``@@``-prefixed JSON replies on its stdout
+    (bench_models.py and bench_inference.py)."""
+
+    def __init__(self, name: str, cmd, verbose: bool, env=None) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None if verbose else subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+
+    def read(self):
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+        raise RuntimeError(f"worker {self.name} died (exit code {self.proc.wait()}); rerun with --verbose")
+
+    def ask(self, line: str):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+
+class Worker(WorkerProcess):
     def __init__(self, variant, model, args):
         cmd = [
             sys.executable,
@@ -410,25 +437,7 @@ class Worker:
         if args.batch:
             cmd += ["--batch", str(args.batch)]
         self.variant = variant
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None if args.verbose else subprocess.DEVNULL,
-            text=True,
-            env=_variant_env(variant, args.isa_class),
-        )
-
-    def read(self):
-        for line in self.proc.stdout:
-            if line.startswith("@@"):
-                return json.loads(line[2:])
-        raise RuntimeError(f"worker {self.variant} died (exit code {self.proc.wait()}); rerun with --verbose")
-
-    def ask(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return self.read()
+        super().__init__(variant, cmd, args.verbose, env=_variant_env(variant, args.isa_class))
 
 
 def bench_model(model: str, variants, args) -> dict:
