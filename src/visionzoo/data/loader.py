@@ -321,11 +321,6 @@ def _source(cfg: Any, split: str) -> _Source:
         return _synthetic_source(cfg, split)
     if name == "imagenet":
         return _folder_source(cfg, split)
-    if name == "mnist":
-        raise DataError(
-            f"dataset 'mnist' is not supported by visionzoo; supported datasets: "
-            f"{', '.join(SUPPORTED_DATASETS)} (for a small demo use digits)"
-        )
     raise DataError(f"unknown dataset {name!r}; supported datasets: {', '.join(SUPPORTED_DATASETS)}")
 
 
