@@ -21,6 +21,10 @@ fast convolution               MindSpore hands oneDNN plain NCHW tensors,    ``V
 (CPU target)                   so convolutions run as im2col + GEMM; a C++   :func:`use_fast_conv`\\ ``(False)``
                                kernel lets oneDNN pick blocked layouts and
                                its direct kernels (~1.6x on VGG's convs)
+fused JPEG training images    MindSpore decodes without libjpeg-turbo's     ``VISIONZOO_FAST_DECODE=0`` or
+(host CPU, every device)       SIMD and runs each augmentation as its own    :func:`use_fast_decode`\\ ``(False)``
+                               op; one C++ call per batch (ops/images.py)
+                               decodes only the crop with SIMD and augments
 conv formulation tuning        each conv geometry and direction keeps the    ``VISIONZOO_CONV_TUNING=0``:
 (fast convolution)             fastest of its formulations (ops/conv.py      always oneDNN's blocked one
                                lists them), timed in its first call; they    (one formulation per layer);
@@ -137,6 +141,8 @@ def fast_ops_required() -> bool:
 FAST_POOL_ENV = "VISIONZOO_FAST_POOL"
 #: Environment switch for the fast CPU convolution ("0" turns it off).
 FAST_CONV_ENV = "VISIONZOO_FAST_CONV"
+#: Environment switch for the fused JPEG training images ("0" turns them off).
+FAST_DECODE_ENV = "VISIONZOO_FAST_DECODE"
 #: Environment switch for the fast convolution's tuning ("0": always oneDNN's blocked formulation).
 CONV_TUNING_ENV = "VISIONZOO_CONV_TUNING"
 #: Environment switch that leaves the process environment untouched on import.
@@ -144,7 +150,7 @@ NO_DEFAULTS_ENV = "VISIONZOO_NO_CPU_DEFAULTS"
 
 _applied: dict = {}
 _isa = IsaChoice(None, None, "other-arch")
-_overrides: dict = {"pool": None, "conv": None}  # use_fast_pool / use_fast_conv
+_overrides: dict = {"pool": None, "conv": None, "decode": None}  # use_fast_pool / _conv / _decode
 
 
 def _is_off(value: Optional[str]) -> bool:
@@ -241,6 +247,21 @@ def fast_pool_enabled() -> bool:
     MindSpore's ``device_target`` is ``"CPU"`` (Ascend and GPU keep the standard op).
     """
     return _fast_path_enabled("pool", FAST_POOL_ENV)
+
+
+def use_fast_decode(enabled: Optional[bool]) -> None:
+    """Force the fused JPEG training images on (True) or off (False) for datasets built from now on;
+    ``None`` restores the automatic choice (see :func:`fast_decode_enabled`)."""
+    _overrides["decode"] = enabled
+
+
+def fast_decode_enabled() -> bool:
+    """Whether JPEG-folder training pipelines built now use the fused kernels of
+    :mod:`visionzoo.ops.images`: the :func:`use_fast_decode` override, then ``VISIONZOO_FAST_DECODE=0``
+    (off), then on for every device target (the input pipeline runs on the host CPU)."""
+    if _overrides["decode"] is not None:
+        return _overrides["decode"]
+    return not _is_off(os.environ.get(FAST_DECODE_ENV))
 
 
 def use_fast_conv(enabled: Optional[bool]) -> None:

@@ -35,6 +35,7 @@ from .cifar import CIFAR10, CIFAR100, find_cifar_root, load_cifar
 from .digits import load_digits_split
 from .erasing import BatchEraser
 from .folder import EXTENSIONS, scan_image_folder
+from .jpeg_train import fused_jpeg_train
 from .mixup import BatchMixer
 from .synthetic import DEFAULT_NUM_SAMPLES, make_synthetic
 
@@ -292,7 +293,11 @@ def _folder_source(cfg: Any, split: str) -> _Source:
     split_name = cfg.train_split if split == "train" else cfg.val_split
     index = scan_image_folder(str(cfg.data_dir), split_name)
     mean, std = tf.resolve_mean_std(cfg, "imagenet")
-    ops = tf.imagenet_train(cfg, mean, std) if split == "train" else tf.imagenet_eval(cfg, mean, std)
+    fused = fused_jpeg_train(cfg, mean, std) if split == "train" else None
+    if fused is not None:
+        ops: List[Any] = [fused]
+    else:
+        ops = tf.imagenet_train(cfg, mean, std) if split == "train" else tf.imagenet_eval(cfg, mean, std)
 
     def make(sampler: ShardSampler, workers: int, batch_size: int, drop: bool) -> Any:
         dataset = ds.ImageFolderDataset(
@@ -302,6 +307,14 @@ def _folder_source(cfg: Any, split: str) -> _Source:
             sampler=sampler,
             num_parallel_workers=workers,
         )
+        if fused is not None:  # one C++ call a batch decodes and augments (data/jpeg_train.py)
+            return dataset.batch(
+                batch_size,
+                drop_remainder=drop,
+                per_batch_map=fused,
+                input_columns=["image", "label"],
+                num_parallel_workers=workers,
+            )
         # labels leave ImageFolderDataset as int32 already: no TypeCast map (a thread and a queue fewer)
         dataset = dataset.map(operations=ops, input_columns="image", num_parallel_workers=workers)
         return dataset.batch(batch_size, drop_remainder=drop)

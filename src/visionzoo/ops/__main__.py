@@ -17,12 +17,13 @@ from typing import Optional, Sequence
 
 
 def _build() -> int:
-    from . import conv, pooling
+    from . import conv, images, pooling
     from ._build import KernelBuildError
 
     try:
         pool = pooling._load(retry=True)
         lib = conv._load(retry=True)
+        jpeg = images._load(retry=True)
     except KernelBuildError as err:
         sys.stderr.write(f"error: {err}\n")
         return 1
@@ -30,6 +31,7 @@ def _build() -> int:
 
     sys.stdout.write(f"convolution kernels: {lib} (oneDNN ISA {conv.effective_isa(ctypes.CDLL(lib))})\n")
     sys.stdout.write(f"max pooling kernels: {pool}\n")
+    sys.stdout.write(f"JPEG training kernels: {jpeg}\n")
     return 0
 
 
@@ -37,7 +39,7 @@ def _clear() -> int:
     from .. import runtime
 
     root = runtime.cache_dir()
-    patterns = ("conv2d_cpu_*", "maxpool2d_cpu_*", "libdnnl_vz_*")
+    patterns = ("conv2d_cpu_*", "maxpool2d_cpu_*", "train_images_*", "libdnnl_vz_*")
     removed = [p for pat in patterns for p in glob.glob(os.path.join(root, pat))]
     for path in removed:
         os.remove(path)

@@ -1,0 +1,127 @@
+// libjpeg reports errors through error_exit, which must not return: it longjmps back to the call that
+// set it up. No object with a destructor lives between that setjmp and the library calls; buffers come
+// from libjpeg's own pool and are released by jpeg_destroy_decompress.
+#include "jpeg_region.h"
+
+#include <algorithm>
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+
+extern "C" {
+#include <jpeglib.h>
+}
+
+namespace vzimg {
+namespace {
+
+// Columns and rows decoded beyond the region on each side, so that the chroma upsampling of every
+// pixel inside it sees the same neighbours as in a whole-image decode (one iMCU is at most 16 pixels).
+constexpr int kMargin = 16;
+
+struct ErrorManager {
+  jpeg_error_mgr pub;
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void ExitOnError(j_common_ptr cinfo) {
+  auto *manager = reinterpret_cast<ErrorManager *>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, manager->message);
+  longjmp(manager->jump, 1);
+}
+
+// Warnings (a missing end marker, extraneous bytes) are not errors, as in MindSpore's and Pillow's
+// decoders; they are not printed either.
+void IgnoreMessage(j_common_ptr, int) {}
+
+void Copy(const char *message, char *err, size_t errlen) {
+  if (errlen > 0) std::snprintf(err, errlen, "%s", message);
+}
+
+bool DecodesToRgb(J_COLOR_SPACE space) { return space == JCS_YCbCr || space == JCS_GRAYSCALE || space == JCS_RGB; }
+
+bool IsJpeg(const uint8_t *data, size_t size) { return size >= 3 && data[0] == 0xFF && data[1] == 0xD8; }
+
+void Setup(jpeg_decompress_struct *cinfo, ErrorManager *manager) {
+  cinfo->err = jpeg_std_error(&manager->pub);
+  manager->pub.error_exit = ExitOnError;
+  manager->pub.emit_message = IgnoreMessage;
+  jpeg_create_decompress(cinfo);
+}
+
+}  // namespace
+
+int JpegSize(const uint8_t *data, size_t size, int *height, int *width, char *err, size_t errlen) {
+  if (!IsJpeg(data, size)) return kUnsupported;
+  jpeg_decompress_struct cinfo;
+  ErrorManager manager;
+  Setup(&cinfo, &manager);
+  if (setjmp(manager.jump)) {
+    Copy(manager.message, err, errlen);
+    jpeg_destroy_decompress(&cinfo);
+    return kCorrupt;
+  }
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  *height = static_cast<int>(cinfo.image_height);
+  *width = static_cast<int>(cinfo.image_width);
+  const bool rgb = DecodesToRgb(cinfo.jpeg_color_space);
+  jpeg_destroy_decompress(&cinfo);
+  return rgb ? kOk : kUnsupported;
+}
+
+int DecodeJpegRegion(const uint8_t *data, size_t size, int x, int y, int w, int h, uint8_t *out, char *err,
+                     size_t errlen) {
+  if (!IsJpeg(data, size)) return kUnsupported;
+  jpeg_decompress_struct cinfo;
+  ErrorManager manager;
+  Setup(&cinfo, &manager);
+  if (setjmp(manager.jump)) {
+    Copy(manager.message, err, errlen);
+    jpeg_destroy_decompress(&cinfo);
+    return kCorrupt;
+  }
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  if (!DecodesToRgb(cinfo.jpeg_color_space)) {
+    jpeg_destroy_decompress(&cinfo);
+    return kUnsupported;
+  }
+  const int width = static_cast<int>(cinfo.image_width), height = static_cast<int>(cinfo.image_height);
+  if (x < 0 || y < 0 || w < 1 || h < 1 || x + w > width || y + h > height) {
+    Copy("crop box outside the image", err, errlen);
+    jpeg_destroy_decompress(&cinfo);
+    return kCorrupt;
+  }
+  cinfo.out_color_space = JCS_RGB;
+  cinfo.dct_method = JDCT_ISLOW;
+  cinfo.do_fancy_upsampling = TRUE;
+  jpeg_start_decompress(&cinfo);
+  JDIMENSION left = static_cast<JDIMENSION>(std::max(0, x - kMargin));
+  JDIMENSION cols = static_cast<JDIMENSION>(std::min(width, x + w + kMargin)) - left;
+  if (cols < static_cast<JDIMENSION>(width)) jpeg_crop_scanline(&cinfo, &left, &cols);  // widens to iMCUs
+  const int top = std::max(0, y - kMargin);
+  if (top > 0) jpeg_skip_scanlines(&cinfo, static_cast<JDIMENSION>(top));
+  JSAMPARRAY line = (*cinfo.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&cinfo), JPOOL_IMAGE, cols * 3, 1);
+  const size_t offset = static_cast<size_t>(x - static_cast<int>(left)) * 3, row_bytes = static_cast<size_t>(w) * 3;
+  while (static_cast<int>(cinfo.output_scanline) < y + h) {
+    const int row = static_cast<int>(cinfo.output_scanline);
+    if (row >= y) {
+      JSAMPROW target = out + static_cast<size_t>(row - y) * row_bytes;
+      if (offset == 0 && cols * 3 == row_bytes) {
+        jpeg_read_scanlines(&cinfo, &target, 1);
+        continue;
+      }
+      jpeg_read_scanlines(&cinfo, line, 1);
+      std::memcpy(target, line[0] + offset, row_bytes);
+    } else {
+      jpeg_read_scanlines(&cinfo, line, 1);
+    }
+  }
+  jpeg_abort_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return kOk;
+}
+
+}  // namespace vzimg
