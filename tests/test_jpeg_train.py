@@ -367,3 +367,17 @@ def test_without_the_kernels_folder_training_falls_back_or_raises_under_require(
     monkeypatch.setenv(runtime.FAST_OPS_ENV, "require")
     with pytest.raises(KernelBuildError, match="jpeglib.h"):
         build_dataset(_cfg(folder), "train")
+
+
+def test_the_baseline_and_avx2_copies_of_the_kernels_compute_the_same_numbers(kernels, photos):
+    """The library's hot loops are compiled twice (x86-64 baseline and x86-64-v3, chosen at load time);
+    a build with one baseline copy only must give the same batch bit for bit."""
+    from visionzoo.ops._build import build_library
+
+    baseline = images.TrainImageKernels(build_library("train_images", link_args=(*images._FLAGS, "-DVZ_NO_CLONES")))
+    params = _params(hflip=0.5, vflip=0.5)
+    draws = np.random.default_rng(9).random((len(photos), images.DRAWS_PER_IMAGE))
+    a, b = (np.zeros((len(photos), 3, 224, 224), np.float32) for _ in range(2))
+    kernels.jpeg_batch(photos, draws, params, a)
+    baseline.jpeg_batch(photos, draws, params, b)
+    np.testing.assert_array_equal(a, b)

@@ -220,8 +220,13 @@ class TrainImageKernels:
         return out
 
 
+#: Extra compiler arguments: no fused multiply-adds but those the sources write (the AVX2 clones of the
+#: kernels must compute what MindSpore's OpenCV computes), and the system's libjpeg-turbo.
+_FLAGS = ("-ffp-contract=off", "-ljpeg")
+
+
 def _load(retry: bool = False) -> str:
-    return build_library("train_images", link_args=("-ljpeg",), what="JPEG training kernels", retry=retry)
+    return build_library("train_images", link_args=_FLAGS, what="JPEG training kernels", retry=retry)
 
 
 _library_path = load_once(_load)

@@ -2,7 +2,9 @@
 // batch from encoded images or from decoded pixels, and each step alone for the tests.
 // Statuses: 0 done, 1 unsupported (not a JPEG this decoder takes: the caller decodes it and passes
 // pixels), 2 corrupt (the decoder's message in err).
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "color_adjust.h"
@@ -34,10 +36,12 @@ int TrainJpeg(const uint8_t *data, int64_t size, const double *draws, const Trai
   if (status != vzimg::kOk) return status;
   const Box b = vzimg::CropBox(h, w, draws, p);
   thread_local std::vector<uint8_t> region;
-  region.resize(static_cast<size_t>(b.w) * b.h * 3);
-  status = vzimg::DecodeJpegRegion(data, static_cast<size_t>(size), b.x, b.y, b.w, b.h, region.data(), err, errlen);
+  region.resize(static_cast<size_t>(w) * b.h * 3);
+  size_t offset = 0, stride = 0;
+  status = vzimg::DecodeJpegRegion(data, static_cast<size_t>(size), b.x, b.y, b.w, b.h, region.data(), &offset, &stride,
+                                   err, errlen);
   if (status != vzimg::kOk) return status;
-  Finish(region.data(), b.h, b.w, b.w * 3, draws, p, out);
+  Finish(region.data() + offset, b.h, b.w, static_cast<int>(stride), draws, p, out);
   box[0] = b.x, box[1] = b.y, box[2] = b.w, box[3] = b.h;
   return vzimg::kOk;
 }
@@ -75,8 +79,18 @@ int VzJpegSize(const uint8_t *data, int64_t size, int32_t *hw, char *err, int er
   return status;
 }
 
+// The region's pixels packed into out (h x w x 3).
 int VzDecodeJpegRegion(const uint8_t *data, int64_t size, const int32_t *box, uint8_t *out, char *err, int errlen) {
-  return vzimg::DecodeJpegRegion(data, static_cast<size_t>(size), box[0], box[1], box[2], box[3], out, err, errlen);
+  int h = 0, w = 0;
+  int status = vzimg::JpegSize(data, static_cast<size_t>(size), &h, &w, err, errlen);
+  if (status != vzimg::kOk) return status;
+  std::vector<uint8_t> rows(static_cast<size_t>(w) * std::max(box[3], 0) * 3);
+  size_t offset = 0, stride = 0;
+  status = vzimg::DecodeJpegRegion(data, static_cast<size_t>(size), box[0], box[1], box[2], box[3], rows.data(), &offset,
+                                   &stride, err, errlen);
+  for (int r = 0; status == vzimg::kOk && r < box[3]; ++r)
+    std::memcpy(out + static_cast<size_t>(r) * box[2] * 3, rows.data() + offset + r * stride, static_cast<size_t>(box[2]) * 3);
+  return status;
 }
 
 void VzCropBox(int h, int w, const double *draws, const TrainParams *p, int32_t *box) {

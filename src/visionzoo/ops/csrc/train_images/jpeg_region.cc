@@ -71,8 +71,8 @@ int JpegSize(const uint8_t *data, size_t size, int *height, int *width, char *er
   return rgb ? kOk : kUnsupported;
 }
 
-int DecodeJpegRegion(const uint8_t *data, size_t size, int x, int y, int w, int h, uint8_t *out, char *err,
-                     size_t errlen) {
+int DecodeJpegRegion(const uint8_t *data, size_t size, int x, int y, int w, int h, uint8_t *out, size_t *offset,
+                     size_t *stride, char *err, size_t errlen) {
   if (!IsJpeg(data, size)) return kUnsupported;
   jpeg_decompress_struct cinfo;
   ErrorManager manager;
@@ -103,21 +103,13 @@ int DecodeJpegRegion(const uint8_t *data, size_t size, int x, int y, int w, int 
   if (cols < static_cast<JDIMENSION>(width)) jpeg_crop_scanline(&cinfo, &left, &cols);  // widens to iMCUs
   const int top = std::max(0, y - kMargin);
   if (top > 0) jpeg_skip_scanlines(&cinfo, static_cast<JDIMENSION>(top));
-  JSAMPARRAY line = (*cinfo.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&cinfo), JPOOL_IMAGE, cols * 3, 1);
-  const size_t offset = static_cast<size_t>(x - static_cast<int>(left)) * 3, row_bytes = static_cast<size_t>(w) * 3;
+  JSAMPARRAY skipped = (*cinfo.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&cinfo), JPOOL_IMAGE, cols * 3, 1);
+  *stride = static_cast<size_t>(cols) * 3;
+  *offset = static_cast<size_t>(x - static_cast<int>(left)) * 3;
   while (static_cast<int>(cinfo.output_scanline) < y + h) {
     const int row = static_cast<int>(cinfo.output_scanline);
-    if (row >= y) {
-      JSAMPROW target = out + static_cast<size_t>(row - y) * row_bytes;
-      if (offset == 0 && cols * 3 == row_bytes) {
-        jpeg_read_scanlines(&cinfo, &target, 1);
-        continue;
-      }
-      jpeg_read_scanlines(&cinfo, line, 1);
-      std::memcpy(target, line[0] + offset, row_bytes);
-    } else {
-      jpeg_read_scanlines(&cinfo, line, 1);
-    }
+    JSAMPROW target = row >= y ? out + static_cast<size_t>(row - y) * *stride : skipped[0];
+    jpeg_read_scanlines(&cinfo, &target, 1);
   }
   jpeg_abort_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);

@@ -14,8 +14,10 @@ enum Status : int { kOk = 0, kUnsupported = 1, kCorrupt = 2 };
 // to RGB here (CMYK, YCCK): the caller decodes it another way. kCorrupt: message in err.
 int JpegSize(const uint8_t *data, size_t size, int *height, int *width, char *err, size_t errlen);
 
-// Rows [y, y + h) and columns [x, x + w) of the decoded RGB image into out (h x w x 3, packed).
-int DecodeJpegRegion(const uint8_t *data, size_t size, int x, int y, int w, int h, uint8_t *out, char *err,
-                     size_t errlen);
+// Rows [y, y + h) of the decoded RGB image, at least columns [x, x + w), into out (room for h rows of
+// the whole image width: h x width x 3 bytes). The rows hold the iMCU columns around the region and
+// are *stride bytes apart; pixel (x, y) is at out + *offset. Nothing is copied after decoding.
+int DecodeJpegRegion(const uint8_t *data, size_t size, int x, int y, int w, int h, uint8_t *out, size_t *offset,
+                     size_t *stride, char *err, size_t errlen);
 
 }  // namespace vzimg

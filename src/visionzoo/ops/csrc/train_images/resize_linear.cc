@@ -1,5 +1,5 @@
 // Separable: each source row a destination row needs is resized horizontally once (32-bit sums scaled
-// by 2^11, one plane per channel), then two such rows are blended vertically into each output plane.
+// by 2^11), then two such rows are blended vertically and the result split into the output planes.
 #include "resize_linear.h"
 
 #include <algorithm>
@@ -37,15 +37,14 @@ Taps MakeTaps(int src, int dst, bool clamp_weights) {
   return t;
 }
 
-// One interleaved source row -> three planes of dw sums (scalar: gathers do not pay).
+// One interleaved source row -> dw interleaved RGB sums.
 void Horizontal(const uint8_t *row, const Taps &xs, int dw, int32_t *out) {
   const int32_t *i0 = xs.i0.data(), *i1 = xs.i1.data(), *w0 = xs.w0.data(), *w1 = xs.w1.data();
-  int32_t *r = out, *g = out + dw, *b = out + 2 * dw;
   for (int d = 0; d < dw; ++d) {
     const uint8_t *p = row + i0[d] * 3, *q = row + i1[d] * 3;
-    r[d] = p[0] * w0[d] + q[0] * w1[d];
-    g[d] = p[1] * w0[d] + q[1] * w1[d];
-    b[d] = p[2] * w0[d] + q[2] * w1[d];
+    out[3 * d] = p[0] * w0[d] + q[0] * w1[d];
+    out[3 * d + 1] = p[1] * w0[d] + q[1] * w1[d];
+    out[3 * d + 2] = p[2] * w0[d] + q[2] * w1[d];
   }
 }
 
@@ -57,13 +56,20 @@ VZ_CLONES void Vertical(const int32_t *a, const int32_t *b, int n, int32_t w0, i
   }
 }
 
+// One interleaved RGB row -> the same row of the three planes.
+void Deinterleave(const uint8_t *rgb, int w, uint8_t *r, uint8_t *g, uint8_t *b) {
+  for (int x = 0; x < w; ++x) r[x] = rgb[3 * x], g[x] = rgb[3 * x + 1], b[x] = rgb[3 * x + 2];
+}
+
 }  // namespace
 
 void ResizeLinear(const uint8_t *src, int sh, int sw, int src_stride, uint8_t *dst, int dh, int dw) {
   const Taps xs = MakeTaps(sw, dw, true), ys = MakeTaps(sh, dh, false);
   const size_t plane = static_cast<size_t>(dh) * dw;
-  std::vector<int32_t> rows(6 * static_cast<size_t>(dw));
-  int32_t *slot[2] = {rows.data(), rows.data() + 3 * dw};
+  const int n = 3 * dw;
+  std::vector<int32_t> rows(2 * static_cast<size_t>(n));
+  std::vector<uint8_t> line(n);
+  int32_t *slot[2] = {rows.data(), rows.data() + n};
   int held[2] = {-1, -1};  // the source row in each slot
   // The slot holding source row `want`, resizing it into the slot that does not hold `keep` if needed.
   auto fetch = [&](int want, int keep) -> const int32_t * {
@@ -77,8 +83,9 @@ void ResizeLinear(const uint8_t *src, int sh, int sw, int src_stride, uint8_t *d
   for (int d = 0; d < dh; ++d) {
     const int32_t *a = fetch(ys.i0[d], ys.i1[d]);
     const int32_t *b = fetch(ys.i1[d], ys.i0[d]);
-    for (int c = 0; c < 3; ++c)
-      Vertical(a + c * dw, b + c * dw, dw, ys.w0[d], ys.w1[d], dst + c * plane + static_cast<size_t>(d) * dw);
+    Vertical(a, b, n, ys.w0[d], ys.w1[d], line.data());
+    const size_t at = static_cast<size_t>(d) * dw;
+    Deinterleave(line.data(), dw, dst + at, dst + plane + at, dst + 2 * plane + at);
   }
 }
 

@@ -1,9 +1,11 @@
-// VZ_CLONES: compile a hot loop twice on x86-64, for the baseline and for AVX2, and pick one per CPU at
-// load time (GCC/Clang target_clones), so the library stays portable yet runs AVX2 where it can.
+// VZ_CLONES: compile a hot loop twice on x86-64, for the baseline and for x86-64-v3 (AVX2 and FMA), and
+// pick one per CPU at load time (GCC/Clang target_clones): the library stays portable yet runs AVX2
+// where it can. The library is compiled with -ffp-contract=off (visionzoo/ops/images.py), so no
+// multiply-add is fused unless written as std::fma: both copies compute the same numbers.
 #pragma once
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(VZ_NO_CLONES)
-#define VZ_CLONES __attribute__((target_clones("avx2", "default")))
+#define VZ_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define VZ_CLONES
 #endif
