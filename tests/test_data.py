@@ -429,3 +429,35 @@ def test_set_epoch_gives_each_epoch_its_own_reproducible_order():
     e0, e1, e2 = first_labels(0), first_labels(1), first_labels(2)
     assert len({tuple(e0), tuple(e1), tuple(e2)}) == 3
     assert first_labels(1) == e1 and first_labels(0) == e0
+
+
+def _mindspore_sampler_orders(n: int, seed: int, epochs: int):
+    """What MindSpore's own RandomSampler reads in each epoch: an index-only pipeline, one row per epoch."""
+    import mindspore.dataset as ds
+
+    previous = ds.config.get_seed()
+    ds.config.set_seed(seed)
+    try:
+        source = ds.NumpySlicesDataset(np.arange(n, dtype=np.int64), column_names=["i"], sampler=ds.RandomSampler())
+        iterator = source.batch(n).create_tuple_iterator(num_epochs=epochs, output_numpy=True)
+        orders = []
+        for _ in range(epochs):
+            orders.append(next(iterator)[0])
+            for _ in iterator:  # ends the epoch (an epoch is that one row)
+                pass
+        return orders
+    finally:
+        ds.config.set_seed(previous)
+
+
+@pytest.mark.parametrize(
+    "n,seed", [(1, 0), (2, 3), (10, 0), (11, 7), (232, 0), (1000, 2**32 - 1), (50000, 11), (70000, 7)]
+)
+def test_sampler_order_is_mindspores_random_sampler_order(n, seed):
+    from visionzoo.data.sampler_order import random_sampler_order
+
+    epochs = 2 if n > 10000 else 3
+    theirs = _mindspore_sampler_orders(n, seed, epochs)
+    for epoch in reversed(range(epochs)):  # later epochs first: the cache restarts from epoch 0
+        np.testing.assert_array_equal(random_sampler_order(n, seed, epoch), theirs[epoch], err_msg=f"epoch {epoch}")
+    np.testing.assert_array_equal(random_sampler_order(n, seed, epochs - 1), theirs[-1])

@@ -3,14 +3,16 @@
 Sharding is done by :class:`ShardSampler`, one sampler for every source:
 
 * train: each epoch's order is the permutation MindSpore's ``RandomSampler`` draws for that epoch
-  under dataset seed ``cfg.seed`` (:func:`native_permutation`: MindCV's order, the same on every
-  rank), pads it by repeating its head to a multiple of ``num_shards`` (so every rank runs the same
-  number of steps), and gives rank ``k`` the positions ``k::num_shards``.
+  under dataset seed ``cfg.seed`` (:func:`~visionzoo.data.sampler_order.random_sampler_order`:
+  MindCV's order, the same on every rank), pads it by repeating its head to a multiple of
+  ``num_shards`` (so every rank runs the same number of steps), and gives rank ``k`` the positions
+  ``k::num_shards``.
 * val: no shuffle, no padding: rank ``k`` gets the indices ``k::num_shards``, so across ranks every
   sample is scored exactly once (MindSpore's DistributedSampler would repeat samples to even out
   shards).
 
-Random augmentations draw from MindSpore's dataset seed, which :func:`build_dataset` sets to
+Random augmentations draw from numpy generators seeded from ``cfg.seed``, the shard and the epoch
+(batch ops, folder training) or from MindSpore's dataset seed, which :func:`build_dataset` sets to
 ``cfg.seed + shard_id`` when building a train split (``mindspore.dataset.config.set_seed``, a
 process-wide setting read when a pipeline is built), so a pipeline is reproducible given the seed.
 """
@@ -37,6 +39,7 @@ from .erasing import BatchEraser
 from .folder import EXTENSIONS, scan_image_folder
 from .jpeg_train import fused_jpeg_train
 from .mixup import BatchMixer
+from .sampler_order import random_sampler_order
 from .synthetic import DEFAULT_NUM_SAMPLES, make_synthetic
 
 __all__ = ["DatasetBundle", "build_dataset", "ShardSampler", "SUPPORTED_DATASETS", "choose_workers"]
@@ -103,43 +106,6 @@ def _augmenter_seed(base: int, epoch: int, k: int) -> int:
     return base + 7919 * epoch + 101 * (k + 1)
 
 
-def native_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The order of ``n`` samples in ``epoch`` (0-based) that MindSpore's ``RandomSampler`` gives under
-    dataset seed ``seed``: what ``ImageFolderDataset(shuffle=True)``, and so MindCV, reads.
-
-    Computed by running a sampler over an index-only dataset (ints, no images); the dataset seed is
-    restored afterwards. Permutations are kept per (n, seed) for the last epoch asked, so consecutive
-    epochs cost one epoch of integers each.
-    """
-    key = (int(n), int(seed))
-    state = _NATIVE_ORDERS.get(key)
-    if state is None or state["next"] > epoch:
-        previous = ds.config.get_seed()
-        ds.config.set_seed(int(seed))
-        try:
-            source = ds.NumpySlicesDataset(np.arange(n, dtype=np.int64), column_names=["i"], sampler=ds.RandomSampler())
-            whole = source.batch(max(int(n), 1))  # one row per epoch
-            iterator = whole.create_tuple_iterator(num_epochs=-1, output_numpy=True)
-        finally:
-            ds.config.set_seed(previous)
-        state = {"iterator": iterator, "next": 0, "last": None}
-        _NATIVE_ORDERS.clear()  # one sequence at a time: memory stays at one epoch of indices
-        _NATIVE_ORDERS[key] = state
-    while state["next"] <= epoch:
-        state["last"] = next(state["iterator"])[0].astype(np.int64)
-        for _ in state["iterator"]:  # ends the epoch (an epoch is that one row)
-            pass
-        state["next"] += 1
-    return state["last"].copy()
-
-
-_NATIVE_ORDERS: dict = {}
-#: Training sets up to this size are read in MindSpore's RandomSampler order (MindCV's); the index-only
-#: pipeline that computes it costs ~0.1 s per epoch per 1,000 samples on 2 busy cores (ImageNet-1k:
-#: ~110 s per epoch), so larger sets use a numpy permutation of (seed, epoch) instead.
-NATIVE_ORDER_MAX = 200_000
-
-
 class ShardSampler(ds.Sampler):
     """This rank's share of ``indices``; train reshuffles every epoch from ``(seed, epoch)``.
 
@@ -182,12 +148,9 @@ class ShardSampler(ds.Sampler):
         """The indices this shard reads in ``epoch`` (0-based)."""
         order = self.indices
         if self.shuffle:
-            if order.size > NATIVE_ORDER_MAX:  # see NATIVE_ORDER_MAX
-                order = order[np.random.default_rng([self.seed, epoch]).permutation(order.size)]
-            else:
-                if self._cached is None or self._cached[0] != epoch:
-                    self._cached = (epoch, native_permutation(order.size, self.seed, epoch))
-                order = order[self._cached[1]]
+            if self._cached is None or self._cached[0] != epoch:
+                self._cached = (epoch, random_sampler_order(order.size, self.seed, epoch))
+            order = order[self._cached[1]]
         if self.pad:
             total = math.ceil(order.size / self.num_shards) * self.num_shards
             if total > order.size:

@@ -6,7 +6,9 @@ result is the same number). The ``*_train`` lists are random; the ``*_eval`` lis
 
 What was chosen for speed (measured with benchmarks/bench_pipeline.py, figures in docs/data.md):
 
-* train on folders decodes only the crop (``RandomCropDecodeResize``, MindCV's op: the same crop box
+* train on folders normally runs no op list at all: one C++ call a batch (:mod:`visionzoo.data.jpeg_train`);
+  :func:`imagenet_train` is the list for recipes it does not cover and machines without its kernels;
+* that list decodes only the crop (``RandomCropDecodeResize``, MindCV's op: the same crop box
   as ``Decode`` + ``RandomResizedCrop`` under the same seed, the same pixels but for a few at the crop's
   edge, where the JPEG decoder's chroma upsampling sees no neighbours);
 * eval on folders decodes with Pillow (:class:`~visionzoo.data.decode.PilDecode`: the same pixels as
