@@ -451,6 +451,34 @@ def inference_table(results: List[Result]) -> List[str]:
     return lines
 
 
+@kind("benchmark")
+def benchmark_table(results: List[Result]) -> List[str]:
+    """``visionzoo-benchmark --json``: per model, task, engine and batch: img/s, the median and p10-p90
+    step time, the first call and the peak resident memory."""
+    lines = _header("model | task | engine | batch | img/s | median ms | p10-p90 ms | first call s | peak RSS MiB")
+    for result in results:
+        if "rows" not in result.data or "host" not in result.data:
+            raise TableError(f"{result.name}: not a visionzoo-benchmark --json file (no 'host'/'rows')")
+        for r in result.data["rows"]:
+            head = [f"{r['model']}@{r['image_size']}", r["task"], r["engine"], r["batch"]]
+            if r["error"]:
+                lines.append(_row(head + [f"failed: {r['error']}", "", "", "", ""]))
+                continue
+            lines.append(
+                _row(
+                    head
+                    + [
+                        f"{r['img_per_s']:,.1f}",
+                        f"{r['median_ms']:.2f}",
+                        f"{r['p10_ms']:.2f}-{r['p90_ms']:.2f}",
+                        f"{r['first_call_s']:.2f}",
+                        f"{r['peak_rss_mb']:,.0f}",
+                    ]
+                )
+            )
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------- markers
 
 
