@@ -381,3 +381,38 @@ def test_the_baseline_and_avx2_copies_of_the_kernels_compute_the_same_numbers(ke
     kernels.jpeg_batch(photos, draws, params, a)
     baseline.jpeg_batch(photos, draws, params, b)
     np.testing.assert_array_equal(a, b)
+
+
+_RUN = """
+import sys
+from visionzoo.cli import run_main
+from visionzoo.config import Config
+from visionzoo.data import build_dataset
+
+def main(argv):
+    cfg = Config(dataset="imagenet", data_dir=argv[0], num_classes=2, image_resize=32, batch_size=4, seed=0,
+                 num_parallel_workers=1)
+    bundle = build_dataset(cfg, "train")
+    bundle.set_epoch(0)
+    for _ in bundle.dataset.create_tuple_iterator(num_epochs=1):
+        pass
+
+run_main(main, sys.argv[1:])
+"""
+
+
+def test_a_damaged_jpeg_ends_a_command_with_one_line_and_status_2(tmp_path, photos):
+    import subprocess
+    import sys
+
+    for cls in range(2):
+        os.makedirs(tmp_path / "train" / f"c{cls}")
+        for i in range(3):
+            photos[i].tofile(str(tmp_path / "train" / f"c{cls}" / f"{i}.jpg"))
+    _headers_only(photos[3]).tofile(str(tmp_path / "train" / "c1" / "3.jpg"))  # head and tail intact: not skipped
+    run = subprocess.run([sys.executable, "-c", _RUN, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: a training image does not decode: image ")
+    assert lines[0].endswith("; remove or replace the damaged file")

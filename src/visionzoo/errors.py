@@ -9,7 +9,7 @@ text. ``str(error)`` is the one-line form the command-line scripts print (then e
 
 from __future__ import annotations
 
-from typing import Optional, TypeVar
+from typing import List, NoReturn, Optional, TypeVar
 
 __all__ = [
     "VisionZooError",
@@ -20,6 +20,8 @@ __all__ = [
     "ModelError",
     "TrainingDiverged",
     "CheckpointNotFoundError",
+    "raise_in_pipeline",
+    "pipeline_error",
 ]
 
 _E = TypeVar("_E", bound="VisionZooError")
@@ -78,3 +80,22 @@ class ModelError(VisionZooError, KeyError):
 
 class TrainingDiverged(VisionZooError, RuntimeError):
     """The loss became non-finite; the message names the step and the last good checkpoint."""
+
+
+_PIPELINE_ERRORS: List[VisionZooError] = []
+
+
+def raise_in_pipeline(error: VisionZooError) -> NoReturn:
+    """Raise a user error from inside a dataset callback (a map or batch function).
+
+    MindSpore reports it to the consumer as its own ``RuntimeError`` with a call stack; the error is
+    kept here as well, so that the command-line scripts report it as the one line it is (exit 2)
+    instead of that text (:func:`pipeline_error`).
+    """
+    _PIPELINE_ERRORS.append(error)
+    raise error
+
+
+def pipeline_error() -> Optional[VisionZooError]:
+    """The first user error raised inside a dataset callback in this process, if any."""
+    return _PIPELINE_ERRORS[0] if _PIPELINE_ERRORS else None

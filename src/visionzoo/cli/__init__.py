@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, NoReturn, Optional, Sequence, Tuple
 
 from ..config import ALIASES, KEYS, Config, Key, help_text, load_config, parse_scalar
-from ..errors import ConfigError, VisionZooError
+from ..errors import ConfigError, VisionZooError, pipeline_error
 from ..shutdown import TERMINATED_EXIT_CODE, Terminated, finish_process, install_sigterm_handler
 
 __all__ = ["run_main", "parse_cli", "parse_args", "Invocation", "setup_logging", "format_error"]
@@ -165,6 +165,10 @@ def run_main(main: Callable[[Sequence[str]], Optional[int]], argv: Optional[Sequ
         sys.stderr.write(f"{_rank_prefix()}terminated (SIGTERM)\n")
         _exit(TERMINATED_EXIT_CODE)
     except Exception as e:  # noqa: BLE001  a data-parallel rank says who failed and where to look
+        user_error = pipeline_error()  # a user error inside the input pipeline, wrapped by MindSpore
+        if user_error is not None:
+            sys.stderr.write(f"error: {_rank_prefix()}{format_error(user_error)}{_rank_log_note()}\n")
+            _exit(2)
         if not _rank_prefix():
             traceback.print_exc()  # an unexpected error in one process: the full traceback, as Python prints it
             _exit(1)

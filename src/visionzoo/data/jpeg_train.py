@@ -20,7 +20,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import runtime
-from ..errors import DataError
+from ..errors import DataError, raise_in_pipeline
 from ..ops import images
 from .decode import PilDecode
 
@@ -51,7 +51,9 @@ class FusedJpegTrain:
         try:
             status, _ = self.kernels.jpeg_batch(encoded, draws, self.params, out)
         except ValueError as err:
-            raise DataError(f"a training image does not decode: {err}; remove or replace the damaged file") from None
+            raise_in_pipeline(
+                DataError(f"a training image does not decode: {err}", hint="remove or replace the damaged file")
+            )
         for i in np.flatnonzero(status == images.UNSUPPORTED):  # PNG, BMP, CMYK JPEG
             self.kernels.pixels(self._decode(encoded[i]), draws[i], self.params, out[i])
         return out, np.asarray(labels, dtype=np.int32).reshape(n)
