@@ -429,3 +429,16 @@ def test_a_resumed_epoch_skipping_batches_sees_the_uninterrupted_batches(folder)
     for (a, la), (b, lb) in zip(whole[1:], resumed):
         np.testing.assert_array_equal(la, lb)
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_binding_refuses_buffers_the_kernels_would_overrun(kernels, photos):
+    params = _params(size=32)
+    draws = np.zeros((2, images.DRAWS_PER_IMAGE))
+    for bad in (np.zeros((2, 3, 32, 31), np.float32), np.zeros((2, 3, 32, 32), np.float64),
+                np.zeros((2, 32, 32, 3), np.float32).transpose(0, 3, 1, 2)):  # fmt: skip
+        with pytest.raises(TypeError, match="out must be"):
+            kernels.jpeg_batch(photos[:2], draws, params, bad)
+    with pytest.raises(TypeError, match="draws must have shape"):
+        kernels.jpeg_batch(photos[:2], draws[:1], params, np.zeros((2, 3, 32, 32), np.float32))
+    with pytest.raises(TypeError, match="pixels must be"):
+        kernels.pixels(np.zeros((8, 8), np.uint8), draws[0], params, np.zeros((3, 32, 32), np.float32))

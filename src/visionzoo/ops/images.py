@@ -94,6 +94,23 @@ def _ptr(array: np.ndarray, kind):
     return array.ctypes.data_as(kind)
 
 
+def _check_out(out: np.ndarray, shape: Tuple[int, ...]) -> None:
+    """The kernels write ``shape`` float32 values at ``out``'s address: refuse anything else (TypeError: a
+    caller's mistake, unlike the ValueError of an image that does not decode)."""
+    if out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous or not out.flags.writeable:
+        raise TypeError(
+            f"out must be a writeable C-contiguous float32 array of shape {shape}, got {out.dtype} {out.shape}"
+        )
+
+
+def _draws(draws: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """``draws`` as contiguous float64 of ``shape`` (the kernels read that many values)."""
+    draws = np.ascontiguousarray(draws, dtype=np.float64)
+    if draws.shape != shape:
+        raise TypeError(f"draws must have shape {shape}, got {draws.shape}")
+    return draws
+
+
 class TrainImageKernels:
     """The loaded library's entry points, with numpy in and out."""
 
@@ -140,13 +157,14 @@ class TrainImageKernels:
         Images with status :data:`UNSUPPORTED` are left for :meth:`pixels`. A corrupt image raises
         ``ValueError`` with the decoder's message and its index."""
         n = len(images)
+        _check_out(out, (n, 3, params.out_h, params.out_w))
         images = [np.ascontiguousarray(a, dtype=np.uint8) for a in images]
         pointers = (ctypes.c_void_p * n)(*(a.ctypes.data for a in images))
         sizes = np.array([a.size for a in images], dtype=np.int64)
         status = np.zeros(n, dtype=np.int32)
         boxes = np.zeros((n, 4), dtype=np.int32)
         err = ctypes.create_string_buffer(_ERR)
-        draws = np.ascontiguousarray(draws, dtype=np.float64)
+        draws = _draws(draws, (n, DRAWS_PER_IMAGE))
         bad = self.lib.VzTrainJpegBatch(
             n, pointers, _ptr(sizes, _i64p), _ptr(draws, _f64p), ctypes.byref(params), _ptr(out, _f32p),
             _ptr(status, _i32p), _ptr(boxes, _i32p), err, _ERR,
@@ -158,7 +176,10 @@ class TrainImageKernels:
     def pixels(self, rgb: np.ndarray, draws: np.ndarray, params: TrainParams, out: np.ndarray) -> np.ndarray:
         """One decoded uint8 H x W x 3 image -> ``out`` (float32 3 x H' x W'); returns the box (x, y, w, h)."""
         rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-        draws = np.ascontiguousarray(draws, dtype=np.float64)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise TypeError(f"pixels must be H x W x 3, got shape {rgb.shape}")
+        _check_out(out, (3, params.out_h, params.out_w))
+        draws = _draws(draws, (DRAWS_PER_IMAGE,))
         box = np.zeros(4, dtype=np.int32)
         self.lib.VzTrainPixels(
             _ptr(rgb, _u8p), rgb.shape[0], rgb.shape[1], _ptr(draws, _f64p), ctypes.byref(params),
@@ -186,7 +207,8 @@ class TrainImageKernels:
         return out
 
     def crop_box(self, height: int, width: int, draws: np.ndarray, params: TrainParams) -> Tuple[int, int, int, int]:
-        draws = np.ascontiguousarray(draws, dtype=np.float64)
+        """RandomResizedCrop's box (x, y, w, h) for a ``height`` x ``width`` image and one image's draws."""
+        draws = _draws(draws, (DRAWS_PER_IMAGE,))
         box = np.zeros(4, dtype=np.int32)
         self.lib.VzCropBox(int(height), int(width), _ptr(draws, _f64p), ctypes.byref(params), _ptr(box, _i32p))
         return tuple(int(v) for v in box)
