@@ -20,9 +20,7 @@ __all__ = [
     "ModelError",
     "TrainingDiverged",
     "CheckpointNotFoundError",
-    "raise_in_pipeline",
-    "pipeline_error",
-]
+]  # the error classes; raise_in_pipeline and pipeline_error below are the input pipeline's plumbing
 
 _E = TypeVar("_E", bound="VisionZooError")
 
