@@ -442,3 +442,12 @@ def test_the_binding_refuses_buffers_the_kernels_would_overrun(kernels, photos):
         kernels.jpeg_batch(photos[:2], draws[:1], params, np.zeros((2, 3, 32, 32), np.float32))
     with pytest.raises(TypeError, match="pixels must be"):
         kernels.pixels(np.zeros((8, 8), np.uint8), draws[0], params, np.zeros((3, 32, 32), np.float32))
+
+
+def test_a_damaged_png_stops_with_the_same_data_error(kernels, photos):
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(png, format="PNG")
+    damaged = np.frombuffer(png.getvalue()[:60] + b"\\0" * 40 + png.getvalue()[-12:], dtype=np.uint8)
+    info = type("Info", (), {"get_batch_num": lambda self: 0})()
+    with pytest.raises(DataError, match="^a training image does not decode: image 1 of the batch: "):
+        FusedJpegTrain(kernels, _params(size=32))([photos[0], damaged], [0, 1], info)

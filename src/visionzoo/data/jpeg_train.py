@@ -50,13 +50,19 @@ class FusedJpegTrain:
         out = np.empty((n, 3, self.params.out_h, self.params.out_w), dtype=np.float32)
         try:
             status, _ = self.kernels.jpeg_batch(encoded, draws, self.params, out)
+            for i in np.flatnonzero(status == images.UNSUPPORTED):  # PNG, BMP, CMYK JPEG
+                self.kernels.pixels(self._pillow(encoded[i], i), draws[i], self.params, out[i])
         except ValueError as err:
             raise_in_pipeline(
                 DataError(f"a training image does not decode: {err}", hint="remove or replace the damaged file")
             )
-        for i in np.flatnonzero(status == images.UNSUPPORTED):  # PNG, BMP, CMYK JPEG
-            self.kernels.pixels(self._decode(encoded[i]), draws[i], self.params, out[i])
         return out, np.asarray(labels, dtype=np.int32).reshape(n)
+
+    def _pillow(self, data: np.ndarray, index: int) -> np.ndarray:
+        try:
+            return self._decode(data)
+        except OSError as err:  # Pillow's word for a file it cannot read
+            raise ValueError(f"image {index} of the batch: {err}") from None
 
 
 def _jitter_range(value: float) -> Tuple[float, float]:
