@@ -14,7 +14,6 @@ same seed gives the same batches whatever ``num_parallel_workers`` is; the epoch
 
 from __future__ import annotations
 
-import logging
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -25,8 +24,6 @@ from ..ops import images
 from .decode import PilDecode
 
 __all__ = ["FusedJpegTrain", "fused_jpeg_train"]
-
-_logger = logging.getLogger(__name__)
 
 
 class FusedJpegTrain:

@@ -1,4 +1,4 @@
-// Up to max_attempts tries: area fraction uniform in [scale_lo, scale_hi], aspect exp(uniform in
+// Up to kMaxAttempts tries: area fraction uniform in [scale_lo, scale_hi], aspect exp(uniform in
 // [log ratio_lo, log ratio_hi]), width round(sqrt(area * aspect)), height round(width / aspect), each at
 // least 1; the first box that fits is placed uniformly at an integer offset. Otherwise the whole image
 // clamped to the ratio range, centred (MindSpore's fallback).
@@ -19,8 +19,7 @@ int UniformInt(double u, int n) {  // an integer in [0, n] from u in [0, 1)
 Box CropBox(int h, int w, const double *draws, const TrainParams &p) {
   const double area = static_cast<double>(h) * w;
   const double log_lo = std::log(p.ratio_lo), log_hi = std::log(p.ratio_hi);
-  const int attempts = std::min(p.max_attempts, kMaxAttempts);
-  for (int i = 0; i < attempts; ++i) {
+  for (int i = 0; i < kMaxAttempts; ++i) {
     const double *u = draws + kDrawBox + 4 * i;
     const double scale = p.scale_lo + u[0] * (p.scale_hi - p.scale_lo);
     const double aspect = std::exp(log_lo + u[1] * (log_hi - log_lo));

@@ -5,7 +5,7 @@
 
 namespace vzimg {
 
-// The crop box of an h x w image from the draws at kDrawBox (p.max_attempts of them).
+// The crop box of an h x w image from the draws at kDrawBox (kMaxAttempts of them).
 Box CropBox(int h, int w, const double *draws, const TrainParams &p);
 
 }  // namespace vzimg

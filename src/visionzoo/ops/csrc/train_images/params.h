@@ -10,7 +10,6 @@ namespace vzimg {
 struct TrainParams {
   double scale_lo, scale_hi;  // RandomResizedCrop's area fraction range
   double ratio_lo, ratio_hi;  // ... and width / height range
-  int32_t max_attempts;       // box draws before the centre-crop fallback (MindSpore: 10)
   int32_t out_h, out_w;       // output size
   double hflip_p, vflip_p;    // flip probabilities
   double jitter_lo[3];        // brightness, contrast, saturation factor ranges [lo, hi];
@@ -20,7 +19,7 @@ struct TrainParams {
 
 enum Adjust : int { kBrightness = 0, kContrast = 1, kSaturation = 2, kHue = 3 };
 
-constexpr int kMaxAttempts = 10;
+constexpr int kMaxAttempts = 10;  // box draws before the centred fallback (MindSpore's)
 // Per image: 4 per box attempt (scale, log-ratio, x, y), 2 flips, 4 keys of the colour adjustments'
 // random order (MindSpore shuffles brightness, contrast, saturation and hue), 3 factors.
 constexpr int kDrawBox = 0;
